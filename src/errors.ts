@@ -1,0 +1,105 @@
+import { STATUS_CODES } from 'node:http';
+
+/**
+ * The one error vocabulary of the sidecar. Each code says what the caller sees (a problem+json
+ * answer, or nothing yet) and what happens to the JetStream message: `answer` publishes the
+ * problem and acks (giving up on the work), `retry` hands the work back to the queue (nak) so
+ * another attempt, here or on another worker, can run it.
+ */
+export const errorCodes = {
+  INVALID_INVOCATION: { disposition: 'answer', status: 400, family: 'worker', detail: 'Malformed invocation message' },
+  REQUEST_EXPIRED: { disposition: 'answer', status: 500, family: 'worker', detail: 'Internal error while making inference request' },
+  ASSET_DOWNLOAD_FAILED: { disposition: 'answer', status: 500, family: 'worker', detail: 'Internal error while downloading assets' },
+  PREPARE_FAILED: { disposition: 'answer', status: 500, family: 'worker', detail: 'Internal error while preparing for inference' },
+  REQUEST_BODY_FAILED: { disposition: 'answer', status: 500, family: 'worker', detail: 'Internal error while making inference request' },
+  INFERENCE_CONNECTION: { disposition: 'answer', status: 500, family: 'connection', detail: 'Inference connection error while making inference request' },
+  RESPONSE_UNSUPPORTED: { disposition: 'answer', status: 500, family: 'worker', detail: 'Internal error while making inference request' },
+  DEADLINE_EXCEEDED: { disposition: 'answer', status: 504, family: 'worker', detail: 'Inference did not finish before the request deadline' },
+  CANCELLED: { disposition: 'answer', status: 500, family: 'worker', detail: 'The request was cancelled before inference finished' },
+  CONTAINER_UNHEALTHY: { disposition: 'retry', status: 503, family: 'worker', detail: 'The inference container is not healthy' },
+  DRAINING: { disposition: 'retry', status: 503, family: 'worker', detail: 'The worker is shutting down' },
+  PUBLISH_FAILED: { disposition: 'retry', status: 503, family: 'worker', detail: 'The result could not be published' },
+} as const;
+
+export type ErrorCode = keyof typeof errorCodes;
+export type Disposition = 'answer' | 'retry';
+
+export class SidecarError extends Error {
+  override name = 'SidecarError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+
+  get disposition(): Disposition {
+    return errorCodes[this.code].disposition;
+  }
+}
+
+export function isSidecarError(err: unknown, code?: ErrorCode): err is SidecarError {
+  return err instanceof SidecarError && (code === undefined || err.code === code);
+}
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  requestId?: string;
+}
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+function titleOf(status: number): string {
+  return STATUS_CODES[status] ?? 'Error';
+}
+
+function slug(title: string): string {
+  return title.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+}
+
+/** The problem NVCF's worker reports for a failure on the worker side of the call. */
+export function problemForError(err: SidecarError, requestId?: string): Problem {
+  const spec = errorCodes[err.code];
+  const prefix = spec.family === 'connection' ? 'urn:inference-connection' : 'urn:nvcf-worker-service';
+  const generic = spec.status === 500 ? 'internal-server-error' : slug(titleOf(spec.status));
+  return {
+    type: `${prefix}:problem-details:${generic}`,
+    title: titleOf(spec.status),
+    status: spec.status,
+    // The caller gets the contract's wording plus the specific reason, which names the fix.
+    detail: err.message && err.message !== spec.detail ? `${spec.detail}: ${err.message}` : spec.detail,
+    ...(requestId ? { requestId } : {}),
+  };
+}
+
+/**
+ * Compatibility mode: a container answer of 400 or more becomes problem+json with the
+ * container's status; `detail` is the string in its `{"error": ...}` body, else "Inference error".
+ */
+export function problemForContainer(status: number, body: Uint8Array, requestId?: string): Problem {
+  const title = titleOf(status);
+  return {
+    type: `urn:inference-service:problem-details:${slug(title)}`,
+    title,
+    status,
+    detail: containerErrorDetail(body) ?? 'Inference error',
+    ...(requestId ? { requestId } : {}),
+  };
+}
+
+function containerErrorDetail(body: Uint8Array): string | undefined {
+  if (body.length === 0) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
+    const error = parsed && typeof parsed === 'object' ? (parsed as { error?: unknown }).error : undefined;
+    if (typeof error === 'string' && error.length > 0) return error;
+    if (error !== undefined && error !== null && typeof error === 'object') return JSON.stringify(error);
+  } catch {
+    // Not JSON: the contract says the generic detail applies.
+  }
+  return undefined;
+}

@@ -1,0 +1,187 @@
+import { chmod, mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { JetStreamClient, JetStreamManager, JsMsg } from 'nats';
+import type { CancelRegistry } from './cancels.js';
+import type { WorkerConfig } from './config.js';
+import { SidecarError, problemForError } from './errors.js';
+import type { ContainerClient } from './forward.js';
+import { containerRequestHeaders, wantsPassThrough } from './headers.js';
+import type { Logger } from './log.js';
+import type { Outcome, WorkerMetrics } from './metrics.js';
+import { DEFAULT_REQUEST_LIFETIME_MS, EXPIRY_GRACE_MS, FrameError, decodeInvocation, replyAddressOf, type Invocation } from './protocol.js';
+import { ResponsePublisher, alreadyAnswered } from './publish.js';
+import { publishProblem, relayCompatible, relayStream, type Relayed } from './respond.js';
+
+export interface HandlerDeps {
+  config: WorkerConfig;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  container: ContainerClient;
+  cancels: CancelRegistry;
+  log: Logger;
+  metrics: WorkerMetrics;
+  bodyLimit: number;
+}
+
+/** How long an unstarted request waits before another delivery when it is handed back. */
+export const RETRY_DELAY_MS = 1_000;
+
+export type HandledOutcome = Outcome | 'returned';
+
+/**
+ * One delivery from the work queue, start to end: decode, guard, prepare, call the container,
+ * relay its answer, then settle the message. Ack follows the final response's publish ack, so a
+ * crash anywhere before it leaves the message to be delivered again.
+ */
+export async function handleDelivery(msg: JsMsg, deps: HandlerDeps): Promise<HandledOutcome> {
+  const attempt = msg.info.deliveryCount;
+  let invocation: Invocation;
+  let body: Uint8Array;
+  try {
+    ({ meta: invocation, body } = decodeInvocation(msg.data));
+    if (invocation.functionVersionId.toLowerCase() !== deps.config.functionVersionId) {
+      throw new FrameError(`invalid invocation: it names function version ${invocation.functionVersionId}, this worker serves ${deps.config.functionVersionId}`, invocation);
+    }
+  } catch (err) {
+    await answerMalformed(msg, err as Error, deps);
+    return 'malformed';
+  }
+
+  const log = deps.log.child({ requestId: invocation.requestId, attempt });
+  if (attempt > 1) {
+    deps.metrics.redeliveries.inc();
+    if (await alreadyAnswered(deps.jsm, invocation.replyTo)) {
+      log.info('request was already answered by an earlier delivery; acknowledging without running it again');
+      msg.ack();
+      return 'duplicate';
+    }
+  }
+
+  const publisher = new ResponsePublisher(deps.js, { replyTo: invocation.replyTo, requestId: invocation.requestId, workerId: deps.config.workerId, attempt }, deps.bodyLimit);
+  const controller = deps.cancels.start(invocation.requestId);
+  const deadline = invocation.deadline ?? invocation.requestTime + DEFAULT_REQUEST_LIFETIME_MS;
+  const timer = setTimeout(() => controller.abort(new SidecarError('DEADLINE_EXCEEDED', `the deadline passed ${Math.round((deadline - invocation.requestTime) / 1000)}s after the request was accepted`)), Math.max(0, deadline - Date.now()));
+  const dirs = requestDirs(deps.config, invocation.requestId);
+  try {
+    const relayed = await run(invocation, body, publisher, controller.signal, dirs, deps, log);
+    msg.ack();
+    log.info({ status: relayed.status, mode: relayed.mode }, 'request finished');
+    return relayed.mode === 'problem' ? 'container_error' : 'ok';
+  } catch (err) {
+    const reason = asSidecarError(err, controller.signal);
+    if (publisher.done) {
+      // The caller already has the final answer; only bookkeeping after it failed.
+      msg.ack();
+      log.warn({ err: reason.message }, 'request answered, then failed while finishing');
+      return 'ok';
+    }
+    if (reason.disposition === 'retry') {
+      msg.nak(reason.code === 'DRAINING' ? 0 : RETRY_DELAY_MS);
+      deps.metrics.naks.inc({ reason: reason.code.toLowerCase() });
+      log.warn({ code: reason.code, err: reason.message }, 'request handed back to the queue');
+      return 'returned';
+    }
+    log.warn({ code: reason.code, err: reason.message }, 'request failed; answering with a problem');
+    try {
+      await publishProblem(publisher, problemForError(reason, invocation.requestId));
+    } catch (publishErr) {
+      msg.nak(RETRY_DELAY_MS);
+      deps.metrics.naks.inc({ reason: 'publish_failed' });
+      log.error({ err: (publishErr as Error).message }, 'could not publish the problem; handed the request back');
+      return 'returned';
+    }
+    msg.ack();
+    if (reason.code === 'CANCELLED') deps.metrics.cancellations.inc();
+    return reason.code === 'REQUEST_EXPIRED' ? 'expired' : reason.code === 'CANCELLED' ? 'cancelled' : 'failed';
+  } finally {
+    clearTimeout(timer);
+    deps.cancels.finish(invocation.requestId);
+    await Promise.all([rm(dirs.assets, { recursive: true, force: true }), rm(dirs.output, { recursive: true, force: true })]).catch((err: Error) =>
+      log.warn({ err: err.message }, 'could not remove the request directories'),
+    );
+  }
+}
+
+async function run(
+  invocation: Invocation,
+  body: Uint8Array,
+  publisher: ResponsePublisher,
+  signal: AbortSignal,
+  dirs: { assets: string; output: string },
+  deps: HandlerDeps,
+  log: Logger,
+): Promise<Relayed> {
+  const startedAt = Date.now();
+  const windowEnd = invocation.requestTime + invocation.pollSeconds * 1000;
+  if (startedAt - windowEnd > EXPIRY_GRACE_MS) {
+    throw new SidecarError('REQUEST_EXPIRED', `the request waited ${((startedAt - invocation.requestTime) / 1000).toFixed(1)}s for a worker, past its ${invocation.pollSeconds}s poll window`);
+  }
+  deps.metrics.queueWait.observe(Math.max(0, startedAt - invocation.requestTime) / 1000);
+  signal.throwIfAborted();
+  if (invocation.assets.length > 0) {
+    throw new SidecarError('ASSET_DOWNLOAD_FAILED', 'input assets are not supported by this worker version');
+  }
+  try {
+    await mkdir(dirs.output, { recursive: true, mode: 0o777 });
+    // mkdir's mode is filtered by the umask; the container may run as another user.
+    await chmod(dirs.output, 0o777);
+  } catch (err) {
+    throw new SidecarError('PREPARE_FAILED', `could not create the output directory: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
+  }
+
+  const passThrough = wantsPassThrough(invocation.headers, deps.config.passThroughAlways);
+  const { config } = deps;
+  const headers = containerRequestHeaders(
+    invocation.headers,
+    {
+      requestId: invocation.requestId,
+      subject: invocation.subject,
+      ncaId: invocation.ncaId,
+      functionName: config.functionName,
+      functionId: config.functionId,
+      functionVersionId: config.functionVersionId,
+      assetDir: dirs.assets,
+      largeOutputDir: dirs.output,
+      maxResponseSizeBytes: invocation.maxResponseSizeBytes,
+      ...config.pod,
+      assetIds: invocation.assets.map((a) => a.assetId),
+      pollSecondsLeft: Math.max(0, Math.floor((windowEnd - startedAt) / 1000)),
+    },
+    !passThrough,
+  );
+  log.debug({ method: invocation.method, path: invocation.path, passThrough }, 'calling the container');
+  const answer = await deps.container.call({
+    method: invocation.method,
+    path: invocation.path,
+    headers,
+    body: invocation.bodyUrl ? { url: invocation.bodyUrl } : body,
+    signal,
+  });
+  const relayed = passThrough
+    ? await relayStream(answer, publisher)
+    : await relayCompatible(answer, publisher, { requestId: invocation.requestId, maxResponseSizeBytes: invocation.maxResponseSizeBytes, outputDir: dirs.output });
+  deps.metrics.inference.observe((Date.now() - startedAt) / 1000);
+  return relayed;
+}
+
+function requestDirs(config: WorkerConfig, requestId: string) {
+  // The request id is a validated UUID, so these joins cannot leave the base directories.
+  return { assets: join(config.assetDir, requestId), output: join(config.responseDir, requestId) };
+}
+
+function asSidecarError(err: unknown, signal: AbortSignal): SidecarError {
+  if (signal.aborted && signal.reason instanceof SidecarError) return signal.reason;
+  if (err instanceof SidecarError) return err;
+  return new SidecarError('PREPARE_FAILED', (err as Error)?.message ?? String(err), { cause: err });
+}
+
+async function answerMalformed(msg: JsMsg, err: Error, deps: HandlerDeps): Promise<void> {
+  const address = err instanceof FrameError ? replyAddressOf(err.partial) : undefined;
+  deps.log.warn({ seq: msg.seq, subject: msg.subject, err: err.message, answered: Boolean(address) }, 'malformed invocation message; terminating it');
+  if (address) {
+    const publisher = new ResponsePublisher(deps.js, { ...address, workerId: deps.config.workerId, attempt: msg.info.deliveryCount }, deps.bodyLimit);
+    const problem = problemForError(new SidecarError('INVALID_INVOCATION', err.message), address.requestId);
+    await publishProblem(publisher, problem).catch((publishErr: Error) => deps.log.error({ err: publishErr.message }, 'could not publish the malformed-message problem'));
+  }
+  msg.term();
+}

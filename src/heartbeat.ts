@@ -1,0 +1,64 @@
+import type { KV, NatsConnection } from 'nats';
+import type { Logger } from './log.js';
+import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_STALE_MS, PROTOCOL_VERSION, streams, type WorkerState } from './protocol.js';
+
+export type WorkerStateName = WorkerState['state'];
+
+export interface HeartbeatSource {
+  state(): { state: WorkerStateName; message?: string | undefined; inFlight: number };
+}
+
+/**
+ * Keeps this worker's state record fresh in the `nvcf_workers` bucket, from which the gateway
+ * computes function status (ACTIVE, DEPLOYING, ERROR, INACTIVE). The bucket's TTL removes the
+ * record of a worker that died without saying so.
+ */
+export class Heartbeat {
+  private kv: KV | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly identity: Pick<WorkerState, 'workerId' | 'functionId' | 'functionVersionId' | 'functionName' | 'ncaId'> & { capacity: number },
+    private readonly source: HeartbeatSource,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    this.kv = await this.nc.jetstream().views.kv(streams.workers, { history: 1, ttl: HEARTBEAT_STALE_MS * 4 });
+    await this.beat();
+    this.timer = setInterval(() => void this.beat(), HEARTBEAT_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  /** Writes the record now, for state changes the gateway should see at once. */
+  async beat(): Promise<void> {
+    if (!this.kv) return;
+    const { state, message, inFlight } = this.source.state();
+    const record: WorkerState = {
+      v: PROTOCOL_VERSION,
+      ...this.identity,
+      state,
+      ...(message ? { message } : {}),
+      inFlight,
+      updatedAt: Date.now(),
+    };
+    try {
+      await this.kv.put(this.key, JSON.stringify(record));
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not write the worker state record');
+    }
+  }
+
+  /** Removes the record on a clean exit: a stopped worker does not count toward any state. */
+  async stop(finalBeat = false): Promise<void> {
+    clearInterval(this.timer);
+    if (!this.kv) return;
+    if (finalBeat) return void (await this.beat());
+    await this.kv.delete(this.key).catch(() => undefined);
+  }
+
+  private get key(): string {
+    return `${this.identity.functionVersionId}.${this.identity.workerId}`;
+  }
+}

@@ -1,0 +1,122 @@
+import { readFileSync } from 'node:fs';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  RetentionPolicy,
+  StorageType,
+  connect,
+  credsAuthenticator,
+  nanos,
+  type ConnectionOptions,
+  type JetStreamManager,
+  type NatsConnection,
+} from 'nats';
+import { FRAME_OVERHEAD_BYTES, streams, subjects } from './protocol.js';
+
+export interface NatsSettings {
+  servers: readonly string[];
+  token?: string | undefined;
+  user?: string | undefined;
+  pass?: string | undefined;
+  credsFile?: string | undefined;
+}
+
+/** Connect and keep reconnecting for ever: a NATS restart must not end a worker or a gateway. */
+export async function connectNats(settings: NatsSettings, name: string): Promise<NatsConnection> {
+  const options: ConnectionOptions = {
+    servers: [...settings.servers],
+    name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    waitOnFirstConnect: true,
+    timeout: 5_000,
+  };
+  if (settings.token) options.token = settings.token;
+  if (settings.user) Object.assign(options, { user: settings.user, pass: settings.pass });
+  if (settings.credsFile) options.authenticator = credsAuthenticator(readFileSync(settings.credsFile));
+  return connect(options);
+}
+
+export interface WorkQueueSettings {
+  ackWaitMs: number;
+  maxDeliver: number;
+  /** Queue depth at which publishing fails, which the gateway turns into 429. */
+  maxMessages?: number;
+}
+
+async function exists(probe: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await probe();
+    return true;
+  } catch (err) {
+    if (/not found/i.test((err as Error).message)) return false;
+    throw err;
+  }
+}
+
+/**
+ * Create the work-queue stream and shared consumer of a function version unless they exist.
+ * Workers and gateways both call this; whichever comes first creates, and an existing setup
+ * (perhaps tuned by an operator) is left as it is.
+ */
+export async function ensureWorkQueue(jsm: JetStreamManager, functionVersionId: string, settings: WorkQueueSettings): Promise<void> {
+  const stream = streams.work(functionVersionId);
+  if (!(await exists(() => jsm.streams.info(stream)))) {
+    await addIgnoringRace(() =>
+      jsm.streams.add({
+        name: stream,
+        subjects: [subjects.workFilter(functionVersionId)],
+        retention: RetentionPolicy.Workqueue,
+        storage: StorageType.File,
+        discard: DiscardPolicy.New,
+        max_msgs: settings.maxMessages ?? 100_000,
+        max_msgs_per_subject: 1,
+        duplicate_window: nanos(120_000),
+      }),
+    );
+  }
+  if (!(await exists(() => jsm.consumers.info(stream, streams.workConsumer)))) {
+    await addIgnoringRace(() =>
+      jsm.consumers.add(stream, {
+        durable_name: streams.workConsumer,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        ack_wait: nanos(settings.ackWaitMs),
+        max_deliver: settings.maxDeliver,
+        // Several workers fetch at once, each for its free slots.
+        max_waiting: 4096,
+      }),
+    );
+  }
+}
+
+/** The stream every response lands in, kept for `retentionMs` so a gateway can come back for it. */
+export async function ensureResults(jsm: JetStreamManager, retentionMs: number): Promise<void> {
+  if (await exists(() => jsm.streams.info(streams.results))) return;
+  await addIgnoringRace(() =>
+    jsm.streams.add({
+      name: streams.results,
+      subjects: [...streams.resultsSubjects],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      max_age: nanos(retentionMs),
+      duplicate_window: nanos(Math.min(120_000, retentionMs)),
+    }),
+  );
+}
+
+/** Two processes starting together both try to create; the loser sees "already in use". */
+async function addIgnoringRace(add: () => Promise<unknown>): Promise<void> {
+  try {
+    await add();
+  } catch (err) {
+    if (!/already in use|already exists/i.test((err as Error).message)) throw err;
+  }
+}
+
+/** The largest body one frame may carry on this server. */
+export function frameBodyLimit(nc: NatsConnection): number {
+  const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
+  return Math.max(16 * 1024, maxPayload - FRAME_OVERHEAD_BYTES);
+}

@@ -1,0 +1,119 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { JetStreamClient, JetStreamManager } from 'nats';
+import { SidecarError } from './errors.js';
+import { encodeFrame, streams, subjects, type HeaderList, type ResponseKind, type ResponseMetaInput } from './protocol.js';
+
+/** How long a durable publish keeps retrying through a NATS outage before giving up. */
+const PUBLISH_RETRY_MS = 60_000;
+/** Unacknowledged publishes allowed per stream of chunks; bounds memory, keeps the pipe full. */
+const PUBLISH_WINDOW = 32;
+
+export interface ResponseAddress {
+  replyTo: string;
+  requestId: string;
+  workerId: string;
+  attempt: number;
+}
+
+/** True when some earlier run of this request already published its final response. */
+export async function alreadyAnswered(jsm: JetStreamManager, replyTo: string): Promise<boolean> {
+  try {
+    await jsm.streams.getMessage(streams.results, { last_by_subj: subjects.response(replyTo, 'final') });
+    return true;
+  } catch (err) {
+    if (/no message found|not found/i.test((err as Error).message)) return false;
+    throw err;
+  }
+}
+
+/**
+ * Publishes the responses of one request run, in the order the protocol promises: progress
+ * until the final; head and numbered chunks before the final that counts them; one final.
+ * Every publish waits for JetStream's ack (the gateway may be away) and carries a message id,
+ * so a retry after a lost ack is dropped by the stream instead of doubling a result.
+ */
+export class ResponsePublisher {
+  private pending: Promise<void>[] = [];
+  private chunkCount = 0;
+  private finished = false;
+
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly address: ResponseAddress,
+    private readonly bodyLimit: number,
+  ) {}
+
+  get done(): boolean {
+    return this.finished;
+  }
+
+  /** Best effort by design: a newer progress report supersedes a lost one. */
+  async progress(percentComplete: number, headers: HeaderList, body: Uint8Array): Promise<void> {
+    if (this.finished) return;
+    await this.send('progress', { kind: 'progress', percentComplete, headers }, body, undefined, 0);
+  }
+
+  async head(status: number, headers: HeaderList): Promise<void> {
+    await this.send('head', { kind: 'head', status, headers }, undefined, this.msgId('head'));
+  }
+
+  /** Queues body bytes as chunk messages; resolves once the publish window has room again. */
+  async chunk(bytes: Uint8Array): Promise<void> {
+    for (let offset = 0; offset < bytes.length; offset += this.bodyLimit) {
+      const index = this.chunkCount++;
+      const piece = bytes.subarray(offset, offset + this.bodyLimit);
+      const sent = this.send('chunk', { kind: 'chunk', index }, piece, this.msgId(`c${index}`));
+      sent.catch(() => undefined); // Observed when the window is settled below.
+      this.pending.push(sent);
+      if (this.pending.length >= PUBLISH_WINDOW) await this.pending.shift();
+    }
+  }
+
+  /** The final of a buffered response: inline when it fits one frame, else chunks first. */
+  async final(status: number, headers: HeaderList, body: Uint8Array = new Uint8Array(0)): Promise<void> {
+    if (body.length > this.bodyLimit) await this.chunk(body);
+    const inline = this.chunkCount === 0 ? body : undefined;
+    await this.finish({ kind: 'final', status, headers, chunks: this.chunkCount, streamed: false }, inline);
+  }
+
+  /** The final of a streamed (pass-through) response: marks the end of its chunks. */
+  async endStream(status: number, headers: HeaderList, error?: string): Promise<void> {
+    await this.finish({ kind: 'final', status, headers, chunks: this.chunkCount, streamed: true, ...(error ? { error } : {}) });
+  }
+
+  private async finish(meta: Omit<ResponseMetaInput & { kind: 'final' }, 'v' | 'requestId' | 'workerId' | 'attempt'>, body?: Uint8Array): Promise<void> {
+    const window = this.pending;
+    this.pending = [];
+    await Promise.all(window);
+    await this.send('final', meta, body, `${this.address.requestId}.final`);
+    this.finished = true;
+  }
+
+  private msgId(part: string): string {
+    return `${this.address.requestId}.${this.address.attempt}.${part}`;
+  }
+
+  private async send(
+    kind: ResponseKind,
+    meta: Record<string, unknown>,
+    body: Uint8Array | undefined,
+    msgID: string | undefined,
+    retryForMs = PUBLISH_RETRY_MS,
+  ): Promise<void> {
+    const { replyTo, requestId, workerId, attempt } = this.address;
+    const frame = encodeFrame({ v: 1, requestId, workerId, attempt, ...meta }, body);
+    const subject = subjects.response(replyTo, kind);
+    const giveUpAt = Date.now() + retryForMs;
+    for (let wait = 100; ; wait = Math.min(wait * 2, 2_000)) {
+      try {
+        await this.js.publish(subject, frame, msgID ? { msgID } : undefined);
+        return;
+      } catch (err) {
+        if (Date.now() + wait > giveUpAt) {
+          throw new SidecarError('PUBLISH_FAILED', `publishing the ${kind} response failed: ${(err as Error).message}`, { cause: err });
+        }
+        await sleep(wait);
+      }
+    }
+  }
+}

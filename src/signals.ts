@@ -1,0 +1,35 @@
+import type { Logger } from './log.js';
+
+/**
+ * The only place that listens to the process. The first SIGTERM or SIGINT starts a graceful
+ * stop; a second one means "now": exit 1 at once. An error nobody caught also ends the process
+ * with 1, after logging it, because state after it cannot be trusted.
+ */
+export function installSignalHandlers(onFirstSignal: (signal: NodeJS.Signals) => void, log: Logger): () => void {
+  let received = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (received) {
+      log.warn({ signal }, 'second signal; exiting now');
+      log.flush?.();
+      process.exit(1);
+    }
+    received = true;
+    log.info({ signal }, 'signal received; shutting down gracefully (send it again to exit at once)');
+    onFirstSignal(signal);
+  };
+  const onFatal = (err: unknown) => {
+    log.fatal({ err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'uncaught error; exiting');
+    log.flush?.();
+    process.exit(1);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('uncaughtException', onFatal);
+  process.on('unhandledRejection', onFatal);
+  return () => {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    process.off('uncaughtException', onFatal);
+    process.off('unhandledRejection', onFatal);
+  };
+}

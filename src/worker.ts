@@ -1,0 +1,240 @@
+import { appendFile, chmod, mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { NatsConnection, Subscription } from 'nats';
+import { closeServer, createHealthServer, createMetricsServer, listen } from './admin.js';
+import { CancelRegistry } from './cancels.js';
+import type { WorkerConfig } from './config.js';
+import { SidecarError } from './errors.js';
+import { ContainerClient } from './forward.js';
+import { handleDelivery, RETRY_DELAY_MS } from './handle.js';
+import { HealthMonitor, waitUntilHealthy } from './health.js';
+import { Heartbeat, type WorkerStateName } from './heartbeat.js';
+import { Intake, type GateState } from './intake.js';
+import type { Logger } from './log.js';
+import { createWorkerMetrics } from './metrics.js';
+import { connectNats, ensureResults, ensureWorkQueue, frameBodyLimit } from './nats.js';
+import { streams, subjects } from './protocol.js';
+
+/**
+ * The worker's life: starting → waiting for the container → running ⇄ unhealthy → draining →
+ * stopped (or failed). Every transition goes through setState, which logs it and tells the
+ * heartbeat. This file wires the stages; each stage lives in its own module.
+ */
+export type LifecycleState = 'starting' | 'waiting' | 'running' | 'unhealthy' | 'draining' | 'stopped' | 'failed';
+
+export interface DrainReport {
+  finished: number;
+  returned: number;
+  aborted: number;
+}
+
+export class Worker {
+  private stateNow: LifecycleState = 'starting';
+  private nc: NatsConnection | undefined;
+  private intake: Intake | undefined;
+  private monitor: HealthMonitor | undefined;
+  private heartbeat: Heartbeat | undefined;
+  private cancelSub: Subscription | undefined;
+  private readonly servers: Server[] = [];
+  private readonly metrics = createWorkerMetrics();
+  private readonly cancels = new CancelRegistry();
+  private readonly container: ContainerClient;
+  private readonly stopRequested = new AbortController();
+  private natsConnected = false;
+  private finishedWhileDraining = 0;
+  private failure: string | undefined;
+  /** Ports actually bound, for tests and logs (0 in the config means "pick one"). */
+  readonly ports = { health: 0, metrics: 0 };
+
+  constructor(
+    private readonly config: WorkerConfig,
+    private readonly log: Logger,
+  ) {
+    this.container = new ContainerClient(config.inference.origin, config.concurrency);
+    this.metrics.capacity.set(config.concurrency);
+  }
+
+  get state(): LifecycleState {
+    return this.stateNow;
+  }
+
+  /** Runs until stopped; resolves with the process exit code. */
+  async run(): Promise<number> {
+    try {
+      await this.startAdmin();
+      await this.prepareDirectories();
+      await this.connect();
+      this.setState('waiting');
+      const failure = await waitUntilHealthy(this.config.health, this.stopRequested.signal, this.log);
+      if (failure && !this.stopRequested.signal.aborted) return await this.fail(`the inference container did not become healthy within ${this.config.health.readyTimeoutMs / 1000}s: ${failure}`);
+      if (!this.stopRequested.signal.aborted) this.startServing();
+      const stop = this.stopRequested.signal;
+      if (!stop.aborted) await new Promise((resolve) => stop.addEventListener('abort', resolve, { once: true }));
+      const report = await this.drain();
+      this.log.info(report, 'drained; exiting');
+      return 0;
+    } catch (err) {
+      return await this.fail(`worker failed: ${(err as Error).message}`);
+    } finally {
+      await this.close();
+    }
+  }
+
+  /** First signal: stop taking work, finish what runs, then exit 0. */
+  requestStop(): void {
+    this.stopRequested.abort();
+  }
+
+  notReadyReasons(): string[] {
+    const reasons: string[] = [];
+    if (this.stateNow !== 'running') reasons.push(`worker is ${this.stateNow}`);
+    if (this.monitor && !this.monitor.healthy) reasons.push('inference container is unhealthy');
+    if (!this.natsConnected) reasons.push('not connected to NATS');
+    return reasons;
+  }
+
+  private setState(next: LifecycleState, detail?: string): void {
+    if (next === this.stateNow) return;
+    this.log.info({ from: this.stateNow, to: next, ...(detail ? { detail } : {}) }, 'worker state');
+    this.stateNow = next;
+    void this.heartbeat?.beat();
+  }
+
+  private async startAdmin(): Promise<void> {
+    const health = createHealthServer(this);
+    const metrics = createMetricsServer(this.metrics.registry);
+    this.servers.push(health, metrics);
+    this.ports.health = await listen(health, this.config.healthPort);
+    this.ports.metrics = await listen(metrics, this.config.metricsPort);
+    this.log.info({ healthPort: this.ports.health, metricsPort: this.ports.metrics }, 'admin listening');
+  }
+
+  private async prepareDirectories(): Promise<void> {
+    for (const dir of [this.config.assetDir, this.config.responseDir]) {
+      await mkdir(dir, { recursive: true, mode: 0o777 });
+      // Shared with the container, which may run as another user.
+      await chmod(dir, 0o777).catch(() => undefined);
+    }
+  }
+
+  private async connect(): Promise<void> {
+    const nc = await connectNats(this.config.nats, `nvcf-worker ${this.config.workerId}`);
+    this.nc = nc;
+    this.natsConnected = true;
+    void this.watchConnection(nc);
+    const jsm = await nc.jetstreamManager();
+    await ensureWorkQueue(jsm, this.config.functionVersionId, this.config.nats);
+    await ensureResults(jsm, this.config.nats.resultRetentionMs);
+    this.heartbeat = new Heartbeat(nc, { ...this.config, capacity: this.config.concurrency }, { state: () => this.heartbeatState() }, this.log.child({ stage: 'heartbeat' }));
+    await this.heartbeat.start();
+    this.log.info({ servers: this.config.nats.servers, functionVersionId: this.config.functionVersionId }, 'connected to NATS');
+  }
+
+  private async watchConnection(nc: NatsConnection): Promise<void> {
+    for await (const status of nc.status()) {
+      if (status.type === 'disconnect') this.natsConnected = false;
+      if (status.type === 'reconnect') this.natsConnected = true;
+      if (status.type === 'disconnect' || status.type === 'reconnect') this.log.warn({ event: status.type, server: status.data }, 'NATS connection');
+    }
+  }
+
+  private startServing(): void {
+    const nc = this.nc!;
+    const js = nc.jetstream();
+    const log = this.log.child({ stage: 'request' });
+    this.cancelSub = nc.subscribe(subjects.cancel(this.config.functionVersionId), {
+      callback: (_err, msg) => {
+        const requestId = msg.string().trim();
+        const running = this.cancels.cancel(requestId);
+        this.log.info({ requestId, running }, 'cancel received');
+      },
+    });
+    void nc.jetstreamManager().then(async (jsm) => {
+      const consumer = await js.consumers.get(streams.work(this.config.functionVersionId), streams.workConsumer);
+      const info = await consumer.info();
+      const deps = { config: this.config, js, jsm, container: this.container, cancels: this.cancels, log, metrics: this.metrics, bodyLimit: frameBodyLimit(nc) };
+      this.intake = new Intake({
+        consumer,
+        capacity: this.config.concurrency,
+        ackWaitMs: (info.config.ack_wait ?? 30e9) / 1_000_000,
+        gate: () => this.gate(),
+        handle: async (msg) => {
+          const outcome = await handleDelivery(msg, deps);
+          this.metrics.requests.inc({ outcome });
+          if (this.stateNow === 'draining') this.finishedWhileDraining++;
+        },
+        unhealthyRetryMs: RETRY_DELAY_MS,
+        log: this.log.child({ stage: 'intake' }),
+        metrics: this.metrics,
+      });
+      this.intake.start();
+    }).catch((err: Error) => {
+      this.log.error({ err: err.message }, 'could not start pulling work');
+      this.requestStop();
+    });
+    this.monitor = new HealthMonitor(this.config.health, (healthy, reason) => {
+      this.metrics.containerHealthy.set(healthy ? 1 : 0);
+      if (this.stateNow === 'draining') return;
+      this.setState(healthy ? 'running' : 'unhealthy', reason);
+      if (healthy) this.intake?.poke();
+    });
+    this.metrics.containerHealthy.set(1);
+    this.monitor.start();
+    this.setState('running');
+  }
+
+  private gate(): GateState {
+    if (this.stateNow === 'draining' || this.stopRequested.signal.aborted) return 'draining';
+    return this.monitor?.healthy === false ? 'unhealthy' : 'open';
+  }
+
+  /**
+   * Not ready → stop pulling (unstarted work goes straight back) → let running requests finish
+   * within the grace → abort what is left (handed back for another worker to run).
+   */
+  private async drain(): Promise<DrainReport> {
+    this.setState('draining');
+    const intake = this.intake;
+    if (!intake) return { finished: 0, returned: 0, aborted: 0 };
+    this.log.info({ inFlight: intake.inFlight, graceMs: this.config.drainGraceMs }, 'draining');
+    await intake.stop();
+    const graceOver = sleep(this.config.drainGraceMs, 'grace-over' as const);
+    const outcome = await Promise.race([intake.idle().then(() => 'idle' as const), graceOver]);
+    let aborted = 0;
+    if (outcome === 'grace-over') {
+      aborted = this.cancels.abortAll(new SidecarError('DRAINING', 'the worker is shutting down and its drain grace ran out'));
+      this.log.warn({ aborted }, 'drain grace over; aborting the requests still running');
+      await intake.idle();
+    }
+    return { finished: this.finishedWhileDraining - aborted, returned: intake.returnedCount + aborted, aborted };
+  }
+
+  private async fail(message: string): Promise<number> {
+    this.failure = message;
+    this.log.error({ err: message }, 'worker failed');
+    this.setState('failed', message);
+    await appendFile(this.config.terminationLogPath, `${JSON.stringify({ message, isInternal: false })}\n`).catch((err: Error) =>
+      this.log.warn({ err: err.message, path: this.config.terminationLogPath }, 'could not write the termination log'),
+    );
+    return 1;
+  }
+
+  private heartbeatState(): { state: WorkerStateName; message?: string; inFlight: number } {
+    const byLifecycle: Record<LifecycleState, WorkerStateName> = {
+      starting: 'starting', waiting: 'starting', running: 'ready', unhealthy: 'unhealthy', draining: 'draining', stopped: 'stopped', failed: 'error',
+    };
+    return { state: byLifecycle[this.stateNow], inFlight: this.intake?.inFlight ?? 0, ...(this.failure ? { message: this.failure } : {}) };
+  }
+
+  private async close(): Promise<void> {
+    this.monitor?.stop();
+    this.intake?.close();
+    this.cancelSub?.unsubscribe();
+    await this.heartbeat?.stop(this.stateNow === 'failed').catch(() => undefined);
+    if (this.stateNow !== 'failed') this.setState('stopped');
+    await this.nc?.drain().catch(() => undefined);
+    await this.container.destroy().catch(() => undefined);
+    await Promise.all(this.servers.map(closeServer));
+  }
+}
