@@ -1,0 +1,81 @@
+import type { JetStreamClient, NatsConnection } from 'nats';
+import { PROTOCOL_VERSION, decodeResponse, encodeFrame, streams, subjects, type Frame, type InvocationInput, type ResponseMeta } from './protocol.js';
+import { ResultAssembler, type ResultEvent } from './results.js';
+
+export type InvocationRequest = Omit<InvocationInput, 'v' | 'replyTo'> & { replyTo?: string };
+
+export interface CollectedResult {
+  status: number;
+  headers: [string, string][];
+  body: Buffer;
+  streamed: boolean;
+  error?: string;
+  progress: { percentComplete: number; body: Buffer }[];
+  /** When each event arrived (ms since the call began): for tests about streaming order. */
+  timeline: { type: ResultEvent['type']; at: number }[];
+}
+
+/**
+ * The caller's side of the protocol: publish an invocation onto a function version's work queue
+ * and read back what its worker publishes. The gateway and the tests both speak through this.
+ */
+export class ProtocolClient {
+  private readonly js: JetStreamClient;
+
+  constructor(private readonly nc: NatsConnection) {
+    this.js = nc.jetstream();
+  }
+
+  /** Publishes the invocation durably; the request id doubles as the message id against double sends. */
+  async invoke(request: InvocationRequest, body: Uint8Array = new Uint8Array(0)): Promise<string> {
+    const replyTo = request.replyTo ?? subjects.replyTo(request.requestId);
+    const meta = { v: PROTOCOL_VERSION, ...request, replyTo };
+    await this.js.publish(subjects.work(request.functionVersionId, request.requestId), encodeFrame(meta, body), { msgID: request.requestId });
+    return replyTo;
+  }
+
+  /** Publishes raw bytes on a work subject, for tests of what a worker does with bad messages. */
+  async publishRaw(functionVersionId: string, requestId: string, data: Uint8Array): Promise<void> {
+    await this.js.publish(subjects.work(functionVersionId, requestId), data);
+  }
+
+  cancel(functionVersionId: string, requestId: string): void {
+    this.nc.publish(subjects.cancel(functionVersionId), requestId);
+  }
+
+  /** Every response message of one request, in stream order, from the first one on. */
+  async *responses(replyTo: string, signal?: AbortSignal): AsyncGenerator<Frame<ResponseMeta>> {
+    const consumer = await this.js.consumers.get(streams.results, { filterSubjects: subjects.responsesOf(replyTo) });
+    const messages = await consumer.consume();
+    const stop = () => messages.stop();
+    signal?.addEventListener('abort', stop, { once: true });
+    try {
+      for await (const msg of messages) yield decodeResponse(msg.data);
+    } finally {
+      signal?.removeEventListener('abort', stop);
+      messages.stop();
+    }
+  }
+
+  /** Waits for the final response and returns it whole, with the progress seen on the way. */
+  async result(replyTo: string, timeoutMs = 30_000): Promise<CollectedResult> {
+    const started = Date.now();
+    const signal = AbortSignal.timeout(timeoutMs);
+    const assembler = new ResultAssembler();
+    const collected: CollectedResult = { status: 0, headers: [], body: Buffer.alloc(0), streamed: false, progress: [], timeline: [] };
+    const data: Uint8Array[] = [];
+    for await (const frame of this.responses(replyTo, signal)) {
+      for (const event of assembler.push(frame)) {
+        collected.timeline.push({ type: event.type, at: Date.now() - started });
+        if (event.type === 'progress') collected.progress.push({ percentComplete: event.percentComplete, body: Buffer.from(event.body) });
+        if (event.type === 'data') data.push(event.bytes);
+        if (event.type === 'final') {
+          Object.assign(collected, { status: event.status, headers: event.headers, streamed: event.streamed, body: Buffer.concat([...data, event.body]) });
+          if (event.error) collected.error = event.error;
+          return collected;
+        }
+      }
+    }
+    throw new Error(`no final response on ${replyTo} within ${timeoutMs} ms`);
+  }
+}

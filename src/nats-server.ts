@@ -1,0 +1,113 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export class NatsServerMissingError extends Error {
+  override name = 'NatsServerMissingError';
+}
+
+export interface NatsServerOptions {
+  /** Port to bind; 0 asks the server to choose (read back from its ports file). */
+  port?: number;
+  /** Keep JetStream data here (kept across restarts); a temp dir by default. */
+  storeDir?: string;
+  binary?: string;
+  /** max_payload in bytes, to test the framing at other limits. */
+  maxPayload?: number;
+}
+
+/**
+ * A private nats-server with JetStream on 127.0.0.1, for `nvcf-sidecar dev` and for tests
+ * (which must never touch a shared server). Restartable on the same port and store, so a test
+ * can take NATS away and bring it back.
+ */
+export class NatsServer {
+  private child: ChildProcess | undefined;
+  private port = 0;
+  private storeDir = '';
+  private workDir = '';
+
+  private constructor(private readonly options: NatsServerOptions) {}
+
+  static async start(options: NatsServerOptions = {}): Promise<NatsServer> {
+    const server = new NatsServer(options);
+    server.workDir = await mkdtemp(join(tmpdir(), 'nvcf-nats-'));
+    server.storeDir = options.storeDir ?? join(server.workDir, 'store');
+    server.port = options.port ?? 0;
+    await server.launch();
+    return server;
+  }
+
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  private async launch(): Promise<void> {
+    const portsDir = join(this.workDir, `ports-${Date.now()}`);
+    const args = ['-js', '-a', '127.0.0.1', '-p', String(this.port || -1), '-sd', this.storeDir, '--ports_file_dir', portsDir];
+    if (this.options.maxPayload) args.push('--max_payload', String(this.options.maxPayload));
+    await mkdir(portsDir, { recursive: true });
+    const child = spawn(this.options.binary ?? 'nats-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child = child;
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-4000);
+    });
+    const spawnError = new Promise<never>((_, reject) =>
+      child.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          err.code === 'ENOENT'
+            ? new NatsServerMissingError('nats-server is not on PATH: install it (Debian/Ubuntu: apt-get install nats-server; or download it from https://github.com/nats-io/nats-server/releases), or set NATS_URL to a server you run')
+            : err,
+        ),
+      ),
+    );
+    const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`nats-server exited with ${code} before it was ready: ${stderr.trim()}`))));
+    const ready = (async () => {
+      for (;;) {
+        const files = await readdir(portsDir).catch(() => [] as string[]);
+        const file = files.find((f) => f.endsWith('.ports'));
+        if (file) {
+          const ports = JSON.parse(await readFile(join(portsDir, file), 'utf8')) as { nats: string[] };
+          this.port = Number(new URL(ports.nats[0]!).port);
+          return;
+        }
+        await sleep(20);
+      }
+    })();
+    try {
+      await Promise.race([ready, spawnError, exited]);
+    } finally {
+      exited.catch(() => undefined);
+      spawnError.catch(() => undefined);
+    }
+  }
+
+  /** Stops the server (SIGTERM, SIGKILL after 5 s); its store is kept for `restart`. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise((resolve) => child.once('exit', resolve));
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    await gone;
+    clearTimeout(timer);
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.launch();
+  }
+
+  async dispose(): Promise<void> {
+    await this.stop();
+    // The store lives in the work dir unless the caller chose one, which is theirs to keep.
+    await rm(this.workDir, { recursive: true, force: true });
+  }
+}

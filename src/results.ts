@@ -1,0 +1,82 @@
+import type { Frame, HeaderList, ResponseMeta } from './protocol.js';
+
+export type ResultEvent =
+  | { type: 'progress'; percentComplete: number; headers: HeaderList; body: Uint8Array }
+  | { type: 'head'; status: number; headers: HeaderList }
+  | { type: 'data'; bytes: Uint8Array }
+  | { type: 'final'; status: number; headers: HeaderList; body: Uint8Array; streamed: boolean; error?: string };
+
+export class ResultAssemblyError extends Error {
+  override name = 'ResultAssemblyError';
+}
+
+/**
+ * Turns the response messages of one request, in stream order, into what a caller sees:
+ * progress, then either a buffered final or a streamed head, data and end. Chunks are ordered
+ * by index, since a retried publish may land after a later one. Several attempts can leave
+ * messages (a worker crashed mid-run): only the attempt that published the final counts, and
+ * only the first final is ever reported.
+ */
+export class ResultAssembler {
+  private readonly chunks = new Map<number, Map<number, Uint8Array>>();
+  private streamAttempt: number | undefined;
+  private nextIndex = 0;
+  private finished = false;
+
+  get done(): boolean {
+    return this.finished;
+  }
+
+  push({ meta, body }: Frame<ResponseMeta>): ResultEvent[] {
+    if (this.finished) return [];
+    switch (meta.kind) {
+      case 'progress':
+        return [{ type: 'progress', percentComplete: meta.percentComplete, headers: meta.headers, body }];
+      case 'head':
+        if (this.streamAttempt !== undefined) return [];
+        this.streamAttempt = meta.attempt;
+        return [{ type: 'head', status: meta.status, headers: meta.headers }, ...this.flushStream()];
+      case 'chunk':
+        this.chunksOf(meta.attempt).set(meta.index, body);
+        return meta.attempt === this.streamAttempt ? this.flushStream() : [];
+      case 'final':
+        return this.final(meta, body);
+    }
+  }
+
+  private final(meta: Extract<ResponseMeta, { kind: 'final' }>, body: Uint8Array): ResultEvent[] {
+    this.finished = true;
+    const base = { status: meta.status, headers: meta.headers, ...(meta.error ? { error: meta.error } : {}) };
+    if (meta.streamed && meta.attempt === this.streamAttempt) {
+      const rest = this.flushStream();
+      if (this.nextIndex !== meta.chunks) throw new ResultAssemblyError(`stream ended after ${this.nextIndex} of ${meta.chunks} chunks`);
+      return [...rest, { type: 'final', ...base, body: new Uint8Array(0), streamed: true }];
+    }
+    // A buffered final, or a streamed one whose head this caller never saw: collect its body.
+    const parts: Uint8Array[] = [];
+    const chunks = this.chunksOf(meta.attempt);
+    for (let i = 0; i < meta.chunks; i++) {
+      const part = chunks.get(i);
+      if (!part) throw new ResultAssemblyError(`chunk ${i} of ${meta.chunks} is missing`);
+      parts.push(part);
+    }
+    this.chunks.clear();
+    return [{ type: 'final', ...base, body: meta.chunks > 0 ? Buffer.concat(parts) : body, streamed: false }];
+  }
+
+  private flushStream(): ResultEvent[] {
+    const chunks = this.chunksOf(this.streamAttempt!);
+    const out: ResultEvent[] = [];
+    for (let part = chunks.get(this.nextIndex); part; part = chunks.get(this.nextIndex)) {
+      chunks.delete(this.nextIndex++);
+      out.push({ type: 'data', bytes: part });
+    }
+    return out;
+  }
+
+  private chunksOf(attempt: number): Map<number, Uint8Array> {
+    let map = this.chunks.get(attempt);
+    if (!map) this.chunks.set(attempt, (map = new Map()));
+    return map;
+  }
+}

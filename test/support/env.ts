@@ -1,0 +1,96 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { connect, type NatsConnection } from 'nats';
+import { loadWorkerConfig } from '../../src/config.js';
+import { ProtocolClient, type InvocationRequest } from '../../src/client.js';
+import { createLogger } from '../../src/log.js';
+import { Worker } from '../../src/worker.js';
+
+/** Environment for a worker under test: private dirs, ports chosen by the OS, fast health checks. */
+export async function workerEnv(natsUrl: string, containerPort: number, extra: Record<string, string> = {}): Promise<Record<string, string>> {
+  const root = await mkdtemp(join(tmpdir(), 'nvcf-worker-'));
+  return {
+    FUNCTION_ID: randomUUID(),
+    FUNCTION_VERSION_ID: randomUUID(),
+    FUNCTION_NAME: 'test-function',
+    NCA_ID: 'nca-owner',
+    INFERENCE_PORT: String(containerPort),
+    INFERENCE_URL: '/infer',
+    INFERENCE_HEALTH_INTERVAL: '200ms',
+    INFERENCE_HEALTH_TIMEOUT: '2s',
+    BASE_ASSET_DIR: join(root, 'inputAssets'),
+    BASE_RESPONSE_DIR: join(root, 'response'),
+    TERMINATION_LOG_PATH: join(root, 'termination-log'),
+    HEALTH_PORT: '0',
+    METRICS_PORT: '0',
+    NATS_URL: natsUrl,
+    CLOUD_PROVIDER: 'DGXCLOUD',
+    INSTANCE_TYPE: 'TEST.GPU.L40',
+    ZONE_NAME: 'us-test-1a',
+    ICMS_ENVIRONMENT: 'test',
+    NVCF_NSPECT_ID: 'NSPECT-TEST',
+    LOG_LEVEL: 'debug',
+    ...extra,
+  };
+}
+
+/** A log destination that keeps parsed lines, so tests can assert on what was logged. */
+export class LogSink extends Writable {
+  readonly lines: Record<string, unknown>[] = [];
+  override _write(chunk: Buffer, _enc: string, done: () => void): void {
+    for (const line of chunk.toString().split('\n')) if (line) this.lines.push(JSON.parse(line) as Record<string, unknown>);
+    done();
+  }
+  messages(): string[] {
+    return this.lines.map((l) => String(l.msg));
+  }
+}
+
+export interface RunningWorker {
+  worker: Worker;
+  env: Record<string, string>;
+  logs: LogSink;
+  exit: Promise<number>;
+  stop(): Promise<number>;
+}
+
+/** Runs a worker in this process and waits until it pulls work (or `waitFor` says otherwise). */
+export async function startWorker(env: Record<string, string>, waitFor: 'running' | 'none' = 'running'): Promise<RunningWorker> {
+  const config = loadWorkerConfig(env);
+  const logs = new LogSink();
+  const worker = new Worker(config, createLogger(config.logLevel, logs));
+  const exit = worker.run();
+  if (waitFor === 'running') {
+    const deadline = Date.now() + 20_000;
+    while (worker.state !== 'running') {
+      if (Date.now() > deadline) throw new Error(`worker did not start: ${JSON.stringify(logs.lines.slice(-5))}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  return { worker, env, logs, exit, stop: () => (worker.requestStop(), exit) };
+}
+
+export async function clientFor(natsUrl: string): Promise<{ nc: NatsConnection; client: ProtocolClient }> {
+  const nc = await connect({ servers: natsUrl });
+  return { nc, client: new ProtocolClient(nc) };
+}
+
+/** A well-formed invocation for the worker configured by `env`. */
+export function invocationFor(env: Record<string, string>, overrides: Partial<InvocationRequest> = {}): InvocationRequest {
+  return {
+    requestId: randomUUID(),
+    functionId: env.FUNCTION_ID!,
+    functionVersionId: env.FUNCTION_VERSION_ID!,
+    ncaId: 'nca-caller',
+    subject: 'client-sub',
+    method: 'POST',
+    path: env.INFERENCE_URL ?? '/infer',
+    headers: [['Content-Type', 'application/octet-stream']],
+    requestTime: Date.now(),
+    pollSeconds: 60,
+    ...overrides,
+  };
+}
