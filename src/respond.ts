@@ -43,7 +43,7 @@ export async function relayCompatible(answer: ContainerAnswer, publisher: Respon
     return { status: answer.status, mode: 'problem' };
   }
   if (answer.status === 202) {
-    answer.body.destroy();
+    discard(answer.body);
     throw new SidecarError(
       'RESPONSE_UNSUPPORTED',
       'the container answered 202, which compatibility mode reserves for progress; write the progress file instead, or send nvcf-feature-disable-worker-compatibility: true',
@@ -80,7 +80,7 @@ async function readUpTo(body: Readable, limit: number): Promise<Buffer | undefin
     for await (const chunk of body) {
       size += (chunk as Buffer).length;
       if (size > limit) {
-        body.destroy();
+        discard(body);
         return undefined;
       }
       parts.push(chunk as Buffer);
@@ -99,4 +99,10 @@ async function countOutputFiles(dir: string): Promise<number> {
   } catch {
     return 0;
   }
+}
+
+/** Stops reading a body; undici reports the abort as an error, which nobody needs to hear. */
+function discard(body: Readable): void {
+  body.on('error', () => undefined);
+  body.destroy();
 }

@@ -1,0 +1,185 @@
+import type { NatsConnection } from 'nats';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ProtocolClient } from '../../src/client.js';
+import { NatsServer } from '../../src/nats-server.js';
+import { TestContainer, echo } from '../support/container.js';
+import { clientFor, invocationFor, startWorker, workerEnv, type RunningWorker } from '../support/env.js';
+
+const problemOf = (body: Buffer) => JSON.parse(body.toString()) as Record<string, unknown>;
+
+describe('what the caller gets back', () => {
+  let nats: NatsServer;
+  let container: TestContainer;
+  let worker: RunningWorker;
+  let nc: NatsConnection;
+  let client: ProtocolClient;
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    container = await TestContainer.start(echo);
+    worker = await startWorker(await workerEnv(nats.url, container.port, { MAX_REQUEST_CONCURRENCY: '4' }));
+    ({ nc, client } = await clientFor(nats.url));
+  });
+  beforeEach(() => {
+    container.route = echo;
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    await nc?.close();
+    await container?.close();
+    await nats?.dispose();
+  });
+
+  it('turns a container 422 {"error": "bad input"} into problem+json with status 422 and that detail', async () => {
+    container.route = (_req, res) => void res.writeHead(422, { 'content-type': 'application/json' }).end('{"error":"bad input"}');
+    const invocation = invocationFor(worker.env);
+    const result = await client.result(await client.invoke(invocation, Buffer.from('{}')));
+    expect(result.status).toBe(422);
+    expect(result.headers).toContainEqual(['Content-Type', 'application/problem+json']);
+    expect(problemOf(result.body)).toEqual({
+      type: 'urn:inference-service:problem-details:unprocessable-entity',
+      title: 'Unprocessable Entity',
+      status: 422,
+      detail: 'bad input',
+      requestId: invocation.requestId,
+    });
+  });
+
+  it('says "Inference error" when the container error has no error field', async () => {
+    container.route = (_req, res) => void res.writeHead(503).end('overloaded');
+    const result = await client.result(await client.invoke(invocationFor(worker.env)));
+    expect(result.status).toBe(503);
+    expect(problemOf(result.body)).toMatchObject({ type: 'urn:inference-service:problem-details:service-unavailable', detail: 'Inference error' });
+  });
+
+  it('passes a container error through verbatim when compatibility is disabled by header', async () => {
+    container.route = (_req, res) => void res.writeHead(422, { 'content-type': 'text/plain' }).end('raw error');
+    const invocation = invocationFor(worker.env, { headers: [['nvcf-feature-disable-worker-compatibility', 'true']] });
+    const result = await client.result(await client.invoke(invocation));
+    expect(result.status).toBe(422);
+    expect(result.body.toString()).toBe('raw error');
+    expect(result.headers).toContainEqual(['content-type', 'text/plain']);
+  });
+
+  it('streams SSE: the first event reaches the subscriber before the container has finished', async () => {
+    let finishedAt = 0;
+    container.route = async (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      res.write('data: first\n\n');
+      await new Promise((r) => setTimeout(r, 700));
+      res.write('data: second\n\n');
+      finishedAt = Date.now();
+      res.end();
+    };
+    const started = Date.now();
+    const invocation = invocationFor(worker.env, { headers: [['Accept', 'text/event-stream']] });
+    const result = await client.result(await client.invoke(invocation));
+    expect(result.streamed).toBe(true);
+    expect(result.body.toString()).toBe('data: first\n\ndata: second\n\n');
+    const firstData = result.timeline.find((e) => e.type === 'data')!;
+    expect(started + firstData.at).toBeLessThan(finishedAt);
+    expect(container.seen.at(-1)!.headers['nvcf-poll-seconds']).toBeDefined();
+  });
+
+  it('never buffers a text/event-stream response even when the request did not ask for SSE', async () => {
+    container.route = async (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: a\n\n');
+      await new Promise((r) => setTimeout(r, 300));
+      res.end('data: b\n\n');
+    };
+    const result = await client.result(await client.invoke(invocationFor(worker.env)));
+    expect(result.streamed).toBe(true);
+    expect(result.timeline.filter((e) => e.type === 'data').length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('fails a body over NVCF-MAX-RESPONSE-SIZE-BYTES clearly instead of buffering it', async () => {
+    container.route = (_req, res) => void res.writeHead(200).end(Buffer.alloc(1024 + 1));
+    const result = await client.result(await client.invoke(invocationFor(worker.env, { maxResponseSizeBytes: 1024 })));
+    expect(result.status).toBe(500);
+    expect(String(problemOf(result.body).detail)).toMatch(/larger than NVCF-MAX-RESPONSE-SIZE-BYTES \(1024\)/);
+  });
+
+  it('keeps a body of exactly NVCF-MAX-RESPONSE-SIZE-BYTES inline', async () => {
+    container.route = (_req, res) => void res.writeHead(200).end(Buffer.alloc(1024, 7));
+    const result = await client.result(await client.invoke(invocationFor(worker.env, { maxResponseSizeBytes: 1024 })));
+    expect(result.status).toBe(200);
+    expect(result.body.length).toBe(1024);
+  });
+
+  it('fails clearly when the container leaves output files (large results come with the outputs issue)', async () => {
+    container.route = async (req, res) => {
+      await writeFile(join(String(req.headers['nvcf-large-output-dir']), 'image.png'), 'png');
+      res.writeHead(200).end('{}');
+    };
+    const result = await client.result(await client.invoke(invocationFor(worker.env)));
+    expect(result.status).toBe(500);
+    expect(String(problemOf(result.body).detail)).toMatch(/left 1 file\(s\) in NVCF-LARGE-OUTPUT-DIR/);
+  });
+
+  it('answers a container 202 in compatibility mode with a clear error', async () => {
+    container.route = (_req, res) => void res.writeHead(202).end();
+    const result = await client.result(await client.invoke(invocationFor(worker.env)));
+    expect(result.status).toBe(500);
+    expect(String(problemOf(result.body).detail)).toMatch(/reserves for progress/);
+  });
+
+  it('aborts the container call when a cancel message names the request', async () => {
+    let aborted = false;
+    container.route = (req, res) => {
+      res.on('close', () => (aborted = !res.writableEnded));
+    };
+    const invocation = invocationFor(worker.env);
+    const replyTo = await client.invoke(invocation);
+    const pending = client.result(replyTo);
+    while (container.concurrent === 0) await new Promise((r) => setTimeout(r, 10));
+    client.cancel(invocation.functionVersionId, invocation.requestId);
+    const result = await pending;
+    expect(result.status).toBe(500);
+    expect(String(problemOf(result.body).detail)).toMatch(/cancelled/);
+    await expect.poll(() => aborted).toBe(true);
+  });
+
+  it('aborts the container call at the request deadline', async () => {
+    container.route = () => undefined;
+    const result = await client.result(await client.invoke(invocationFor(worker.env, { deadline: Date.now() + 500 })));
+    expect(result.status).toBe(504);
+    expect(String(problemOf(result.body).detail)).toMatch(/did not finish before the request deadline/);
+  });
+
+  it('answers expired work with an error without calling the container', async () => {
+    const before = container.seen.length;
+    const invocation = invocationFor(worker.env, { pollSeconds: 5, requestTime: Date.now() - 8_000 });
+    const result = await client.result(await client.invoke(invocation));
+    expect(result.status).toBe(500);
+    expect(problemOf(result.body)).toMatchObject({
+      type: 'urn:nvcf-worker-service:problem-details:internal-server-error',
+      detail: expect.stringMatching(/^Internal error while making inference request: the request waited 8\.\ds for a worker/),
+    });
+    expect(container.seen.length).toBe(before);
+  });
+});
+
+describe('a container that is not listening', () => {
+  it('gives a 500 urn:inference-connection problem', async () => {
+    const nats = await NatsServer.start();
+    const container = await TestContainer.start(echo);
+    const worker = await startWorker(await workerEnv(nats.url, container.port));
+    const { nc, client } = await clientFor(nats.url);
+    try {
+      await container.close();
+      const result = await client.result(await client.invoke(invocationFor(worker.env)));
+      expect(result.status).toBe(500);
+      expect(problemOf(result.body)).toMatchObject({
+        type: 'urn:inference-connection:problem-details:internal-server-error',
+        detail: expect.stringContaining('Inference connection error while making inference request'),
+      });
+    } finally {
+      await worker.stop();
+      await nc.close();
+      await nats.dispose();
+    }
+  });
+});
