@@ -57,15 +57,15 @@ export interface RunningWorker {
   stop(): Promise<number>;
 }
 
-/** Runs a worker in this process and waits until it pulls work (or `waitFor` says otherwise). */
-export async function startWorker(env: Record<string, string>, waitFor: 'running' | 'none' = 'running'): Promise<RunningWorker> {
+/** Runs a worker in this process and waits until it pulls work, or until it waits for its container. */
+export async function startWorker(env: Record<string, string>, waitFor: 'running' | 'waiting' = 'running'): Promise<RunningWorker> {
   const config = loadWorkerConfig(env);
   const logs = new LogSink();
   const worker = new Worker(config, createLogger(config.logLevel, logs));
   const exit = worker.run();
-  if (waitFor === 'running') {
-    const deadline = Date.now() + 20_000;
-    while (worker.state !== 'running') {
+  const deadline = Date.now() + 20_000;
+  while (worker.state !== waitFor) {
+    {
       if (Date.now() > deadline) throw new Error(`worker did not start: ${JSON.stringify(logs.lines.slice(-5))}`);
       await new Promise((r) => setTimeout(r, 20));
     }
