@@ -49,5 +49,7 @@ async function runWorker(args: readonly string[], env: NodeJS.ProcessEnv): Promi
   } finally {
     uninstall();
     log.flush();
+    // Everything is closed by now; a handle some library leaked must not keep a pod alive.
+    setTimeout(() => process.exit(process.exitCode ?? 0), 5_000).unref();
   }
 }

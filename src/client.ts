@@ -43,16 +43,23 @@ export class ProtocolClient {
     this.nc.publish(subjects.cancel(functionVersionId), requestId);
   }
 
-  /** Every response message of one request, in stream order, from the first one on. */
+  /** Every response message of one request, in stream order, from the first one on, until `signal` aborts. */
   async *responses(replyTo: string, signal?: AbortSignal): AsyncGenerator<Frame<ResponseMeta>> {
     const consumer = await this.js.consumers.get(streams.results, { filterSubjects: subjects.responsesOf(replyTo) });
     const messages = await consumer.consume();
-    const stop = () => messages.stop();
-    signal?.addEventListener('abort', stop, { once: true });
+    const iterator = messages[Symbol.asyncIterator]();
+    // Stopping a consumer does not always end a pending next(), so the abort ends it here.
+    const aborted = new Promise<IteratorResult<never>>((resolve) => {
+      if (signal?.aborted) resolve({ done: true, value: undefined });
+      signal?.addEventListener('abort', () => resolve({ done: true, value: undefined }), { once: true });
+    });
     try {
-      for await (const msg of messages) yield decodeResponse(msg.data);
+      for (;;) {
+        const next = await Promise.race([iterator.next(), aborted]);
+        if (next.done) return;
+        yield decodeResponse(next.value.data);
+      }
     } finally {
-      signal?.removeEventListener('abort', stop);
       messages.stop();
     }
   }

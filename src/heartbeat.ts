@@ -54,8 +54,9 @@ export class Heartbeat {
   async stop(finalBeat = false): Promise<void> {
     clearInterval(this.timer);
     if (!this.kv) return;
-    if (finalBeat) return void (await this.beat());
-    await this.kv.delete(this.key).catch(() => undefined);
+    if (finalBeat) await this.beat();
+    else await this.kv.delete(this.key).catch(() => undefined);
+    this.kv = undefined;
   }
 
   private get key(): string {

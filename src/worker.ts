@@ -199,8 +199,10 @@ export class Worker {
     if (!intake) return { finished: 0, returned: 0, aborted: 0 };
     this.log.info({ inFlight: intake.inFlight, graceMs: this.config.drainGraceMs }, 'draining');
     await intake.stop();
-    const graceOver = sleep(this.config.drainGraceMs, 'grace-over' as const);
+    const graceTimer = new AbortController();
+    const graceOver = sleep(this.config.drainGraceMs, 'grace-over' as const, { signal: graceTimer.signal }).catch(() => 'idle' as const);
     const outcome = await Promise.race([intake.idle().then(() => 'idle' as const), graceOver]);
+    graceTimer.abort();
     let aborted = 0;
     if (outcome === 'grace-over') {
       aborted = this.cancels.abortAll(new SidecarError('DRAINING', 'the worker is shutting down and its drain grace ran out'));
