@@ -85,8 +85,11 @@ export const Invocation = z
     deadline: z.number().int().positive().optional(),
     maxResponseSizeBytes: z.number().int().positive().default(DEFAULT_MAX_RESPONSE_SIZE_BYTES),
     largeResult: z.object({ uploadUrl: httpUrl, downloadUrl: httpUrl }).optional(),
-    /** Subject prefix for every response of this request: `nvcf.rs.<token>`. */
-    replyTo: z.string().regex(/^nvcf\.rs\.[A-Za-z0-9_-]{1,128}$/, 'must be nvcf.rs.<token>'),
+    /**
+     * Subject prefix for every response of this request: `nvcf.rs.<requestId>`, or
+     * `nvcf.rs.<gatewayId>.<requestId>` so that each gateway can consume only its own.
+     */
+    replyTo: z.string().regex(/^nvcf\.rs\.[A-Za-z0-9_-]{1,128}(\.[A-Za-z0-9_-]{1,128})?$/, 'must be nvcf.rs.<token> or nvcf.rs.<token>.<token>'),
   })
   .strict();
 export type Invocation = z.infer<typeof Invocation>;
@@ -214,3 +217,14 @@ export const WorkerState = z.object({
   updatedAt: z.number().int(),
 });
 export type WorkerState = z.infer<typeof WorkerState>;
+
+export type FunctionStatus = 'ACTIVE' | 'DEPLOYING' | 'ERROR' | 'INACTIVE';
+
+/** Function (version) status as NVCF reports it, from the fresh state records of its workers. */
+export function functionStatus(records: readonly WorkerState[], now: number): FunctionStatus {
+  const fresh = records.filter((r) => now - r.updatedAt <= HEARTBEAT_STALE_MS && r.state !== 'stopped');
+  if (fresh.length === 0) return 'INACTIVE';
+  if (fresh.some((r) => r.state === 'ready')) return 'ACTIVE';
+  if (fresh.every((r) => r.state === 'error')) return 'ERROR';
+  return 'DEPLOYING';
+}
