@@ -222,7 +222,8 @@ export type FunctionStatus = 'ACTIVE' | 'DEPLOYING' | 'ERROR' | 'INACTIVE';
 
 /** Function (version) status as NVCF reports it, from the fresh state records of its workers. */
 export function functionStatus(records: readonly WorkerState[], now: number): FunctionStatus {
-  const fresh = records.filter((r) => now - r.updatedAt <= HEARTBEAT_STALE_MS && r.state !== 'stopped');
+  // A failed worker writes `error` once and exits; its record counts until the bucket's TTL ends it.
+  const fresh = records.filter((r) => r.state !== 'stopped' && (r.state === 'error' || now - r.updatedAt <= HEARTBEAT_STALE_MS));
   if (fresh.length === 0) return 'INACTIVE';
   if (fresh.some((r) => r.state === 'ready')) return 'ACTIVE';
   if (fresh.every((r) => r.state === 'error')) return 'ERROR';
