@@ -1,0 +1,90 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { FrameError, decodeInvocation, decodeResponse, encodeFrame, functionStatus, replyAddressOf, type WorkerState } from '../../src/protocol.js';
+
+const invocation = () => ({
+  v: 1, requestId: randomUUID(), functionId: randomUUID(), functionVersionId: randomUUID(), method: 'POST', path: '/infer',
+  requestTime: Date.now(), replyTo: 'nvcf.rs.gw1.abc',
+});
+
+describe('frames', () => {
+  it('carry binary bodies byte for byte, newlines and all', () => {
+    const body = Uint8Array.from([0, 10, 13, 255, 10, 10]);
+    const decoded = decodeInvocation(encodeFrame(invocation(), body));
+    expect(Buffer.from(decoded.body).equals(Buffer.from(body))).toBe(true);
+  });
+
+  it('fill in protocol defaults', () => {
+    const { meta } = decodeInvocation(encodeFrame(invocation()));
+    expect(meta).toMatchObject({ pollSeconds: 60, maxResponseSizeBytes: 5242880, headers: [], assets: [], ncaId: '' });
+  });
+
+  it.each([
+    ['no newline', Buffer.from('{"v":1}')],
+    ['metadata that is not JSON', Buffer.from('{v:1}\nbody')],
+    ['metadata that is not UTF-8', Buffer.from([0xff, 0xfe, 0x0a])],
+  ])('reject %s with a FrameError', (_label, data) => {
+    expect(() => decodeInvocation(data)).toThrow(FrameError);
+  });
+
+  it('reject unknown fields, so a misspelt option is an error', () => {
+    expect(() => decodeInvocation(encodeFrame({ ...invocation(), pollSecond: 5 }))).toThrow(/Unrecognized key/);
+  });
+
+  it('reject a body both inline and by URL', () => {
+    expect(() => decodeInvocation(encodeFrame({ ...invocation(), bodyUrl: 'http://127.0.0.1:1/b' }, Buffer.from('x')))).toThrow(/no inline body/);
+  });
+
+  it.each([
+    ['a reply subject outside nvcf.rs', { replyTo: 'nvcf.rq.x.y' }],
+    ['a path that is not absolute', { path: 'infer' }],
+    ['a path with a space', { path: '/a b' }],
+    ['a poll window over an hour', { pollSeconds: 3601 }],
+    ['an asset id that is not a UUID', { assets: [{ assetId: '../../etc', url: 'http://127.0.0.1/x' }] }],
+    ['an asset URL that is not http', { assets: [{ assetId: randomUUID(), url: 'file:///etc/passwd' }] }],
+    ['a header name with a colon', { headers: [['X:Y', 'v']] }],
+  ])('reject %s', (_label, change) => {
+    expect(() => decodeInvocation(encodeFrame({ ...invocation(), ...change }))).toThrow(FrameError);
+  });
+
+  it('keep what was readable of a bad message, so an error can be addressed', () => {
+    try {
+      decodeInvocation(encodeFrame({ requestId: 'r1', replyTo: 'nvcf.rs.r1', method: 7 }));
+    } catch (err) {
+      expect(replyAddressOf((err as FrameError).partial)).toEqual({ replyTo: 'nvcf.rs.r1', requestId: 'r1' });
+      return;
+    }
+    throw new Error('expected a FrameError');
+  });
+
+  it('do not address errors to subjects outside the response stream', () => {
+    expect(replyAddressOf({ requestId: 'r', replyTo: 'nvcf.rq.fv.r' })).toBeUndefined();
+    expect(replyAddressOf('text')).toBeUndefined();
+  });
+
+  it('decode every response kind', () => {
+    const common = { v: 1, requestId: 'r', workerId: 'w', attempt: 1 };
+    expect(decodeResponse(encodeFrame({ ...common, kind: 'final', status: 200, headers: [], chunks: 0 })).meta).toMatchObject({ kind: 'final', streamed: false });
+    expect(decodeResponse(encodeFrame({ ...common, kind: 'chunk', index: 3 }, Buffer.from('x'))).body.length).toBe(1);
+    expect(() => decodeResponse(encodeFrame({ ...common, kind: 'progress', percentComplete: 101, headers: [] }))).toThrow(FrameError);
+  });
+});
+
+describe('function status from worker records', () => {
+  const now = 1_000_000;
+  const record = (state: WorkerState['state'], age = 0): WorkerState => ({
+    v: 1, workerId: `w-${Math.random()}`, functionId: 'f', functionVersionId: 'v', functionName: 'n', ncaId: '', state, capacity: 1, inFlight: 0, updatedAt: now - age,
+  });
+
+  it.each([
+    ['no workers', [], 'INACTIVE'],
+    ['one ready worker among starting ones', [record('starting'), record('ready')], 'ACTIVE'],
+    ['only starting workers', [record('starting'), record('unhealthy')], 'DEPLOYING'],
+    ['only failed workers', [record('error'), record('error', 40_000)], 'ERROR'],
+    ['a failed and a starting worker', [record('error'), record('starting')], 'DEPLOYING'],
+    ['a ready worker that stopped beating', [record('ready', 20_000)], 'INACTIVE'],
+    ['workers that stopped cleanly', [record('stopped')], 'INACTIVE'],
+  ] as const)('is right for %s', (_label, records, expected) => {
+    expect(functionStatus(records, now)).toBe(expected);
+  });
+});
