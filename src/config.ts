@@ -45,25 +45,31 @@ const duration = (fallback: string) =>
       return ms;
     });
 
-const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+const whole = (min: number, max: number) =>
+  z.coerce
+    .number({ error: `must be a whole number from ${min} to ${max}` })
+    .int(`must be a whole number from ${min} to ${max}`)
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`);
+const port = (fallback: number) => whole(0, 65535).default(fallback);
 const optionalText = z.string().trim().optional().transform((v) => (v ? v : undefined));
 const flag = z.stringbool({ truthy: ['true', '1', 'yes', 'on'], falsy: ['false', '0', 'no', 'off', ''] }).default(false);
 
 const WorkerEnv = z.object({
-  FUNCTION_ID: z.string().regex(UUID, 'must be the function id (a UUID)'),
-  FUNCTION_VERSION_ID: z.string().regex(UUID, 'must be the function version id (a UUID)'),
+  FUNCTION_ID: z.string({ error: 'set it to the function id (a UUID)' }).regex(UUID, 'must be the function id (a UUID)'),
+  FUNCTION_VERSION_ID: z.string({ error: 'set it to the function version id (a UUID)' }).regex(UUID, 'must be the function version id (a UUID)'),
   FUNCTION_NAME: z.string().default(''),
   NCA_ID: z.string().default(''),
   INFERENCE_HOST: z.string().min(1).default('127.0.0.1'),
-  INFERENCE_PORT: port(8000).refine((p) => p > 0, 'must be a TCP port (1-65535)'),
+  INFERENCE_PORT: whole(1, 65535).default(8000),
   INFERENCE_URL: z.string().startsWith('/', 'must be a request path such as /v2/models/m/infer').default('/'),
   INFERENCE_HEALTH_ENDPOINT: z.string().startsWith('/', 'must be a request path such as /v2/health/ready').default('/v2/health/ready'),
-  INFERENCE_HEALTH_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  INFERENCE_HEALTH_PORT: whole(1, 65535).optional(),
   INFERENCE_HEALTH_TIMEOUT: duration('31s'),
-  INFERENCE_HEALTH_EXPECTED_RESPONSE_CODE: z.coerce.number().int().min(100).max(599).default(200),
+  INFERENCE_HEALTH_EXPECTED_RESPONSE_CODE: whole(100, 599).default(200),
   INFERENCE_HEALTH_INTERVAL: duration('10s'),
   INFERENCE_READY_TIMEOUT: duration('30m'),
-  MAX_REQUEST_CONCURRENCY: z.coerce.number().int().min(1).max(16384).default(1),
+  MAX_REQUEST_CONCURRENCY: whole(1, 16384).default(1),
   BASE_ASSET_DIR: z.string().startsWith('/', 'must be an absolute path').default('/var/inf/inputAssets'),
   BASE_RESPONSE_DIR: z.string().startsWith('/', 'must be an absolute path').default('/var/inf/response'),
   HEALTH_PORT: port(8080),
@@ -81,7 +87,7 @@ const WorkerEnv = z.object({
   NATS_PASSWORD: optionalText,
   NATS_CREDS_FILE: optionalText,
   NATS_ACK_WAIT: duration('30s'),
-  NATS_MAX_DELIVER: z.coerce.number().int().min(1).max(100).default(5),
+  NATS_MAX_DELIVER: whole(1, 100).default(5),
   RESULT_RETENTION: duration('1h'),
   DRAIN_GRACE: duration('100s'),
   TERMINATION_LOG_PATH: z.string().default('/dev/termination-log'),
