@@ -19,7 +19,7 @@ export class Heartbeat {
 
   constructor(
     private readonly nc: NatsConnection,
-    private readonly identity: Pick<WorkerState, 'workerId' | 'functionId' | 'functionVersionId' | 'functionName' | 'ncaId'> & { capacity: number },
+    private readonly identity: Pick<WorkerState, 'workerId' | 'functionId' | 'functionVersionId' | 'functionName' | 'ncaId' | 'inferenceUrl'> & { capacity: number },
     private readonly source: HeartbeatSource,
     private readonly log: Logger,
   ) {}

@@ -210,6 +210,8 @@ export const WorkerState = z.object({
   functionVersionId: z.string(),
   functionName: z.string(),
   ncaId: z.string(),
+  /** The container path pexec calls go to (the worker's INFERENCE_URL); the gateway puts it in `path`. */
+  inferenceUrl: z.string().startsWith('/').optional(),
   state: z.enum(['starting', 'ready', 'unhealthy', 'draining', 'error', 'stopped']),
   message: z.string().optional(),
   capacity: z.number().int(),

@@ -126,7 +126,7 @@ export class Worker {
     const jsm = await nc.jetstreamManager();
     await ensureWorkQueue(jsm, this.config.functionVersionId, this.config.nats);
     await ensureResults(jsm, this.config.nats.resultRetentionMs);
-    this.heartbeat = new Heartbeat(nc, { ...this.config, capacity: this.config.concurrency }, { state: () => this.heartbeatState() }, this.log.child({ stage: 'heartbeat' }));
+    this.heartbeat = new Heartbeat(nc, { ...this.config, inferenceUrl: this.config.inference.path, capacity: this.config.concurrency }, { state: () => this.heartbeatState() }, this.log.child({ stage: 'heartbeat' }));
     await this.heartbeat.start();
     this.log.info({ servers: this.config.nats.servers, functionVersionId: this.config.functionVersionId }, 'connected to NATS');
   }
