@@ -57,7 +57,8 @@ export async function handleDelivery(msg: JsMsg, deps: HandlerDeps): Promise<Han
     }
   }
 
-  const publisher = new ResponsePublisher(deps.js, { replyTo: invocation.replyTo, requestId: invocation.requestId, workerId: deps.config.workerId, attempt }, deps.bodyLimit);
+  const address = { replyTo: invocation.replyTo, requestId: invocation.requestId, workerId: deps.config.workerId, attempt };
+  const publisher = new ResponsePublisher(deps.js, address, deps.bodyLimit, (s) => deps.metrics.publish.observe(s));
   const controller = deps.cancels.start(invocation.requestId);
   const deadline = invocation.deadline ?? invocation.requestTime + DEFAULT_REQUEST_LIFETIME_MS;
   const timer = setTimeout(() => controller.abort(new SidecarError('DEADLINE_EXCEEDED', `the deadline passed ${Math.round((deadline - invocation.requestTime) / 1000)}s after the request was accepted`)), Math.max(0, deadline - Date.now()));

@@ -41,6 +41,8 @@ export class ResponsePublisher {
     private readonly js: JetStreamClient,
     private readonly address: ResponseAddress,
     private readonly bodyLimit: number,
+    /** Told how long the final took to be acknowledged, for the publish-latency metric. */
+    private readonly observeFinal: (seconds: number) => void = () => undefined,
   ) {}
 
   get done(): boolean {
@@ -85,7 +87,9 @@ export class ResponsePublisher {
     const window = this.pending;
     this.pending = [];
     await Promise.all(window);
+    const started = performance.now();
     await this.send('final', meta, body, `${this.address.requestId}.final`);
+    this.observeFinal((performance.now() - started) / 1000);
     this.finished = true;
   }
 
