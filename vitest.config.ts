@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     projects: [
-      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], sequence: { groupOrder: 0 } } },
       {
         test: {
           name: 'integration',
@@ -13,6 +13,7 @@ export default defineConfig({
           // Each file starts its own nats-server and child processes; two cores do not
           // take more parallelism than this without timing noise turning into flakes.
           maxWorkers: 2,
+          sequence: { groupOrder: 1 },
         },
       },
     ],
