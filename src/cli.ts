@@ -1,4 +1,7 @@
 import { ConfigError, loadWorkerConfig } from './config.js';
+import { runDev } from './dev.js';
+import { runGateway } from './gateway/command.js';
+import { runInvoke } from './invoke.js';
 import { createLogger } from './log.js';
 import { installSignalHandlers } from './signals.js';
 import { Worker } from './worker.js';
@@ -8,6 +11,9 @@ const USAGE = `usage: nvcf-sidecar <command>
 commands:
   worker    run the worker sidecar next to an inference container (configured by environment
             variables; see docs/configuration.md)
+  gateway   run the NVCF-compatible invocation API over NATS (docs/harness.md)
+  dev       NATS + gateway + one worker for a container on this machine; --demo brings its own
+  invoke    call a function through a gateway: nvcf-sidecar invoke <functionId> -d '{...}'
   help      show this text
 `;
 
@@ -17,6 +23,12 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv): P
   switch (command) {
     case 'worker':
       return runWorker(rest, env);
+    case 'gateway':
+      return runGateway(rest, env);
+    case 'dev':
+      return runDev(rest, env);
+    case 'invoke':
+      return runInvoke(rest, env);
     case 'help':
     case '--help':
     case '-h':

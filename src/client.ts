@@ -43,8 +43,12 @@ export class ProtocolClient {
     this.nc.publish(subjects.cancel(functionVersionId), requestId);
   }
 
-  /** Every response message of one request, in stream order, from the first one on, until `signal` aborts. */
-  async *responses(replyTo: string, signal?: AbortSignal): AsyncGenerator<Frame<ResponseMeta>> {
+  /**
+   * Every response message of one request, in stream order, from the first one on, until `signal`
+   * aborts. A message that does not decode (say, a kind from a newer protocol) throws, unless
+   * `onUndecodable` is given: then it is reported there and skipped.
+   */
+  async *responses(replyTo: string, signal?: AbortSignal, onUndecodable?: (err: Error) => void): AsyncGenerator<Frame<ResponseMeta>> {
     const consumer = await this.js.consumers.get(streams.results, { filterSubjects: subjects.responsesOf(replyTo) });
     const messages = await consumer.consume();
     const iterator = messages[Symbol.asyncIterator]();
@@ -57,7 +61,15 @@ export class ProtocolClient {
       for (;;) {
         const next = await Promise.race([iterator.next(), aborted]);
         if (next.done) return;
-        yield decodeResponse(next.value.data);
+        let frame: Frame<ResponseMeta>;
+        try {
+          frame = decodeResponse(next.value.data);
+        } catch (err) {
+          if (!onUndecodable) throw err;
+          onUndecodable(err as Error);
+          continue;
+        }
+        yield frame;
       }
     } finally {
       messages.stop();

@@ -1,0 +1,35 @@
+import { ConfigError } from '../config.js';
+import { createLogger } from '../log.js';
+import { installSignalHandlers } from '../signals.js';
+import { loadGatewayConfig } from './config.js';
+import { Gateway } from './server.js';
+
+/** `nvcf-sidecar gateway [--port N] …`: runs until SIGTERM/SIGINT; resolves with the exit code. */
+export async function runGateway(args: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let config;
+  try {
+    config = loadGatewayConfig(env, args);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`nvcf-sidecar gateway: ${err.message}\n`);
+    return 2;
+  }
+  const log = createLogger(config.logLevel).child({ gatewayId: config.gatewayId });
+  const gateway = new Gateway(config, log);
+  let stop: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  const uninstall = installSignalHandlers(() => stop(), log);
+  try {
+    await gateway.start();
+    await stopped;
+    return 0;
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'gateway failed');
+    return 1;
+  } finally {
+    await gateway.stop();
+    uninstall();
+    log.flush();
+    setTimeout(() => process.exit(process.exitCode ?? 0), 5_000).unref();
+  }
+}

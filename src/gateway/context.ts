@@ -1,0 +1,44 @@
+import type { JetStreamManager, NatsConnection } from 'nats';
+import type { ProtocolClient } from '../client.js';
+import type { Logger } from '../log.js';
+import type { AssetCatalog } from './assets.js';
+import type { GatewayConfig } from './config.js';
+import type { Queues } from './queues.js';
+import type { FunctionRegistry } from './registry.js';
+import type { PendingRequest, RequestStore } from './requests.js';
+import type { UrlSigner } from './signing.js';
+import type { BlobStore } from './storage.js';
+
+/** Everything a route needs, built once by the Gateway and handed to each handler. */
+export interface GatewayContext {
+  config: GatewayConfig;
+  nc: NatsConnection;
+  jsm: JetStreamManager;
+  client: ProtocolClient;
+  requests: RequestStore;
+  registry: FunctionRegistry;
+  queues: Queues;
+  store: BlobStore;
+  assets: AssetCatalog;
+  signer: UrlSigner;
+  log: Logger;
+  /** Request ids with a client call waiting on this gateway now, and how many calls. */
+  waiting: Map<string, number>;
+  /** Versions whose work queue this process has made sure of. */
+  ensuredQueues: Set<string>;
+}
+
+/**
+ * Stops a request everywhere: the worker running it aborts its container call, a queued copy is
+ * purged before any worker starts it, and later polls get 404.
+ */
+export async function cancelRequest(ctx: GatewayContext, record: Pick<PendingRequest, 'requestId' | 'functionVersionId'>, reason: string): Promise<void> {
+  ctx.client.cancel(record.functionVersionId, record.requestId);
+  await Promise.all([
+    ctx.queues.purge(record.functionVersionId, record.requestId).catch((err: Error) => ctx.log.warn({ requestId: record.requestId, err: err.message }, 'could not purge a cancelled request')),
+    ctx.requests.remove(record.requestId),
+  ]);
+  ctx.log.info({ requestId: record.requestId, reason }, 'request cancelled');
+}
+
+export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

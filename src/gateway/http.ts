@@ -1,0 +1,75 @@
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { PROBLEM_CONTENT_TYPE } from '../errors.js';
+
+/**
+ * An error a route throws to answer the client with problem+json. The type URNs follow the
+ * invocation service's (`urn:nvcf-invocation-service:…`), so a client can tell them from the
+ * worker's and the container's.
+ */
+export class HttpProblem extends Error {
+  override name = 'HttpProblem';
+  constructor(
+    readonly status: number,
+    detail: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(detail);
+  }
+}
+
+export function problemBody(status: number, detail: string, requestId?: string): string {
+  const title = STATUS_CODES[status] ?? 'Error';
+  const slug = title.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+  return JSON.stringify({ type: `urn:nvcf-invocation-service:problem-details:${slug}`, title, status, detail, ...(requestId ? { requestId } : {}) });
+}
+
+export function sendProblem(res: ServerResponse, status: number, detail: string, headers: Record<string, string> = {}, requestId?: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = problemBody(status, detail, requestId);
+  res.writeHead(status, { ...headers, 'content-type': PROBLEM_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+export function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** The whole request body, or a 413 problem as soon as it passes `limit` bytes. */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit) throw new HttpProblem(413, `the request body is ${declared} bytes; this gateway accepts at most ${limit}`);
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new HttpProblem(413, `the request body is larger than ${limit} bytes, the most this gateway accepts`);
+    parts.push(chunk as Buffer);
+  }
+  return Buffer.concat(parts, size);
+}
+
+export async function readJson(req: IncomingMessage, limit = 64 * 1024): Promise<unknown> {
+  const body = await readBody(req, limit);
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new HttpProblem(400, 'the request body is not valid JSON');
+  }
+}
+
+/** The request's headers as name/value pairs, names as the client spelled them. */
+export function rawHeaderPairs(req: IncomingMessage): [string, string][] {
+  const pairs: [string, string][] = [];
+  for (let i = 0; i < req.rawHeaders.length; i += 2) pairs.push([req.rawHeaders[i]!, req.rawHeaders[i + 1]!]);
+  return pairs;
+}
+
+export function headerValue(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name.toLowerCase()];
+  return Array.isArray(value) ? value.join(',') : value;
+}

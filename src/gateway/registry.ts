@@ -1,0 +1,114 @@
+import type { KV, NatsConnection } from 'nats';
+import type { Logger } from '../log.js';
+import { HEARTBEAT_STALE_MS, WorkerState, functionStatus, streams, type FunctionStatus } from '../protocol.js';
+
+/** A function version the harness has seen a worker register for. */
+export interface KnownVersion {
+  functionId: string;
+  functionVersionId: string;
+  name: string;
+  ncaId: string;
+  inferenceUrl: string;
+  createdAt: number;
+}
+
+export interface VersionView extends KnownVersion {
+  status: FunctionStatus;
+  workers: number;
+}
+
+/**
+ * The functions seen by the harness. Worker records (`nvcf_workers`, TTL 60 s) say what runs
+ * now; every version ever seen is also written to `nvcf_functions`, which has no TTL, so that a
+ * function whose workers all stopped is still listed, as INACTIVE, the way NVCF lists an
+ * undeployed function.
+ */
+export class FunctionRegistry {
+  private readonly workers = new Map<string, WorkerState>();
+  private readonly versions = new Map<string, KnownVersion>();
+  private stopWatch: (() => void) | undefined;
+
+  private constructor(
+    private readonly workersKv: KV,
+    private readonly catalog: KV,
+    private readonly log: Logger,
+  ) {}
+
+  static async open(nc: NatsConnection, log: Logger): Promise<FunctionRegistry> {
+    const views = nc.jetstream().views;
+    const workersKv = await views.kv(streams.workers, { history: 1, ttl: HEARTBEAT_STALE_MS * 4 });
+    const catalog = await views.kv('nvcf_functions', { history: 1 });
+    const registry = new FunctionRegistry(workersKv, catalog, log);
+    await registry.start();
+    return registry;
+  }
+
+  private async start(): Promise<void> {
+    for await (const key of await this.catalog.keys()) {
+      const entry = await this.catalog.get(key);
+      if (entry?.operation === 'PUT') this.versions.set(key, entry.json<KnownVersion>());
+    }
+    let resolveInitial: () => void = () => undefined;
+    const initial = new Promise<void>((resolve) => (resolveInitial = resolve));
+    const watch = await this.workersKv.watch({ initializedFn: () => resolveInitial() });
+    this.stopWatch = () => watch.stop();
+    void (async () => {
+      for await (const entry of watch) {
+        if (entry.operation !== 'PUT') this.workers.delete(entry.key);
+        else {
+          const parsed = WorkerState.safeParse(safeJson(entry.value));
+          if (parsed.success) this.seen(entry.key, parsed.data);
+          else this.log.warn({ key: entry.key }, 'ignoring a malformed worker state record');
+        }
+      }
+    })();
+    await initial;
+  }
+
+  private seen(key: string, record: WorkerState): void {
+    this.workers.set(key, record);
+    const fv = record.functionVersionId.toLowerCase();
+    const known = this.versions.get(fv);
+    if (known && known.inferenceUrl === (record.inferenceUrl ?? '/') && known.name === record.functionName) return;
+    const version: KnownVersion = {
+      functionId: record.functionId.toLowerCase(),
+      functionVersionId: fv,
+      name: record.functionName,
+      ncaId: record.ncaId,
+      inferenceUrl: record.inferenceUrl ?? '/',
+      createdAt: known?.createdAt ?? Date.now(),
+    };
+    this.versions.set(fv, version);
+    void this.catalog.put(fv, JSON.stringify(version)).catch((err: Error) => this.log.warn({ err: err.message }, 'could not record a function version'));
+  }
+
+  version(functionVersionId: string): VersionView | undefined {
+    const known = this.versions.get(functionVersionId.toLowerCase());
+    return known ? this.view(known) : undefined;
+  }
+
+  versionsOf(functionId: string): VersionView[] {
+    return this.all().filter((v) => v.functionId === functionId.toLowerCase());
+  }
+
+  all(): VersionView[] {
+    return [...this.versions.values()].map((v) => this.view(v));
+  }
+
+  private view(known: KnownVersion): VersionView {
+    const records = [...this.workers.values()].filter((w) => w.functionVersionId.toLowerCase() === known.functionVersionId);
+    return { ...known, status: functionStatus(records, Date.now()), workers: records.length };
+  }
+
+  stop(): void {
+    this.stopWatch?.();
+  }
+}
+
+function safeJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,79 @@
+import type { KV } from 'nats';
+import { z } from 'zod';
+
+/**
+ * What the gateway remembers of a request between the client's calls. It lives in the KV bucket
+ * `nvcf_requests`, not in memory, so a status poll works after a gateway restart and on any
+ * gateway attached to the same NATS. Deleting the record is how a result is handed out once:
+ * the delete is conditional on the revision, so of two concurrent polls only one wins.
+ */
+export const PendingRequest = z.object({
+  requestId: z.string(),
+  functionId: z.string(),
+  functionVersionId: z.string(),
+  gatewayId: z.string(),
+  replyTo: z.string(),
+  createdAt: z.number(),
+  /** When a client call last ended (or the request was accepted); drives the unpolled cancel. */
+  lastSeenAt: z.number(),
+  /** The poll window of that call, in seconds. */
+  pollSeconds: z.number(),
+});
+export type PendingRequest = z.infer<typeof PendingRequest>;
+
+export interface Entry {
+  record: PendingRequest;
+  revision: number;
+}
+
+export class RequestStore {
+  constructor(private readonly kv: KV) {}
+
+  async create(record: PendingRequest): Promise<void> {
+    await this.kv.create(record.requestId, JSON.stringify(record));
+  }
+
+  async get(requestId: string): Promise<Entry | undefined> {
+    const entry = await this.kv.get(requestId);
+    if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) return undefined;
+    const parsed = PendingRequest.safeParse(entry.json());
+    return parsed.success ? { record: parsed.data, revision: entry.revision } : undefined;
+  }
+
+  /** Notes that a client call just ended with the request still open. */
+  async touch(requestId: string, pollSeconds: number): Promise<void> {
+    const entry = await this.get(requestId);
+    if (!entry) return;
+    const record = { ...entry.record, lastSeenAt: Date.now(), pollSeconds };
+    await this.kv.update(requestId, JSON.stringify(record), entry.revision).catch(() => undefined);
+  }
+
+  /** True for exactly one caller: the one that removes the record and so owns the result. */
+  async claim(requestId: string): Promise<boolean> {
+    const entry = await this.get(requestId);
+    if (!entry) return false;
+    try {
+      await this.kv.delete(requestId, { previousSeq: entry.revision });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async remove(requestId: string): Promise<void> {
+    await this.kv.delete(requestId).catch(() => undefined);
+  }
+
+  async *all(): AsyncGenerator<PendingRequest> {
+    const keys = await this.kv.keys();
+    for await (const key of keys) {
+      const entry = await this.get(key);
+      if (entry) yield entry.record;
+    }
+  }
+}
+
+/** NVCF's rule: a request nobody has polled for this long is taken as abandoned. */
+export function abandonAfterMs(pollSeconds: number): number {
+  return Math.max(2 * pollSeconds * 1000, 10_000);
+}

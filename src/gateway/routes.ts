@@ -1,0 +1,77 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createAsset, deleteAsset, listAssets } from './assets.js';
+import { downloadObject, uploadObject } from './blobs.js';
+import type { GatewayContext } from './context.js';
+import { listFunctions, queueLengths, queuePosition } from './functions.js';
+import { HttpProblem, headerValue, sendJson, sendProblem } from './http.js';
+import { invokeFunction, requestStatus } from './pexec.js';
+
+type Handler = (ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, params: string[], query: URLSearchParams) => Promise<void> | void;
+interface Route {
+  method: string;
+  pattern: RegExp;
+  handler: Handler;
+  /** Signed storage URLs carry their own authority; everything else needs the API key when one is set. */
+  open?: boolean;
+}
+
+const seg = '([^/]+)';
+const routes: Route[] = [
+  { method: 'GET', pattern: /^\/v1\/health\/(?:live|ready)$/, handler: (_c, _q, res) => sendJson(res, 200, { status: 'ok' }), open: true },
+  { method: 'POST', pattern: new RegExp(`^/v2/nvcf/pexec/functions/${seg}$`), handler: (c, q, s, [f]) => invokeFunction(c, q, s, f!) },
+  { method: 'POST', pattern: new RegExp(`^/v2/nvcf/pexec/functions/${seg}/versions/${seg}$`), handler: (c, q, s, [f, v]) => invokeFunction(c, q, s, f!, v!) },
+  { method: 'GET', pattern: new RegExp(`^/v2/nvcf/pexec/status/${seg}$`), handler: (c, q, s, [r]) => requestStatus(c, q, s, r!) },
+  { method: 'POST', pattern: /^\/v2\/nvcf\/assets$/, handler: (c, q, s) => createAsset(c, q, s) },
+  { method: 'GET', pattern: /^\/v2\/nvcf\/assets$/, handler: (c, q, s) => listAssets(c, q, s) },
+  { method: 'DELETE', pattern: new RegExp(`^/v2/nvcf/assets/${seg}$`), handler: (c, _q, s, [a]) => deleteAsset(c, s, a!) },
+  { method: 'GET', pattern: /^\/v2\/nvcf\/functions$/, handler: (c, _q, s) => listFunctions(c, s) },
+  { method: 'GET', pattern: new RegExp(`^/v2/nvcf/functions/${seg}/versions$`), handler: (c, _q, s, [f]) => listFunctions(c, s, f!) },
+  { method: 'GET', pattern: new RegExp(`^/v2/nvcf/functions/${seg}/versions/${seg}$`), handler: (c, _q, s, [f, v]) => listFunctions(c, s, f!, v!) },
+  { method: 'GET', pattern: new RegExp(`^/v2/nvcf/queues/functions/${seg}$`), handler: (c, _q, s, [f]) => queueLengths(c, s, f!) },
+  { method: 'GET', pattern: new RegExp(`^/v2/nvcf/queues/functions/${seg}/versions/${seg}$`), handler: (c, _q, s, [f, v]) => queueLengths(c, s, f!, v!) },
+  { method: 'GET', pattern: new RegExp(`^/v2/nvcf/queues/${seg}/position$`), handler: (c, _q, s, [r]) => queuePosition(c, s, r!) },
+  { method: 'GET', pattern: new RegExp(`^/v2/nvcf/storage/${seg}/${seg}$`), handler: (c, _q, s, [k, i], query) => downloadObject(c, s, k!, i!, query), open: true },
+  { method: 'PUT', pattern: new RegExp(`^/v2/nvcf/storage/${seg}/${seg}$`), handler: (c, q, s, [k, i], query) => uploadObject(c, q, s, k!, i!, query), open: true },
+];
+
+function authorized(ctx: GatewayContext, req: IncomingMessage): boolean {
+  const key = ctx.config.apiKey;
+  if (!key) return true;
+  const given = /^Bearer\s+(.+)$/i.exec(headerValue(req, 'authorization') ?? '')?.[1]?.trim() ?? '';
+  const a = Buffer.from(given);
+  const b = Buffer.from(key);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Finds the route, checks the key, runs the handler, and turns anything thrown into problem+json. */
+export async function route(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://gateway');
+  let path: string;
+  try {
+    path = decodeURIComponent(url.pathname);
+  } catch {
+    return sendProblem(res, 400, 'the request path is not valid percent-encoding');
+  }
+  const candidates = routes.filter((r) => r.pattern.test(path));
+  const found = candidates.find((r) => r.method === req.method);
+  try {
+    if (!found) {
+      if (candidates.length > 0) throw new HttpProblem(405, `${req.method} is not allowed on ${path}`, { Allow: candidates.map((r) => r.method).join(', ') });
+      throw new HttpProblem(404, `no API at ${path.slice(0, 200)}`);
+    }
+    if (!found.open && !authorized(ctx, req)) {
+      throw new HttpProblem(401, 'missing or wrong API key: send Authorization: Bearer <key>', { 'WWW-Authenticate': 'Bearer' });
+    }
+    const params = found.pattern.exec(path)!.slice(1);
+    await found.handler(ctx, req, res, params, url.searchParams);
+  } catch (err) {
+    const requestId = res.getHeader('NVCF-REQID') as string | undefined;
+    if (err instanceof HttpProblem) {
+      ctx.log.info({ method: req.method, path: path.slice(0, 200), status: err.status, detail: err.message, requestId }, 'request refused');
+      return sendProblem(res, err.status, err.message, { ...err.headers, ...(requestId ? { 'NVCF-REQID': requestId, 'NVCF-STATUS': 'errored' } : {}) }, requestId);
+    }
+    ctx.log.error({ method: req.method, path: path.slice(0, 200), err: (err as Error).message, requestId }, 'request failed inside the gateway');
+    sendProblem(res, 500, `the gateway failed: ${(err as Error).message}`, requestId ? { 'NVCF-REQID': requestId, 'NVCF-STATUS': 'errored' } : {}, requestId);
+  }
+}

@@ -1,0 +1,116 @@
+import { createServer, type Server } from 'node:http';
+import type { NatsConnection } from 'nats';
+import { closeServer, listen } from '../admin.js';
+import { ProtocolClient } from '../client.js';
+import type { Logger } from '../log.js';
+import { connectNats, ensureResults } from '../nats.js';
+import { AssetCatalog } from './assets.js';
+import type { GatewayConfig } from './config.js';
+import { cancelRequest, type GatewayContext } from './context.js';
+import { Queues } from './queues.js';
+import { FunctionRegistry } from './registry.js';
+import { RequestStore, abandonAfterMs } from './requests.js';
+import { route } from './routes.js';
+import { UrlSigner } from './signing.js';
+import { NatsBlobStore } from './storage.js';
+
+/** How often abandoned requests are looked for; their threshold is at least 10 s, so this is plenty. */
+const SWEEP_INTERVAL_MS = 2_000;
+
+/**
+ * The NVCF-compatible invocation API over NATS. All state a client call depends on lives in
+ * NATS (request records, results, objects, the URL signing secret), so the gateway can stop and
+ * come back, or run as several copies, without losing a request.
+ */
+export class Gateway {
+  private server: Server | undefined;
+  private nc: NatsConnection | undefined;
+  private ctx: GatewayContext | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
+  private startedAt = 0;
+  private stopping: Promise<void> | undefined;
+  port = 0;
+
+  constructor(
+    private readonly config: GatewayConfig,
+    private readonly log: Logger,
+  ) {}
+
+  get url(): string {
+    const host = this.config.host === '0.0.0.0' || this.config.host === '::' ? '127.0.0.1' : this.config.host;
+    return `http://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    const { config } = this;
+    this.startedAt = Date.now();
+    const nc = await connectNats(config.nats, `nvcf-gateway ${config.gatewayId}`);
+    this.nc = nc;
+    const js = nc.jetstream();
+    const jsm = await nc.jetstreamManager();
+    await ensureResults(jsm, config.resultRetentionMs);
+    const state = await js.views.kv('nvcf_gateway', { history: 1 });
+    const requestsKv = await js.views.kv('nvcf_requests', { history: 1, ttl: config.resultRetentionMs });
+    const ttl = { assets: config.assetTtlMs, results: config.resultRetentionMs, bodies: config.resultRetentionMs };
+    const [store, assets, registry, signer] = await Promise.all([
+      NatsBlobStore.open(nc, ttl),
+      AssetCatalog.open(nc, config.assetTtlMs),
+      FunctionRegistry.open(nc, this.log.child({ stage: 'registry' })),
+      UrlSigner.fromKv(state, () => config.publicUrl ?? this.url),
+    ]);
+    this.ctx = {
+      config,
+      nc,
+      jsm,
+      client: new ProtocolClient(nc),
+      requests: new RequestStore(requestsKv),
+      registry,
+      queues: new Queues(jsm),
+      store,
+      assets,
+      signer,
+      log: this.log.child({ stage: 'api' }),
+      waiting: new Map(),
+      ensuredQueues: new Set(),
+    };
+    const ctx = this.ctx;
+    this.server = createServer((req, res) => void route(ctx, req, res));
+    // Long polls and event streams outlive Node's default request timeout.
+    this.server.requestTimeout = 0;
+    this.port = await listen(this.server, config.port, config.host);
+    this.sweeper = setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS);
+    this.sweeper.unref();
+    this.log.info({ url: this.url, gatewayId: config.gatewayId, auth: Boolean(config.apiKey), nats: config.nats.servers }, 'gateway listening');
+  }
+
+  /**
+   * Cancels this gateway's requests that nobody has polled for max(2 × window, 10 s). Time the
+   * gateway was down does not count: clients could not poll then.
+   */
+  private async sweep(): Promise<void> {
+    const ctx = this.ctx;
+    if (!ctx || this.stopping) return;
+    try {
+      const now = Date.now();
+      for await (const record of ctx.requests.all()) {
+        if (record.gatewayId !== this.config.gatewayId || ctx.waiting.has(record.requestId)) continue;
+        const idleSince = Math.max(record.lastSeenAt, this.startedAt);
+        if (now - idleSince > abandonAfterMs(record.pollSeconds)) await cancelRequest(ctx, record, 'nobody polled for the result');
+      }
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'sweeping abandoned requests failed');
+    }
+  }
+
+  /** Closes the API and NATS; requests in flight stay in NATS for the next start. Safe to repeat. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      clearInterval(this.sweeper);
+      this.ctx?.registry.stop();
+      if (this.server) await closeServer(this.server);
+      await this.nc?.drain().catch(() => undefined);
+      this.log.info('gateway stopped');
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,3 @@
+export async function runInvoke(_args: readonly string[], _env: NodeJS.ProcessEnv): Promise<number> {
+  return 2;
+}
