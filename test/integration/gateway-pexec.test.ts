@@ -57,6 +57,8 @@ describe('the gateway pexec API in front of a real worker', () => {
       expect(first.headers.get('nvcf-status')).toBe('in-progress');
       const requestId = first.headers.get('nvcf-reqid')!;
       expect(await first.text()).toBe('');
+      const place = (await (await fetch(`${gw.url}/v2/nvcf/queues/${requestId}/position`)).json()) as { positionInQueue: number };
+      expect(place.positionInQueue).toBe(0);
       const stillRunning = await status(requestId, { 'NVCF-POLL-SECONDS': '1' });
       expect(stillRunning.status).toBe(202);
       expect(stillRunning.headers.get('nvcf-reqid')).toBe(requestId);
