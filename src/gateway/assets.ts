@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { KV, NatsConnection } from 'nats';
 import { z } from 'zod';
-import { UUID_PATTERN, type GatewayContext } from './context.js';
+import { UUID_PATTERN, allKeys, type GatewayContext } from './context.js';
 import { HttpProblem, readJson, sendJson } from './http.js';
 
 export const AssetRecord = z.object({
@@ -47,7 +47,7 @@ export class AssetCatalog {
 
   async list(): Promise<AssetRecord[]> {
     const records: AssetRecord[] = [];
-    for await (const key of await this.kv.keys()) {
+    for (const key of await allKeys(this.kv)) {
       const record = await this.get(key);
       if (record) records.push(record);
     }

@@ -1,4 +1,4 @@
-import type { JetStreamManager, NatsConnection } from 'nats';
+import type { JetStreamManager, KV, NatsConnection } from 'nats';
 import type { ProtocolClient } from '../client.js';
 import type { Logger } from '../log.js';
 import type { AssetCatalog } from './assets.js';
@@ -42,3 +42,10 @@ export async function cancelRequest(ctx: GatewayContext, record: Pick<PendingReq
 }
 
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Every key of a bucket. Collected before use: awaiting inside nats.js's key iterator ends it early. */
+export async function allKeys(kv: KV): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const key of await kv.keys()) keys.push(key);
+  return keys;
+}

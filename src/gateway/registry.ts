@@ -1,5 +1,6 @@
 import type { KV, NatsConnection } from 'nats';
 import type { Logger } from '../log.js';
+import { allKeys } from './context.js';
 import { HEARTBEAT_STALE_MS, WorkerState, functionStatus, streams, type FunctionStatus } from '../protocol.js';
 
 /** A function version the harness has seen a worker register for. */
@@ -44,7 +45,7 @@ export class FunctionRegistry {
   }
 
   private async start(): Promise<void> {
-    for await (const key of await this.catalog.keys()) {
+    for (const key of await allKeys(this.catalog)) {
       const entry = await this.catalog.get(key);
       if (entry?.operation === 'PUT') this.versions.set(key, entry.json<KnownVersion>());
     }

@@ -1,5 +1,6 @@
 import type { KV } from 'nats';
 import { z } from 'zod';
+import { allKeys } from './context.js';
 
 /**
  * What the gateway remembers of a request between the client's calls. It lives in the KV bucket
@@ -65,8 +66,7 @@ export class RequestStore {
   }
 
   async *all(): AsyncGenerator<PendingRequest> {
-    const keys = await this.kv.keys();
-    for await (const key of keys) {
+    for (const key of await allKeys(this.kv)) {
       const entry = await this.get(key);
       if (entry) yield entry.record;
     }
