@@ -1,4 +1,5 @@
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 
@@ -90,6 +91,9 @@ const WorkerEnv = z.object({
   NATS_MAX_DELIVER: whole(1, 100).default(5),
   RESULT_RETENTION: duration('1h'),
   DRAIN_GRACE: duration('100s'),
+  ASSET_MAX_BYTES: whole(1, Number.MAX_SAFE_INTEGER).default(5 * 1024 ** 3),
+  ASSET_DOWNLOAD_TIMEOUT: duration('30m'),
+  SPOOL_DIR: z.string().startsWith('/', 'must be an absolute path').default(join(tmpdir(), 'nvcf-sidecar-spool')),
   TERMINATION_LOG_PATH: z.string().default('/dev/termination-log'),
   WORKER_ID: optionalText,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -118,6 +122,9 @@ function compile(env: z.output<typeof WorkerEnv>) {
     },
     concurrency: env.MAX_REQUEST_CONCURRENCY,
     assetDir: env.BASE_ASSET_DIR,
+    assetLimits: { maxBytes: env.ASSET_MAX_BYTES, timeoutMs: env.ASSET_DOWNLOAD_TIMEOUT },
+    /** Private scratch space for response bodies too large to keep in memory. */
+    spoolDir: env.SPOOL_DIR,
     responseDir: env.BASE_RESPONSE_DIR,
     healthPort: env.HEALTH_PORT,
     metricsPort: env.METRICS_PORT,

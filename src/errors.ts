@@ -14,6 +14,7 @@ export const errorCodes = {
   REQUEST_BODY_FAILED: { disposition: 'answer', status: 500, family: 'worker', detail: 'Internal error while making inference request' },
   INFERENCE_CONNECTION: { disposition: 'answer', status: 500, family: 'connection', detail: 'Inference connection error while making inference request' },
   RESPONSE_UNSUPPORTED: { disposition: 'answer', status: 500, family: 'worker', detail: 'Internal error while making inference request' },
+  LARGE_RESULT_FAILED: { disposition: 'answer', status: 500, family: 'worker', detail: 'Internal error while uploading the large response' },
   DEADLINE_EXCEEDED: { disposition: 'answer', status: 504, family: 'worker', detail: 'Inference did not finish before the request deadline' },
   CANCELLED: { disposition: 'answer', status: 500, family: 'worker', detail: 'The request was cancelled before inference finished' },
   CONTAINER_UNHEALTHY: { disposition: 'retry', status: 503, family: 'worker', detail: 'The inference container is not healthy' },

@@ -1,6 +1,7 @@
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JetStreamClient, JetStreamManager, JsMsg } from 'nats';
+import { downloadAssets } from './assets.js';
 import type { CancelRegistry } from './cancels.js';
 import type { WorkerConfig } from './config.js';
 import { SidecarError, problemForError } from './errors.js';
@@ -8,6 +9,7 @@ import type { ContainerClient } from './forward.js';
 import { containerRequestHeaders, wantsPassThrough } from './headers.js';
 import type { Logger } from './log.js';
 import type { Outcome, WorkerMetrics } from './metrics.js';
+import { RequestOutputs, type OutputWatcher } from './outputs.js';
 import { DEFAULT_REQUEST_LIFETIME_MS, EXPIRY_GRACE_MS, FrameError, decodeInvocation, replyAddressOf, type Invocation } from './protocol.js';
 import { ResponsePublisher, alreadyAnswered } from './publish.js';
 import { publishProblem, relayCompatible, relayStream, type Relayed } from './respond.js';
@@ -18,6 +20,7 @@ export interface HandlerDeps {
   jsm: JetStreamManager;
   container: ContainerClient;
   cancels: CancelRegistry;
+  outputs: OutputWatcher;
   log: Logger;
   metrics: WorkerMetrics;
   bodyLimit: number;
@@ -119,9 +122,7 @@ async function run(
   }
   deps.metrics.queueWait.observe(Math.max(0, startedAt - invocation.requestTime) / 1000);
   signal.throwIfAborted();
-  if (invocation.assets.length > 0) {
-    throw new SidecarError('ASSET_DOWNLOAD_FAILED', 'input assets are not supported by this worker version');
-  }
+  await downloadAssets(invocation.assets, dirs.assets, deps.config.assetLimits, signal);
   try {
     await mkdir(dirs.output, { recursive: true, mode: 0o777 });
     // mkdir's mode is filtered by the umask; the container may run as another user.
@@ -150,19 +151,35 @@ async function run(
     },
     !passThrough,
   );
-  log.debug({ method: invocation.method, path: invocation.path, passThrough }, 'calling the container');
-  const answer = await deps.container.call({
-    method: invocation.method,
-    path: invocation.path,
-    headers,
-    body: invocation.bodyUrl ? { url: invocation.bodyUrl } : body,
-    signal,
-  });
-  const relayed = passThrough
-    ? await relayStream(answer, publisher)
-    : await relayCompatible(answer, publisher, { requestId: invocation.requestId, maxResponseSizeBytes: invocation.maxResponseSizeBytes, outputDir: dirs.output });
-  deps.metrics.inference.observe((Date.now() - startedAt) / 1000);
-  return relayed;
+  // Progress, finished files and large results belong to compatibility mode, as in NVCF.
+  const outputs = passThrough
+    ? undefined
+    : await new RequestOutputs({ requestId: invocation.requestId, dir: dirs.output, uploadUrl: invocation.largeResult?.uploadUrl, publisher, log, signal }).init();
+  const untrack = outputs ? deps.outputs.track(invocation.requestId, outputs) : () => undefined;
+  try {
+    log.debug({ method: invocation.method, path: invocation.path, passThrough }, 'calling the container');
+    const answer = await deps.container.call({
+      method: invocation.method,
+      path: invocation.path,
+      headers,
+      body: invocation.bodyUrl ? { url: invocation.bodyUrl } : body,
+      signal,
+    });
+    const relayed = outputs
+      ? await relayCompatible(answer, publisher, {
+          requestId: invocation.requestId,
+          maxResponseSizeBytes: invocation.maxResponseSizeBytes,
+          outputs,
+          downloadUrl: invocation.largeResult?.downloadUrl,
+          spoolPath: join(deps.config.spoolDir, `${invocation.requestId}.${publisher.attempt}.response`),
+        })
+      : await relayStream(answer, publisher);
+    deps.metrics.inference.observe((Date.now() - startedAt) / 1000);
+    return relayed;
+  } finally {
+    untrack();
+    if (!publisher.done) outputs?.abandon();
+  }
 }
 
 function requestDirs(config: WorkerConfig, requestId: string) {

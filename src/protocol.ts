@@ -77,7 +77,11 @@ export const Invocation = z
     headers: HeaderList.default([]),
     /** Set when the body is too large for the frame: the worker streams it from here. */
     bodyUrl: httpUrl.optional(),
-    assets: z.array(AssetReference).max(64).default([]),
+    assets: z
+      .array(AssetReference)
+      .max(64)
+      .default([])
+      .refine((list) => new Set(list.map((a) => a.assetId.toLowerCase())).size === list.length, 'must not name the same asset twice'),
     /** Epoch milliseconds when the gateway accepted the request. */
     requestTime: z.number().int().positive(),
     pollSeconds: z.number().int().min(1).max(3600).default(60),
@@ -95,7 +99,14 @@ export const Invocation = z
 export type Invocation = z.infer<typeof Invocation>;
 export type InvocationInput = z.input<typeof Invocation>;
 
-export type ResponseKind = 'progress' | 'head' | 'chunk' | 'final';
+export type ResponseKind = 'progress' | 'output' | 'head' | 'chunk' | 'final';
+
+/** A finished output file, as announced while the request runs and listed in the final. */
+export const OutputFile = z.object({ name: z.string(), size: z.number().int().min(0), sha256: z.string() });
+export type OutputFile = z.infer<typeof OutputFile>;
+/** A file left out of a large result, and why (still `.partial`, a symlink, not a regular file…). */
+export const SkippedFile = z.object({ name: z.string(), reason: z.string() });
+export type SkippedFile = z.infer<typeof SkippedFile>;
 
 const common = {
   v: z.literal(PROTOCOL_VERSION),
@@ -109,6 +120,8 @@ const status = z.number().int().min(100).max(599);
 export const ResponseMeta = z.discriminatedUnion('kind', [
   /** A 202 for the caller: body = the container's partialResponse JSON. */
   z.object({ ...common, kind: z.literal('progress'), percentComplete: z.number().int().min(0).max(100), headers: HeaderList }),
+  /** Output files that became final (renamed from `.partial`) while the container works. */
+  z.object({ ...common, kind: z.literal('output'), files: z.array(OutputFile) }),
   /** Pass-through: status and headers as soon as the container sends them; chunks follow. */
   z.object({ ...common, kind: z.literal('head'), status, headers: HeaderList }),
   /** One piece of a body, in order from index 0; body = the bytes. */
@@ -127,6 +140,16 @@ export const ResponseMeta = z.discriminatedUnion('kind', [
     streamed: z.boolean().default(false),
     /** Set on a streamed final when the container's body broke off: the caller's copy is cut short. */
     error: z.string().optional(),
+    /** On a large result (302): what the zip holds, and what was left out. */
+    manifest: z
+      .object({
+        files: z.array(OutputFile),
+        skipped: z.array(SkippedFile),
+        /** Totals; the lists above stop early when they would not fit in one message. */
+        fileCount: z.number().int().min(0),
+        skippedCount: z.number().int().min(0),
+      })
+      .optional(),
   }),
 ]);
 export type ResponseMeta = z.infer<typeof ResponseMeta>;

@@ -1,12 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JetStreamClient, JetStreamManager } from 'nats';
 import { SidecarError } from './errors.js';
-import { encodeFrame, streams, subjects, type HeaderList, type ResponseKind, type ResponseMetaInput } from './protocol.js';
+import { encodeFrame, streams, subjects, type HeaderList, type OutputFile, type ResponseKind, type ResponseMetaInput } from './protocol.js';
 
 /** How long a durable publish keeps retrying through a NATS outage before giving up. */
 const PUBLISH_RETRY_MS = 60_000;
 /** Unacknowledged publishes allowed per stream of chunks; bounds memory, keeps the pipe full. */
 const PUBLISH_WINDOW = 32;
+
+export type ResultManifest = NonNullable<Extract<ResponseMetaInput, { kind: 'final' }>['manifest']>;
 
 export interface ResponseAddress {
   replyTo: string;
@@ -49,10 +51,20 @@ export class ResponsePublisher {
     return this.finished;
   }
 
+  get attempt(): number {
+    return this.address.attempt;
+  }
+
   /** Best effort by design: a newer progress report supersedes a lost one. */
   async progress(percentComplete: number, headers: HeaderList, body: Uint8Array): Promise<void> {
     if (this.finished) return;
     await this.send('progress', { kind: 'progress', percentComplete, headers }, body, undefined, 0);
+  }
+
+  /** Announces output files that became final; best effort, like progress. */
+  async output(files: OutputFile[]): Promise<void> {
+    if (this.finished || files.length === 0) return;
+    await this.send('output', { kind: 'output', files }, undefined, undefined, 0);
   }
 
   async head(status: number, headers: HeaderList): Promise<void> {
@@ -72,10 +84,10 @@ export class ResponsePublisher {
   }
 
   /** The final of a buffered response: inline when it fits one frame, else chunks first. */
-  async final(status: number, headers: HeaderList, body: Uint8Array = new Uint8Array(0)): Promise<void> {
+  async final(status: number, headers: HeaderList, body: Uint8Array = new Uint8Array(0), manifest?: ResultManifest): Promise<void> {
     if (body.length > this.bodyLimit) await this.chunk(body);
     const inline = this.chunkCount === 0 ? body : undefined;
-    await this.finish({ kind: 'final', status, headers, chunks: this.chunkCount, streamed: false }, inline);
+    await this.finish({ kind: 'final', status, headers, chunks: this.chunkCount, streamed: false, ...(manifest ? { manifest } : {}) }, inline);
   }
 
   /** The final of a streamed (pass-through) response: marks the end of its chunks. */

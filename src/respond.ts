@@ -1,12 +1,15 @@
-import { readdir } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { PROBLEM_CONTENT_TYPE, SidecarError, problemForContainer, type Problem } from './errors.js';
 import type { ContainerAnswer } from './forward.js';
 import { isEventStream, relayableResponseHeaders } from './headers.js';
+import type { RequestOutputs } from './outputs.js';
 import type { HeaderList } from './protocol.js';
 import type { ResponsePublisher } from './publish.js';
 
-export type Relayed = { status: number; mode: 'inline' | 'streamed' | 'problem' };
+export type Relayed = { status: number; mode: 'inline' | 'streamed' | 'problem' | 'large' };
 
 /** Pass-through: status and headers now, then every chunk as it arrives, verbatim. */
 export async function relayStream(answer: ContainerAnswer, publisher: ResponsePublisher): Promise<Relayed> {
@@ -26,20 +29,28 @@ export async function relayStream(answer: ContainerAnswer, publisher: ResponsePu
 export interface CompatibilityOptions {
   requestId: string;
   maxResponseSizeBytes: number;
-  outputDir: string;
+  outputs: RequestOutputs;
+  downloadUrl: string | undefined;
+  /** Where a body over the inline limit is parked while the large result is built. */
+  spoolPath: string;
 }
 
 /**
- * Compatibility mode (NVCF's default for pexec): errors become problem+json, bodies up to the
- * limit come back inline with the container's status and headers. SSE is never buffered.
+ * Compatibility mode (NVCF's default for pexec): errors become problem+json; a body up to the
+ * limit with no output files comes back inline with the container's status and headers; a larger
+ * body, or any finished output file, becomes a zip behind a 302. SSE is never buffered.
  */
 export async function relayCompatible(answer: ContainerAnswer, publisher: ResponsePublisher, options: CompatibilityOptions): Promise<Relayed> {
   const contentType = answer.headers['content-type'];
-  if (isEventStream(Array.isArray(contentType) ? contentType[0] : contentType)) return relayStream(answer, publisher);
-
+  if (isEventStream(Array.isArray(contentType) ? contentType[0] : contentType)) {
+    options.outputs.abandon();
+    return relayStream(answer, publisher);
+  }
   if (answer.status >= 400) {
-    const body = await readUpTo(answer.body, options.maxResponseSizeBytes);
-    await publishProblem(publisher, problemForContainer(answer.status, body ?? new Uint8Array(0), options.requestId));
+    options.outputs.abandon();
+    const { parts, overflow } = await readUpTo(answer.body, options.maxResponseSizeBytes);
+    if (overflow) discard(answer.body);
+    await publishProblem(publisher, problemForContainer(answer.status, Buffer.concat(parts), options.requestId));
     return { status: answer.status, mode: 'problem' };
   }
   if (answer.status === 202) {
@@ -49,22 +60,26 @@ export async function relayCompatible(answer: ContainerAnswer, publisher: Respon
       'the container answered 202, which compatibility mode reserves for progress; write the progress file instead, or send nvcf-feature-disable-worker-compatibility: true',
     );
   }
-  const body = await readUpTo(answer.body, options.maxResponseSizeBytes);
-  if (body === undefined) {
-    throw new SidecarError(
-      'RESPONSE_UNSUPPORTED',
-      `the response body is larger than NVCF-MAX-RESPONSE-SIZE-BYTES (${options.maxResponseSizeBytes}); large results are not supported by this worker version`,
-    );
+  const { parts, overflow, rest } = await readUpTo(answer.body, options.maxResponseSizeBytes);
+  const hasOutputs = await options.outputs.settle();
+  if (!overflow && !hasOutputs) {
+    await publisher.final(answer.status, relayableResponseHeaders(answer.headers), Buffer.concat(parts));
+    return { status: answer.status, mode: 'inline' };
   }
-  const outputs = await countOutputFiles(options.outputDir);
-  if (outputs > 0) {
-    throw new SidecarError(
-      'RESPONSE_UNSUPPORTED',
-      `the container left ${outputs} file(s) in NVCF-LARGE-OUTPUT-DIR; large results are not supported by this worker version`,
-    );
+  if (!options.downloadUrl) throw new SidecarError('LARGE_RESULT_FAILED', 'the result is large but the request has no download URL for it');
+  let manifest;
+  if (overflow) {
+    await spool(parts, rest, options.spoolPath);
+    try {
+      manifest = await options.outputs.finish({ file: options.spoolPath });
+    } finally {
+      await rm(options.spoolPath, { force: true });
+    }
+  } else {
+    manifest = await options.outputs.finish({ bytes: Buffer.concat(parts) });
   }
-  await publisher.final(answer.status, relayableResponseHeaders(answer.headers), body);
-  return { status: answer.status, mode: 'inline' };
+  await publisher.final(302, [['Location', options.downloadUrl]], new Uint8Array(0), manifest);
+  return { status: 302, mode: 'large' };
 }
 
 export async function publishProblem(publisher: ResponsePublisher, problem: Problem): Promise<void> {
@@ -72,32 +87,41 @@ export async function publishProblem(publisher: ResponsePublisher, problem: Prob
   await publisher.final(problem.status, headers, Buffer.from(JSON.stringify(problem)));
 }
 
-/** The whole body, or undefined as soon as it passes `limit` (the rest is never read). */
-async function readUpTo(body: Readable, limit: number): Promise<Buffer | undefined> {
+interface Prefix {
+  parts: Buffer[];
+  /** True when the body goes on past `limit`; the rest is still unread in `rest`. */
+  overflow: boolean;
+  rest: AsyncIterator<Buffer>;
+}
+
+/** Reads a body up to `limit` bytes; past that it stops and leaves the rest unread. */
+async function readUpTo(body: Readable, limit: number): Promise<Prefix> {
+  const rest = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const parts: Buffer[] = [];
   let size = 0;
   try {
-    for await (const chunk of body) {
-      size += (chunk as Buffer).length;
-      if (size > limit) {
-        discard(body);
-        return undefined;
-      }
-      parts.push(chunk as Buffer);
+    for (;;) {
+      const next = await rest.next();
+      if (next.done) return { parts, overflow: false, rest };
+      parts.push(next.value);
+      size += next.value.length;
+      if (size > limit) return { parts, overflow: true, rest };
     }
   } catch (err) {
     throw new SidecarError('INFERENCE_CONNECTION', `reading the container's response failed: ${(err as Error).message}`, { cause: err });
   }
-  return Buffer.concat(parts, size);
 }
 
-/** Files the container left for the caller; `progress` is a channel, not an output. */
-async function countOutputFiles(dir: string): Promise<number> {
+/** Writes a large body to disk, so the zip can be built, and rebuilt, with flat memory. */
+async function spool(prefix: Buffer[], rest: AsyncIterator<Buffer>, path: string): Promise<void> {
+  async function* all() {
+    yield* prefix;
+    for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
+  }
   try {
-    const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-    return entries.filter((e) => !e.isDirectory() && !(e.name === 'progress' && e.parentPath === dir)).length;
-  } catch {
-    return 0;
+    await pipeline(all, createWriteStream(path, { mode: 0o600 }));
+  } catch (err) {
+    throw new SidecarError('INFERENCE_CONNECTION', `reading the container's response failed: ${(err as Error).message}`, { cause: err });
   }
 }
 

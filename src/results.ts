@@ -1,10 +1,19 @@
-import type { Frame, HeaderList, ResponseMeta } from './protocol.js';
+import type { Frame, HeaderList, OutputFile, ResponseMeta, SkippedFile } from './protocol.js';
 
 export type ResultEvent =
   | { type: 'progress'; percentComplete: number; headers: HeaderList; body: Uint8Array }
+  | { type: 'output'; files: OutputFile[] }
   | { type: 'head'; status: number; headers: HeaderList }
   | { type: 'data'; bytes: Uint8Array }
-  | { type: 'final'; status: number; headers: HeaderList; body: Uint8Array; streamed: boolean; error?: string };
+  | {
+      type: 'final';
+      status: number;
+      headers: HeaderList;
+      body: Uint8Array;
+      streamed: boolean;
+      error?: string;
+      manifest?: { files: OutputFile[]; skipped: SkippedFile[]; fileCount: number; skippedCount: number };
+    };
 
 export class ResultAssemblyError extends Error {
   override name = 'ResultAssemblyError';
@@ -32,6 +41,8 @@ export class ResultAssembler {
     switch (meta.kind) {
       case 'progress':
         return [{ type: 'progress', percentComplete: meta.percentComplete, headers: meta.headers, body }];
+      case 'output':
+        return [{ type: 'output', files: meta.files }];
       case 'head':
         if (this.streamAttempt !== undefined) return [];
         this.streamAttempt = meta.attempt;
@@ -46,7 +57,12 @@ export class ResultAssembler {
 
   private final(meta: Extract<ResponseMeta, { kind: 'final' }>, body: Uint8Array): ResultEvent[] {
     this.finished = true;
-    const base = { status: meta.status, headers: meta.headers, ...(meta.error ? { error: meta.error } : {}) };
+    const base = {
+      status: meta.status,
+      headers: meta.headers,
+      ...(meta.error ? { error: meta.error } : {}),
+      ...(meta.manifest ? { manifest: meta.manifest } : {}),
+    };
     if (meta.streamed && meta.attempt === this.streamAttempt) {
       const rest = this.flushStream();
       if (this.nextIndex !== meta.chunks) throw new ResultAssemblyError(`stream ended after ${this.nextIndex} of ${meta.chunks} chunks`);

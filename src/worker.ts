@@ -13,6 +13,7 @@ import { Heartbeat, type WorkerStateName } from './heartbeat.js';
 import { Intake, type GateState } from './intake.js';
 import type { Logger } from './log.js';
 import { createWorkerMetrics } from './metrics.js';
+import { OutputWatcher } from './outputs.js';
 import { connectNats, ensureResults, ensureWorkQueue, frameBodyLimit } from './nats.js';
 import { streams, subjects } from './protocol.js';
 
@@ -35,6 +36,7 @@ export class Worker {
   private intake: Intake | undefined;
   private monitor: HealthMonitor | undefined;
   private heartbeat: Heartbeat | undefined;
+  private outputs: OutputWatcher | undefined;
   private cancelSub: Subscription | undefined;
   private readonly servers: Server[] = [];
   private readonly metrics = createWorkerMetrics();
@@ -116,6 +118,8 @@ export class Worker {
       // Shared with the container, which may run as another user.
       await chmod(dir, 0o777).catch(() => undefined);
     }
+    await mkdir(this.config.spoolDir, { recursive: true, mode: 0o700 });
+    this.outputs = await OutputWatcher.start(this.config.responseDir, this.log.child({ stage: 'outputs' }));
   }
 
   private async connect(): Promise<void> {
@@ -153,7 +157,7 @@ export class Worker {
     void nc.jetstreamManager().then(async (jsm) => {
       const consumer = await js.consumers.get(streams.work(this.config.functionVersionId), streams.workConsumer);
       const info = await consumer.info();
-      const deps = { config: this.config, js, jsm, container: this.container, cancels: this.cancels, log, metrics: this.metrics, bodyLimit: frameBodyLimit(nc) };
+      const deps = { config: this.config, js, jsm, container: this.container, cancels: this.cancels, outputs: this.outputs!, log, metrics: this.metrics, bodyLimit: frameBodyLimit(nc) };
       this.intake = new Intake({
         consumer,
         capacity: this.config.concurrency,
@@ -237,6 +241,7 @@ export class Worker {
     if (this.stateNow !== 'failed') this.setState('stopped');
     await this.nc?.drain().catch(() => undefined);
     await this.container.destroy().catch(() => undefined);
+    await this.outputs?.close();
     await Promise.all(this.servers.map(closeServer));
   }
 }

@@ -95,11 +95,11 @@ describe('what the caller gets back', () => {
     expect(result.timeline.filter((e) => e.type === 'data').length).toBeGreaterThanOrEqual(2);
   });
 
-  it('fails a body over NVCF-MAX-RESPONSE-SIZE-BYTES clearly instead of buffering it', async () => {
+  it('fails a body over NVCF-MAX-RESPONSE-SIZE-BYTES clearly when the request has no upload URL', async () => {
     container.route = (_req, res) => void res.writeHead(200).end(Buffer.alloc(1024 + 1));
     const result = await client.result(await client.invoke(invocationFor(worker.env, { maxResponseSizeBytes: 1024 })));
     expect(result.status).toBe(500);
-    expect(String(problemOf(result.body).detail)).toMatch(/larger than NVCF-MAX-RESPONSE-SIZE-BYTES \(1024\)/);
+    expect(String(problemOf(result.body).detail)).toMatch(/^Internal error while uploading the large response: .*no (upload|download) URL/);
   });
 
   it('keeps a body of exactly NVCF-MAX-RESPONSE-SIZE-BYTES inline', async () => {
@@ -109,14 +109,14 @@ describe('what the caller gets back', () => {
     expect(result.body.length).toBe(1024);
   });
 
-  it('fails clearly when the container leaves output files (large results come with the outputs issue)', async () => {
+  it('fails clearly when the container leaves output files but the request has no upload URL', async () => {
     container.route = async (req, res) => {
       await writeFile(join(String(req.headers['nvcf-large-output-dir']), 'image.png'), 'png');
       res.writeHead(200).end('{}');
     };
     const result = await client.result(await client.invoke(invocationFor(worker.env)));
     expect(result.status).toBe(500);
-    expect(String(problemOf(result.body).detail)).toMatch(/left 1 file\(s\) in NVCF-LARGE-OUTPUT-DIR/);
+    expect(String(problemOf(result.body).detail)).toMatch(/left 1 output file\(s\) but the request has no upload URL/);
   });
 
   it('answers a container 202 in compatibility mode with a clear error', async () => {

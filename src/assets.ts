@@ -1,0 +1,102 @@
+import { createWriteStream } from 'node:fs';
+import { chmod, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { request } from 'undici';
+import { SidecarError } from './errors.js';
+import type { AssetReference } from './protocol.js';
+
+export interface AssetLimits {
+  maxBytes: number;
+  timeoutMs: number;
+}
+
+/**
+ * Downloads every input asset of a request, all at once, each streamed to
+ * `<dir>/<assetId>` (no extension, mode 0644), before the container is called. The directory is
+ * created only when there are assets. Asset ids are UUIDs (the protocol rejects anything else),
+ * so no id can make a path outside `dir`. The first failure aborts the other downloads.
+ */
+export async function downloadAssets(assets: readonly AssetReference[], dir: string, limits: AssetLimits, signal: AbortSignal): Promise<void> {
+  if (assets.length === 0) return;
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o777 });
+    await chmod(dir, 0o777);
+  } catch (err) {
+    throw new SidecarError('PREPARE_FAILED', `could not create the asset directory: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
+  }
+  const failFast = new AbortController();
+  const onAbort = () => failFast.abort(signal.reason);
+  signal.addEventListener('abort', onAbort, { once: true });
+  const timer = setTimeout(() => failFast.abort(new SidecarError('ASSET_DOWNLOAD_FAILED', `assets took longer than ${limits.timeoutMs / 1000}s to download`)), limits.timeoutMs);
+  try {
+    await Promise.all(
+      assets.map((asset) =>
+        downloadOne(asset, join(dir, asset.assetId), limits.maxBytes, failFast.signal).catch((err: unknown) => {
+          failFast.abort(err);
+          throw err;
+        }),
+      ),
+    );
+  } catch (err) {
+    if (signal.aborted) throw signal.reason;
+    const first = failFast.signal.reason ?? err;
+    if (first instanceof SidecarError) throw first;
+    throw new SidecarError('ASSET_DOWNLOAD_FAILED', describe(first), { cause: first });
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+async function downloadOne(asset: AssetReference, path: string, maxBytes: number, signal: AbortSignal): Promise<void> {
+  let answer;
+  try {
+    answer = await request(asset.url, { signal, headersTimeout: 60_000, bodyTimeout: 60_000 });
+  } catch (err) {
+    if (signal.aborted) throw signal.reason;
+    throw new SidecarError('ASSET_DOWNLOAD_FAILED', `asset ${asset.assetId}: ${describe(err)}`, { cause: err });
+  }
+  if (answer.statusCode !== 200) {
+    answer.body.on('error', () => undefined).destroy();
+    throw new SidecarError('ASSET_DOWNLOAD_FAILED', `asset ${asset.assetId} answered ${answer.statusCode}`);
+  }
+  const declared = Number(answer.headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    answer.body.on('error', () => undefined).destroy();
+    throw new SidecarError('ASSET_DOWNLOAD_FAILED', `asset ${asset.assetId} is ${declared} bytes, over the ${maxBytes}-byte limit (ASSET_MAX_BYTES)`);
+  }
+  try {
+    // 'wx': the file is new; an existing one (a hostile pre-made link) is an error, not a target.
+    await pipeline(answer.body, new SizeCap(maxBytes, asset.assetId), createWriteStream(path, { flags: 'wx', mode: 0o644 }), { signal });
+  } catch (err) {
+    if (signal.aborted) throw signal.reason;
+    if (err instanceof SidecarError) throw err;
+    throw new SidecarError('ASSET_DOWNLOAD_FAILED', `asset ${asset.assetId}: ${describe(err)}`, { cause: err });
+  }
+}
+
+/** Fails the stream as soon as more than `max` bytes have passed, whatever the server claimed. */
+class SizeCap extends Transform {
+  private seen = 0;
+  constructor(
+    private readonly max: number,
+    private readonly assetId: string,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.max) {
+      done(new SidecarError('ASSET_DOWNLOAD_FAILED', `asset ${this.assetId} is over the ${this.max}-byte limit (ASSET_MAX_BYTES)`));
+      return;
+    }
+    done(null, chunk);
+  }
+}
+
+function describe(err: unknown): string {
+  const e = err as { code?: string; message?: string; cause?: { code?: string } };
+  return e?.code ?? e?.cause?.code ?? e?.message ?? String(err);
+}

@@ -1,0 +1,203 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { extname } from 'node:path';
+import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { request } from 'undici';
+import { ZipFile } from 'yazl';
+import { SidecarError } from './errors.js';
+import { digest, openOutput } from './output-files.js';
+import type { OutputFile, SkippedFile } from './protocol.js';
+
+/** Retries of a failed upload (NVCF's worker tries three more times), starting at 100 ms. */
+const UPLOAD_RETRIES = 3;
+const FIRST_RETRY_DELAY_MS = 100;
+/** Already-compressed formats gain nothing from deflate and would only cost CPU. */
+const STORED_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.gif', '.webp', '.avif', '.mp4', '.webm', '.mov', '.mkv', '.mp3', '.ogg', '.opus', '.flac', '.aac', '.m4a', '.zip', '.gz', '.tgz', '.bz2', '.xz', '.zst', '.7z', '.npz', '.safetensors']);
+
+export type BodySource = { bytes: Uint8Array } | { file: string };
+
+type Entry = { name: string; source: { path: string } | BodySource };
+
+export interface Manifest {
+  files: OutputFile[];
+  skipped: SkippedFile[];
+}
+
+/**
+ * One large result: a zip of `<requestId>.response` (the container's body) and the finished
+ * output files, streamed to the request's upload URL. Files are added as soon as they are final,
+ * so the upload runs while the container still works. Every entry can be read again from disk or
+ * memory, so a failed upload is retried from the start; memory stays flat whatever the sizes.
+ */
+export class LargeResult {
+  private readonly entries: Entry[] = [];
+  private readonly manifest: Manifest = { files: [], skipped: [] };
+  private readonly names = new Set<string>();
+  private attempt: Attempt | undefined;
+  private queue: Promise<void> = Promise.resolve();
+  private failure: Error | undefined;
+
+  constructor(
+    private readonly requestId: string,
+    private readonly uploadUrl: string,
+    private readonly realRoot: string,
+    private readonly onShipped: (file: OutputFile) => void,
+    private readonly signal: AbortSignal,
+  ) {}
+
+  get started(): boolean {
+    return this.attempt !== undefined;
+  }
+
+  /** Ships a finished output file (in order of arrival); a name already shipped is ignored. */
+  addOutput(name: string, path: string): void {
+    if (this.names.has(name)) return;
+    this.names.add(name);
+    this.attempt ??= this.startAttempt();
+    this.queue = this.queue.then(() => this.ship(name, path));
+  }
+
+  skip(file: SkippedFile): void {
+    if (this.names.has(file.name)) return;
+    this.names.add(file.name);
+    this.manifest.skipped.push(file);
+  }
+
+  /** Adds the response body, closes the zip and waits for the upload to be accepted. */
+  async finish(body: BodySource): Promise<Manifest> {
+    this.attempt ??= this.startAttempt();
+    await this.queue;
+    const response: Entry = { name: `${this.requestId}.response`, source: body };
+    this.entries.push(response);
+    let current = this.attempt;
+    if (!this.failure) {
+      addEntry(current.zip, response, true, this.realRoot);
+      current.zip.end();
+    }
+    for (let retry = 0; ; retry++) {
+      try {
+        if (this.failure) throw this.failure;
+        await current.done;
+        return this.manifest;
+      } catch (err) {
+        this.failure = undefined;
+        if (this.signal.aborted) throw this.signal.reason;
+        if (!isRetryable(err) || retry >= UPLOAD_RETRIES) {
+          throw new SidecarError('LARGE_RESULT_FAILED', `uploading the large result failed: ${(err as Error).message}`, { cause: err });
+        }
+        await sleep(FIRST_RETRY_DELAY_MS * 2 ** retry);
+        current = this.startAttempt();
+        for (const entry of this.entries) addEntry(current.zip, entry, entry === response, this.realRoot);
+        current.zip.end();
+      }
+    }
+  }
+
+  /** Stops the upload; the storage side never sees a complete object. */
+  abandon(): void {
+    this.attempt?.abort();
+  }
+
+  private async ship(name: string, path: string): Promise<void> {
+    const opened = await openOutput(this.realRoot, path);
+    if ('skipped' in opened) {
+      this.manifest.skipped.push({ name, reason: opened.skipped });
+      return;
+    }
+    const { handle } = opened;
+    try {
+      const file = this.failure ? { name, ...(await digest(handle)) } : await this.streamInto(this.attempt!.zip, name, handle);
+      this.entries.push({ name, source: { path } });
+      this.manifest.files.push(file);
+      this.onShipped(file);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Streams an open file into the zip, hashing it on the way, and resolves when it is all in. */
+  private streamInto(zip: ZipFile, name: string, handle: import('node:fs/promises').FileHandle): Promise<OutputFile> {
+    return new Promise((resolve, reject) => {
+      const hasher = new Hasher();
+      const input = handle.createReadStream({ start: 0, autoClose: false });
+      input.on('error', reject);
+      hasher.on('finish', () => resolve({ name, size: hasher.size, sha256: hasher.hex() }));
+      zip.addReadStream(input.pipe(hasher), name, { compress: !STORED_EXTENSIONS.has(extname(name).toLowerCase()), compressionLevel: 1 });
+    });
+  }
+
+  private startAttempt(): Attempt {
+    const attempt = new Attempt(this.uploadUrl, this.signal);
+    attempt.done.catch((err: Error) => (this.failure ??= err));
+    return attempt;
+  }
+}
+
+class Attempt {
+  readonly zip = new ZipFile();
+  readonly done: Promise<void>;
+  private readonly controller = new AbortController();
+
+  constructor(url: string, signal: AbortSignal) {
+    const body = new PassThrough();
+    this.zip.outputStream.pipe(body);
+    this.zip.on('error', (err: Error) => body.destroy(err));
+    const stop = () => this.abort();
+    signal.addEventListener('abort', stop, { once: true });
+    this.done = request(url, {
+      method: 'PUT',
+      body,
+      headers: { 'content-type': 'application/zip' },
+      signal: this.controller.signal,
+    })
+      .then(async (answer) => {
+        await answer.body.dump();
+        if (answer.statusCode < 200 || answer.statusCode > 299) throw new UploadRejected(answer.statusCode);
+      })
+      .finally(() => signal.removeEventListener('abort', stop));
+    this.done.catch(() => undefined);
+  }
+
+  abort(): void {
+    this.controller.abort();
+  }
+}
+
+class UploadRejected extends Error {
+  constructor(readonly status: number) {
+    super(`storage answered ${status}`);
+  }
+}
+
+function isRetryable(err: unknown): boolean {
+  if (err instanceof UploadRejected) return err.status >= 500;
+  return !(err instanceof SidecarError);
+}
+
+/** Adds an entry for a retry: output files are re-opened under the same rules as the first time. */
+function addEntry(zip: ZipFile, entry: Entry, isResponse: boolean, realRoot: string): void {
+  const { source } = entry;
+  const options = { compress: isResponse || !STORED_EXTENSIONS.has(extname(entry.name).toLowerCase()), compressionLevel: 1 };
+  if ('bytes' in source) return zip.addBuffer(Buffer.from(source.bytes), entry.name, options);
+  if ('file' in source) return zip.addReadStreamLazy(entry.name, options, (cb) => cb(null, createReadStream(source.file) as Readable));
+  zip.addReadStreamLazy(entry.name, options, (cb) => {
+    openOutput(realRoot, source.path).then(
+      (opened) => ('skipped' in opened ? cb(new Error(`${entry.name} changed since it was first shipped: ${opened.skipped}`), undefined as never) : cb(null, opened.handle.createReadStream() as Readable)),
+      (err: Error) => cb(err, undefined as never),
+    );
+  });
+}
+
+class Hasher extends Transform {
+  private readonly hash = createHash('sha256');
+  size = 0;
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.hash.update(chunk);
+    this.size += chunk.length;
+    done(null, chunk);
+  }
+  hex(): string {
+    return this.hash.digest('hex');
+  }
+}

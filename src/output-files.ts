@@ -1,0 +1,114 @@
+import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { lstat, open, readdir, readlink, realpath, type FileHandle } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import type { OutputFile, SkippedFile } from './protocol.js';
+
+/**
+ * The rules for what may leave a request's output directory. Only regular files strictly inside
+ * it are shipped: symbolic links, FIFOs, sockets and devices are skipped and reported, and each
+ * file is opened without following links and checked again through its descriptor, so a file
+ * swapped for a link between the check and the open is still caught.
+ */
+
+export const PARTIAL_SUFFIX = '.partial';
+export const PROGRESS_FILE = 'progress';
+
+export type OutputKind = 'final' | 'partial' | 'progress' | 'unsafe-name';
+
+/** An archive entry name for a path under `root`, or undefined when it must not become one. */
+export function entryName(root: string, path: string): string | undefined {
+  const rel = relative(root, path);
+  if (rel === '' || rel.startsWith('..') || rel.startsWith(sep)) return undefined;
+  const name = rel.split(sep).join('/');
+  // Zip readers on other systems treat "\" as a separator and may act on control characters.
+  if (/[\\\u0000-\u001f\u007f]/.test(name)) return undefined;
+  return name;
+}
+
+export function classify(name: string): OutputKind {
+  if (name === PROGRESS_FILE) return 'progress';
+  if (name.endsWith(PARTIAL_SUFFIX)) return 'partial';
+  return 'final';
+}
+
+export type Opened = { handle: FileHandle; size: number } | { skipped: string };
+
+/** Opens a candidate output for reading, or says why it is not shipped. */
+export async function openOutput(realRoot: string, path: string): Promise<Opened> {
+  let handle: FileHandle;
+  try {
+    const link = await lstat(path);
+    if (link.isSymbolicLink()) return { skipped: 'symbolic link' };
+    if (!link.isFile()) return { skipped: 'not a regular file' };
+    // O_NONBLOCK: if the path became a FIFO since lstat, open must not wait for a writer.
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return { skipped: code === 'ELOOP' ? 'symbolic link' : code === 'ENOENT' ? 'removed before it was read' : `unreadable (${code})` };
+  }
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw new Error('not a regular file');
+    const real = await whereIs(handle, path);
+    if (!real.startsWith(realRoot + sep)) throw new Error('outside the output directory');
+    return { handle, size: stat.size };
+  } catch (err) {
+    await handle.close();
+    return { skipped: (err as Error).message };
+  }
+}
+
+/** The real path of an open file: from /proc on Linux (no race), else from the name. */
+async function whereIs(handle: FileHandle, path: string): Promise<string> {
+  try {
+    return await readlink(`/proc/self/fd/${handle.fd}`);
+  } catch {
+    return realpath(path);
+  }
+}
+
+/** Size and SHA-256 of an open file, streamed. */
+export async function digest(handle: FileHandle): Promise<{ size: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of handle.createReadStream({ start: 0, autoClose: false })) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { size, sha256: hash.digest('hex') };
+}
+
+export interface DirectoryScan {
+  finals: { name: string; path: string }[];
+  skipped: SkippedFile[];
+}
+
+/** Everything in the output directory, sorted into what can ship and what cannot (and why). */
+export async function scanOutputs(root: string): Promise<DirectoryScan> {
+  const scan: DirectoryScan = { finals: [], skipped: [] };
+  let entries;
+  try {
+    entries = await readdir(root, { recursive: true, withFileTypes: true });
+  } catch {
+    return scan;
+  }
+  for (const entry of entries) {
+    if (entry.isDirectory()) continue;
+    const path = join(entry.parentPath, entry.name);
+    const name = entryName(root, path);
+    if (name === undefined) {
+      scan.skipped.push({ name: JSON.stringify(relative(root, path)), reason: 'name cannot be stored safely in an archive' });
+      continue;
+    }
+    const kind = classify(name);
+    if (kind === 'progress') continue;
+    if (kind === 'partial') scan.skipped.push({ name, reason: 'still .partial when the response arrived' });
+    else if (entry.isSymbolicLink()) scan.skipped.push({ name, reason: 'symbolic link' });
+    else if (!entry.isFile()) scan.skipped.push({ name, reason: 'not a regular file' });
+    else scan.finals.push({ name, path });
+  }
+  return scan;
+}
+
+export type { OutputFile };
