@@ -1,5 +1,5 @@
 import type { JetStreamClient, NatsConnection } from 'nats';
-import { PROTOCOL_VERSION, decodeResponse, encodeFrame, streams, subjects, type Frame, type InvocationInput, type ResponseMeta } from './protocol.js';
+import { PROTOCOL_VERSION, decodeResponse, encodeFrame, streams, subjects, type Frame, type InvocationInput, type OutputFile, type ResponseMeta } from './protocol.js';
 import { ResultAssembler, type ResultEvent } from './results.js';
 
 export type InvocationRequest = Omit<InvocationInput, 'v' | 'replyTo'> & { replyTo?: string };
@@ -11,6 +11,10 @@ export interface CollectedResult {
   streamed: boolean;
   error?: string;
   progress: { percentComplete: number; body: Buffer }[];
+  /** Output files announced while the request ran. */
+  outputs: OutputFile[];
+  /** On a large result: what the zip holds and what was left out. */
+  manifest?: NonNullable<Extract<ResultEvent, { type: 'final' }>['manifest']>;
   /** When each event arrived (ms since the call began): for tests about streaming order. */
   timeline: { type: ResultEvent['type']; at: number }[];
 }
@@ -81,16 +85,18 @@ export class ProtocolClient {
     const started = Date.now();
     const signal = AbortSignal.timeout(timeoutMs);
     const assembler = new ResultAssembler();
-    const collected: CollectedResult = { status: 0, headers: [], body: Buffer.alloc(0), streamed: false, progress: [], timeline: [] };
+    const collected: CollectedResult = { status: 0, headers: [], body: Buffer.alloc(0), streamed: false, progress: [], outputs: [], timeline: [] };
     const data: Uint8Array[] = [];
     for await (const frame of this.responses(replyTo, signal)) {
       for (const event of assembler.push(frame)) {
         collected.timeline.push({ type: event.type, at: Date.now() - started });
         if (event.type === 'progress') collected.progress.push({ percentComplete: event.percentComplete, body: Buffer.from(event.body) });
+        if (event.type === 'output') collected.outputs.push(...event.files);
         if (event.type === 'data') data.push(event.bytes);
         if (event.type === 'final') {
           Object.assign(collected, { status: event.status, headers: event.headers, streamed: event.streamed, body: Buffer.concat([...data, event.body]) });
           if (event.error) collected.error = event.error;
+          if (event.manifest) collected.manifest = event.manifest;
           return collected;
         }
       }
