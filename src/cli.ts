@@ -1,7 +1,7 @@
 import { ConfigError, loadWorkerConfig } from './config.js';
 import { runDev } from './dev.js';
 import { runGateway } from './gateway/command.js';
-import { runInvoke } from './invoke.js';
+import { runInvoke } from './invoke/command.js';
 import { createLogger } from './log.js';
 import { installSignalHandlers } from './signals.js';
 import { Worker } from './worker.js';

@@ -1,3 +1,0 @@
-export async function runInvoke(_args: readonly string[], _env: NodeJS.ProcessEnv): Promise<number> {
-  return 2;
-}
