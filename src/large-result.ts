@@ -55,7 +55,14 @@ export class LargeResult {
     if (this.names.has(name)) return;
     this.names.add(name);
     this.attempt ??= this.startAttempt();
-    this.queue = this.queue.then(() => this.ship(name, path));
+    this.queue = this.queue
+      .then(() => this.ship(name, path))
+      .catch((err: Error) => {
+        // The zip being written may hold half an entry now: skip the file and start over at the end.
+        this.manifest.skipped.push({ name, reason: `unreadable: ${err.message}` });
+        this.failure ??= err;
+        this.attempt?.abort();
+      });
   }
 
   skip(file: SkippedFile): void {
@@ -107,7 +114,7 @@ export class LargeResult {
     }
     const { handle } = opened;
     try {
-      const file = this.failure ? { name, ...(await digest(handle)) } : await this.streamInto(this.attempt!.zip, name, handle);
+      const file = (!this.failure && (await this.streamInto(this.attempt!, name, handle))) || { name, ...(await digest(handle)) };
       this.entries.push({ name, source: { path } });
       this.manifest.files.push(file);
       this.onShipped(file);
@@ -116,14 +123,21 @@ export class LargeResult {
     }
   }
 
-  /** Streams an open file into the zip, hashing it on the way, and resolves when it is all in. */
-  private streamInto(zip: ZipFile, name: string, handle: import('node:fs/promises').FileHandle): Promise<OutputFile> {
+  /**
+   * Streams an open file into the zip, hashing it on the way, and resolves when it is all in;
+   * resolves with undefined if the upload fails meanwhile (the file is shipped on the retry).
+   */
+  private streamInto(attempt: Attempt, name: string, handle: import('node:fs/promises').FileHandle): Promise<OutputFile | undefined> {
     return new Promise((resolve, reject) => {
       const hasher = new Hasher();
       const input = handle.createReadStream({ start: 0, autoClose: false });
       input.on('error', reject);
       hasher.on('finish', () => resolve({ name, size: hasher.size, sha256: hasher.hex() }));
-      zip.addReadStream(input.pipe(hasher), name, { compress: !STORED_EXTENSIONS.has(extname(name).toLowerCase()), compressionLevel: 1 });
+      attempt.done.catch(() => {
+        input.destroy();
+        resolve(undefined);
+      });
+      attempt.zip.addReadStream(input.pipe(hasher), name, entryOptions(name, false));
     });
   }
 
@@ -178,7 +192,7 @@ function isRetryable(err: unknown): boolean {
 /** Adds an entry for a retry: output files are re-opened under the same rules as the first time. */
 function addEntry(zip: ZipFile, entry: Entry, isResponse: boolean, realRoot: string): void {
   const { source } = entry;
-  const options = { compress: isResponse || !STORED_EXTENSIONS.has(extname(entry.name).toLowerCase()), compressionLevel: 1 };
+  const options = entryOptions(entry.name, isResponse);
   if ('bytes' in source) return zip.addBuffer(Buffer.from(source.bytes), entry.name, options);
   if ('file' in source) return zip.addReadStreamLazy(entry.name, options, (cb) => cb(null, createReadStream(source.file) as Readable));
   zip.addReadStreamLazy(entry.name, options, (cb) => {
@@ -187,6 +201,11 @@ function addEntry(zip: ZipFile, entry: Entry, isResponse: boolean, realRoot: str
       (err: Error) => cb(err, undefined as never),
     );
   });
+}
+
+/** Fast deflate (level 1) for everything but formats that are compressed already. */
+function entryOptions(name: string, isResponse: boolean): { compress: false } | { compressionLevel: number } {
+  return isResponse || !STORED_EXTENSIONS.has(extname(name).toLowerCase()) ? { compressionLevel: 1 } : { compress: false };
 }
 
 class Hasher extends Transform {

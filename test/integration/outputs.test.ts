@@ -1,0 +1,268 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { NatsConnection } from 'nats';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { ProtocolClient } from '../../src/client.js';
+import { NatsServer } from '../../src/nats-server.js';
+import { TestContainer, echo, type Route } from '../support/container.js';
+import { clientFor, invocationFor, startWorker, workerEnv, type RunningWorker } from '../support/env.js';
+import { TestStorage } from '../support/storage.js';
+import { readZip } from '../support/zip.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const outDir = (req: { headers: Record<string, unknown> }) => String(req.headers['nvcf-large-output-dir']);
+const problemOf = (body: Buffer) => JSON.parse(body.toString()) as Record<string, unknown>;
+
+describe('assets, progress and output files', () => {
+  let nats: NatsServer;
+  let container: TestContainer;
+  let storage: TestStorage;
+  let worker: RunningWorker;
+  let nc: NatsConnection;
+  let client: ProtocolClient;
+
+  /** An invocation with a large-result slot in the test storage. */
+  function withLargeResult(overrides: Parameters<typeof invocationFor>[1] = {}) {
+    const requestId = randomUUID();
+    return invocationFor(worker.env, {
+      requestId,
+      largeResult: { uploadUrl: storage.url(`${requestId}.zip`), downloadUrl: storage.url(`${requestId}.zip`) },
+      ...overrides,
+    });
+  }
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    container = await TestContainer.start(echo);
+    storage = await TestStorage.start();
+    worker = await startWorker(await workerEnv(nats.url, container.port, { MAX_REQUEST_CONCURRENCY: '4' }));
+    ({ nc, client } = await clientFor(nats.url));
+  });
+  beforeEach(() => {
+    container.route = echo;
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    await nc?.close();
+    await container?.close();
+    await storage?.close();
+    await nats?.dispose();
+  });
+
+  it('downloads two assets, one of 50 MiB, byte-exact to the paths the container is told', async () => {
+    const small = randomBytes(1000);
+    const big = randomBytes(50 * 1024 * 1024);
+    const ids = [randomUUID(), randomUUID()];
+    await writeFile(storage.path(ids[0]!), small);
+    await writeFile(storage.path(ids[1]!), big);
+    container.route = async (req, res) => {
+      const dir = String(req.headers['nvcf-asset-dir']);
+      const listed = String(req.headers['nvcf-function-asset-ids']).split(',');
+      const hashes = await Promise.all(listed.map(async (id) => sha256(await readFile(join(dir, id)))));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ dir, listed, hashes }));
+    };
+    const invocation = invocationFor(worker.env, { assets: ids.map((assetId) => ({ assetId, url: storage.url(assetId), contentType: 'application/octet-stream' })) });
+    const result = await client.result(await client.invoke(invocation), 60_000);
+    expect(result.status).toBe(200);
+    const seen = JSON.parse(result.body.toString());
+    expect(seen.dir).toBe(join(worker.env.BASE_ASSET_DIR!, invocation.requestId));
+    expect(seen.listed).toEqual(ids);
+    expect(seen.hashes).toEqual([sha256(small), sha256(big)]);
+  });
+
+  it('answers a missing asset with the 500 problem and never calls the container', async () => {
+    const before = container.seen.length;
+    const assetId = randomUUID();
+    const invocation = invocationFor(worker.env, { assets: [{ assetId, url: storage.url(assetId), contentType: 'image/png' }] });
+    const result = await client.result(await client.invoke(invocation));
+    expect(result.status).toBe(500);
+    expect(problemOf(result.body)).toMatchObject({
+      type: 'urn:nvcf-worker-service:problem-details:internal-server-error',
+      detail: `Internal error while downloading assets: asset ${assetId} answered 404`,
+    });
+    expect(container.seen.length).toBe(before);
+  });
+
+  it('rejects an asset id that is not a UUID before any path is built from it', async () => {
+    const invocation = invocationFor(worker.env, { assets: [{ assetId: '../../etc/passwd', url: storage.url('x'), contentType: 'text/plain' }] });
+    const result = await client.result(await client.invoke(invocation));
+    expect(result.status).toBe(400);
+    expect(String(problemOf(result.body).detail)).toMatch(/assets\.0\.assetId must be a UUID/);
+  });
+
+  it('reports progress written in place 10, 50, 90 in order, skipping an oversize and a malformed file, and nothing after the final', async () => {
+    container.route = async (req, res) => {
+      const file = join(outDir(req), 'progress');
+      const id = String(req.headers['nvcf-reqid']);
+      for (const progress of [10, 50, 90]) {
+        await writeFile(file, JSON.stringify({ id, progress, partialResponse: { step: progress } }));
+        await sleep(150);
+        if (progress === 50) {
+          await writeFile(file, JSON.stringify({ id, progress: 60, partialResponse: { blob: 'x'.repeat(300_000) } }));
+          await sleep(150);
+          await writeFile(file, '{"id": "half');
+          await sleep(250);
+        }
+      }
+      res.writeHead(200).end('{"done":true}');
+    };
+    const invocation = withLargeResult();
+    const replyTo = await client.invoke(invocation);
+    const result = await client.result(replyTo);
+    expect(result.status).toBe(200);
+    expect(result.progress.map((p) => [p.percentComplete, JSON.parse(p.body.toString())])).toEqual([
+      [10, { step: 10 }],
+      [50, { step: 50 }],
+      [90, { step: 90 }],
+    ]);
+    const warnings = worker.logs.lines.filter((l) => l.requestId === invocation.requestId && l.msg === 'progress file ignored').map((l) => String(l.reason));
+    expect(warnings.some((r) => /partialResponse is \d+ bytes, over the 250000-byte limit/.test(r))).toBe(true);
+    expect(warnings.some((r) => /not valid JSON/.test(r))).toBe(true);
+    await sleep(300);
+    const kinds: string[] = [];
+    for await (const frame of client.responses(replyTo, AbortSignal.timeout(500))) kinds.push(frame.meta.kind);
+    expect(kinds.at(-1)).toBe('final');
+    expect(kinds.filter((k) => k === 'final')).toHaveLength(1);
+  });
+
+  it('ignores a progress file whose id names another request', async () => {
+    container.route = async (req, res) => {
+      await writeFile(join(outDir(req), 'progress'), JSON.stringify({ id: randomUUID(), progress: 40 }));
+      await sleep(200);
+      res.writeHead(200).end('{}');
+    };
+    const result = await client.result(await client.invoke(withLargeResult()));
+    expect(result.progress).toEqual([]);
+  });
+
+  it('announces a file renamed from .partial before the container returns, then ships it in a zip behind a 302', async () => {
+    let returnedAt = 0;
+    const image = randomBytes(4096);
+    container.route = async (req, res) => {
+      await writeFile(join(outDir(req), 'a.partial'), image);
+      await rename(join(outDir(req), 'a.partial'), join(outDir(req), 'a.png'));
+      await sleep(600);
+      returnedAt = Date.now();
+      res.writeHead(200).end('{"images":1}');
+    };
+    const invocation = withLargeResult();
+    const started = Date.now();
+    const result = await client.result(await client.invoke(invocation));
+    expect(result.status).toBe(302);
+    expect(result.headers).toContainEqual(['Location', invocation.largeResult!.downloadUrl]);
+    expect(result.body.length).toBe(0);
+    expect(result.outputs).toEqual([{ name: 'a.png', size: 4096, sha256: sha256(image) }]);
+    const announced = result.timeline.find((e) => e.type === 'output')!;
+    expect(started + announced.at).toBeLessThan(returnedAt);
+    const zip = await readZip(storage.path(`${invocation.requestId}.zip`));
+    expect([...zip.keys()].sort()).toEqual([`${invocation.requestId}.response`, 'a.png']);
+    expect(zip.get('a.png')!.equals(image)).toBe(true);
+    expect(zip.get(`${invocation.requestId}.response`)!.toString()).toBe('{"images":1}');
+  });
+
+  it('turns a 12 MiB body into a 302 whose zip holds the body byte-exact', async () => {
+    const body = randomBytes(12 * 1024 * 1024);
+    container.route = (_req, res) => void res.writeHead(200).end(body);
+    const invocation = withLargeResult();
+    const result = await client.result(await client.invoke(invocation), 60_000);
+    expect(result.status).toBe(302);
+    const zip = await readZip(storage.path(`${invocation.requestId}.zip`));
+    expect(zip.get(`${invocation.requestId}.response`)!.equals(body)).toBe(true);
+  });
+
+  it('keeps subdirectories, and leaves out symlinks, FIFOs and leftover .partial files, reporting each', async () => {
+    container.route = async (req, res) => {
+      const dir = outDir(req);
+      await mkdir(join(dir, 'sub', 'deeper'), { recursive: true });
+      await writeFile(join(dir, 'sub', 'deeper', 'b.txt'), 'kept');
+      await symlink('/etc/passwd', join(dir, 'passwd'));
+      await symlink(join(worker.env.BASE_RESPONSE_DIR!), join(dir, 'others'));
+      execFileSync('mkfifo', [join(dir, 'pipe')]);
+      await writeFile(join(dir, 'x.partial'), 'unfinished');
+      res.writeHead(200).end('{}');
+    };
+    const invocation = withLargeResult();
+    const result = await client.result(await client.invoke(invocation));
+    expect(result.status).toBe(302);
+    const zip = await readZip(storage.path(`${invocation.requestId}.zip`));
+    expect([...zip.keys()].sort()).toEqual([`${invocation.requestId}.response`, 'sub/deeper/b.txt']);
+    const skipped = Object.fromEntries(result.manifest!.skipped.map((s) => [s.name, s.reason]));
+    expect(skipped).toEqual({ passwd: 'symbolic link', others: 'symbolic link', pipe: 'not a regular file', 'x.partial': 'still .partial when the response arrived' });
+    expect(result.manifest).toMatchObject({ fileCount: 1, skippedCount: 4 });
+    const warned = worker.logs.lines.filter((l) => l.requestId === invocation.requestId && l.msg === 'output file not shipped');
+    expect(warned.map((l) => l.file).sort()).toEqual(['others', 'passwd', 'pipe', 'x.partial']);
+  });
+
+  it('retries an upload that storage answers with 503, and fails clearly when storage refuses it', async () => {
+    container.route = async (req, res) => {
+      await writeFile(join(outDir(req), 'out.txt'), 'data');
+      res.writeHead(200).end('{}');
+    };
+    storage.failPuts.push(503, 503);
+    const retried = withLargeResult();
+    expect((await client.result(await client.invoke(retried))).status).toBe(302);
+    expect((await readZip(storage.path(`${retried.requestId}.zip`))).get('out.txt')!.toString()).toBe('data');
+
+    storage.failPuts.push(403);
+    const refused = await client.result(await client.invoke(withLargeResult()));
+    expect(refused.status).toBe(500);
+    expect(String(problemOf(refused.body).detail)).toBe('Internal error while uploading the large response: uploading the large result failed: storage answered 403');
+  });
+
+  it('removes both request directories after success, a container error and a cancel', async () => {
+    const assetId = randomUUID();
+    await writeFile(storage.path(assetId), 'asset');
+    const dirsOf = (id: string) => [join(worker.env.BASE_ASSET_DIR!, id), join(worker.env.BASE_RESPONSE_DIR!, id)];
+    const assets = [{ assetId, url: storage.url(assetId), contentType: 'text/plain' }];
+    const routes: Route[] = [
+      async (req, res) => void res.writeHead(200).end('{}'),
+      async (req, res) => void res.writeHead(500).end('{"error":"boom"}'),
+      async () => undefined,
+    ];
+    for (const route of routes) {
+      let seenDirs: string[] = [];
+      container.route = async (req, res) => {
+        seenDirs = dirsOf(String(req.headers['nvcf-reqid']));
+        await writeFile(join(outDir(req), 'partial-work.partial'), 'x');
+        await route(req, res);
+      };
+      const invocation = withLargeResult({ assets });
+      const replyTo = await client.invoke(invocation);
+      if (route === routes[2]) {
+        await expect.poll(() => seenDirs.length).toBe(2);
+        client.cancel(invocation.functionVersionId, invocation.requestId);
+      }
+      await client.result(replyTo);
+      expect(seenDirs.every((d) => d.includes(invocation.requestId))).toBe(true);
+      await expect.poll(() => seenDirs.map((d) => existsSync(d))).toEqual([false, false]);
+    }
+  });
+});
+
+describe('asset limits', () => {
+  it('refuses an asset over ASSET_MAX_BYTES with a clear error', async () => {
+    const nats = await NatsServer.start();
+    const container = await TestContainer.start(echo);
+    const storage = await TestStorage.start();
+    const worker = await startWorker(await workerEnv(nats.url, container.port, { ASSET_MAX_BYTES: '1024' }));
+    const { nc, client } = await clientFor(nats.url);
+    try {
+      const assetId = randomUUID();
+      await writeFile(storage.path(assetId), randomBytes(2048));
+      const result = await client.result(await client.invoke(invocationFor(worker.env, { assets: [{ assetId, url: storage.url(assetId), contentType: 'x/y' }] })));
+      expect(result.status).toBe(500);
+      expect(String(problemOf(result.body).detail)).toMatch(/over the 1024-byte limit \(ASSET_MAX_BYTES\)/);
+      expect(container.seen).toHaveLength(0);
+    } finally {
+      await worker.stop();
+      await nc.close();
+      await container.close();
+      await storage.close();
+      await nats.dispose();
+    }
+  });
+});
