@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,6 +15,8 @@ const UPLOAD_RETRIES = 3;
 const FIRST_RETRY_DELAY_MS = 100;
 /** Already-compressed formats gain nothing from deflate and would only cost CPU. */
 const STORED_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.gif', '.webp', '.avif', '.mp4', '.webm', '.mov', '.mkv', '.mp3', '.ogg', '.opus', '.flac', '.aac', '.m4a', '.zip', '.gz', '.tgz', '.bz2', '.xz', '.zst', '.7z', '.npz', '.safetensors']);
+
+const SKIPPED = Symbol('skipped');
 
 export type BodySource = { bytes: Uint8Array } | { file: string };
 
@@ -107,19 +110,26 @@ export class LargeResult {
   }
 
   private async ship(name: string, path: string): Promise<void> {
+    let file = this.failure ? undefined : await this.withOutput(name, path, (handle) => this.streamInto(this.attempt!, name, handle));
+    // The upload broke meanwhile: only record the file now; the retry at the end ships it.
+    file ??= await this.withOutput(name, path, async (handle) => ({ name, ...(await digest(handle)) }));
+    if (file === SKIPPED) return;
+    this.entries.push({ name, source: { path } });
+    this.manifest.files.push(file);
+    this.onShipped(file);
+  }
+
+  /** Opens an output under the safety rules, or records why it is skipped (and gives SKIPPED). */
+  private async withOutput<T>(name: string, path: string, use: (handle: FileHandle) => Promise<T>): Promise<T | typeof SKIPPED> {
     const opened = await openOutput(this.realRoot, path);
     if ('skipped' in opened) {
       this.manifest.skipped.push({ name, reason: opened.skipped });
-      return;
+      return SKIPPED;
     }
-    const { handle } = opened;
     try {
-      const file = (!this.failure && (await this.streamInto(this.attempt!, name, handle))) || { name, ...(await digest(handle)) };
-      this.entries.push({ name, source: { path } });
-      this.manifest.files.push(file);
-      this.onShipped(file);
+      return await use(opened.handle);
     } finally {
-      await handle.close();
+      await opened.handle.close().catch(() => undefined);
     }
   }
 
@@ -127,15 +137,19 @@ export class LargeResult {
    * Streams an open file into the zip, hashing it on the way, and resolves when it is all in;
    * resolves with undefined if the upload fails meanwhile (the file is shipped on the retry).
    */
-  private streamInto(attempt: Attempt, name: string, handle: import('node:fs/promises').FileHandle): Promise<OutputFile | undefined> {
-    return new Promise((resolve, reject) => {
+  private streamInto(attempt: Attempt, name: string, handle: FileHandle): Promise<OutputFile | undefined> {
+    return new Promise((resolve) => {
       const hasher = new Hasher();
       const input = handle.createReadStream({ start: 0, autoClose: false });
-      input.on('error', reject);
+      // Any break leaves half an entry in this zip: end the attempt; the retry rebuilds it whole.
+      input.on('error', () => {
+        resolve(undefined);
+        attempt.abort();
+      });
       hasher.on('finish', () => resolve({ name, size: hasher.size, sha256: hasher.hex() }));
       attempt.done.catch(() => {
-        input.destroy();
         resolve(undefined);
+        input.destroy();
       });
       attempt.zip.addReadStream(input.pipe(hasher), name, entryOptions(name, false));
     });

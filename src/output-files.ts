@@ -68,13 +68,16 @@ async function whereIs(handle: FileHandle, path: string): Promise<string> {
   }
 }
 
-/** Size and SHA-256 of an open file, streamed. */
+/** Size and SHA-256 of an open file, read with positioned reads (no stream state on the handle). */
 export async function digest(handle: FileHandle): Promise<{ size: number; sha256: string }> {
   const hash = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(256 * 1024);
   let size = 0;
-  for await (const chunk of handle.createReadStream({ start: 0, autoClose: false })) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
+  for (;;) {
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, size);
+    if (bytesRead === 0) break;
+    hash.update(buffer.subarray(0, bytesRead));
+    size += bytesRead;
   }
   return { size, sha256: hash.digest('hex') };
 }
