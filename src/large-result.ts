@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import { lstat, type FileHandle } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,7 +20,9 @@ const SKIPPED = Symbol('skipped');
 
 export type BodySource = { bytes: Uint8Array } | { file: string };
 
-type Entry = { name: string; source: { path: string } | BodySource };
+/** For output files, the size and mtime when shipped: a file that changes later is shipped again. */
+type Entry = { name: string; source: ({ path: string } & Stamp) | BodySource };
+type Stamp = { size: number; mtimeMs: number };
 
 export interface Manifest {
   files: OutputFile[];
@@ -78,6 +80,7 @@ export class LargeResult {
   async finish(body: BodySource): Promise<Manifest> {
     this.attempt ??= this.startAttempt();
     await this.queue;
+    await this.reshipChanged();
     const response: Entry = { name: `${this.requestId}.response`, source: body };
     this.entries.push(response);
     let current = this.attempt;
@@ -104,17 +107,52 @@ export class LargeResult {
     }
   }
 
+  /**
+   * A file written under its final name (not via `.partial`) can be shipped while still growing.
+   * Any shipped file whose size or mtime moved since is hashed again, and the zip is rebuilt from
+   * disk, so the result always holds the files as they were when the response arrived.
+   */
+  private async reshipChanged(): Promise<void> {
+    let changed = 0;
+    for (const entry of [...this.entries]) {
+      const source = entry.source;
+      if (!('path' in source)) continue;
+      const now = await lstat(source.path).catch(() => undefined);
+      if (now && now.size === source.size && now.mtimeMs === source.mtimeMs) continue;
+      changed++;
+      const file = await this.withOutput(entry.name, source.path, async (handle) => {
+        const { size, mtimeMs } = await handle.stat();
+        Object.assign(source, { size, mtimeMs });
+        return { name: entry.name, ...(await digest(handle)) };
+      });
+      const index = this.manifest.files.findIndex((f) => f.name === entry.name);
+      if (file === SKIPPED) {
+        this.manifest.files.splice(index, 1);
+        this.entries.splice(this.entries.indexOf(entry), 1);
+      } else this.manifest.files[index] = file;
+    }
+    if (changed > 0) {
+      this.failure ??= new Error(`${changed} output file(s) changed after they were shipped`);
+      this.attempt?.abort();
+    }
+  }
+
   /** Stops the upload; the storage side never sees a complete object. */
   abandon(): void {
     this.attempt?.abort();
   }
 
   private async ship(name: string, path: string): Promise<void> {
-    let file = this.failure ? undefined : await this.withOutput(name, path, (handle) => this.streamInto(this.attempt!, name, handle));
+    let stamp: Stamp = { size: 0, mtimeMs: 0 };
+    const stamped = async (handle: FileHandle) => {
+      const { size, mtimeMs } = await handle.stat();
+      stamp = { size, mtimeMs };
+    };
+    let file = this.failure ? undefined : await this.withOutput(name, path, async (handle) => (await stamped(handle), this.streamInto(this.attempt!, name, handle)));
     // The upload broke meanwhile: only record the file now; the retry at the end ships it.
-    file ??= await this.withOutput(name, path, async (handle) => ({ name, ...(await digest(handle)) }));
+    file ??= await this.withOutput(name, path, async (handle) => (await stamped(handle), { name, ...(await digest(handle)) }));
     if (file === SKIPPED) return;
-    this.entries.push({ name, source: { path } });
+    this.entries.push({ name, source: { path, ...stamp } });
     this.manifest.files.push(file);
     this.onShipped(file);
   }

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NatsConnection } from 'nats';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -162,6 +162,25 @@ describe('assets, progress and output files', () => {
     expect([...zip.keys()].sort()).toEqual([`${invocation.requestId}.response`, 'a.png'].sort());
     expect(zip.get('a.png')!.equals(image)).toBe(true);
     expect(zip.get(`${invocation.requestId}.response`)!.toString()).toBe('{"images":1}');
+  });
+
+  it('ships the finished content of a file written under its final name while it was still growing', async () => {
+    const parts = [randomBytes(64 * 1024), randomBytes(64 * 1024), randomBytes(64 * 1024)];
+    container.route = async (req, res) => {
+      const file = join(outDir(req), 'direct.bin');
+      for (const part of parts) {
+        await appendFile(file, part);
+        await sleep(150);
+      }
+      res.writeHead(200).end('{}');
+    };
+    const invocation = withLargeResult();
+    const result = await client.result(await client.invoke(invocation));
+    expect(result.status).toBe(302);
+    const whole = Buffer.concat(parts);
+    expect(result.manifest!.files).toEqual([{ name: 'direct.bin', size: whole.length, sha256: sha256(whole) }]);
+    const zip = await readZip(storage.path(`${invocation.requestId}.zip`));
+    expect(zip.get('direct.bin')!.equals(whole)).toBe(true);
   });
 
   it('turns a 12 MiB body into a 302 whose zip holds the body byte-exact', async () => {
