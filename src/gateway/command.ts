@@ -1,4 +1,4 @@
-import { ConfigError } from '../config.js';
+import { ConfigError } from '../env.js';
 import { createLogger } from '../log.js';
 import { installSignalHandlers } from '../signals.js';
 import { loadGatewayConfig } from './config.js';

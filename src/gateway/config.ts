@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { ConfigError, deepFreeze, parseDurationMs } from '../config.js';
+import { ConfigError, checkNatsCredentials, deepFreeze, duration, logLevel, natsEnv, natsSettings, optionalText, parseEnv, present, whole } from '../env.js';
 
 /**
  * Gateway configuration: command-line flags win over environment variables, which win over the
@@ -19,23 +19,8 @@ const FLAGS: Record<string, string> = {
   '--log-level': 'LOG_LEVEL',
 };
 
-const duration = (fallback: string) =>
-  z
-    .string()
-    .default(fallback)
-    .transform((text, ctx) => {
-      const ms = parseDurationMs(text);
-      if (ms === undefined) {
-        ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration; write seconds ("30") or a Go duration ("30s", "1h")` });
-        return z.NEVER;
-      }
-      return ms;
-    });
-
-const optionalText = z.string().trim().optional().transform((v) => (v ? v : undefined));
-
 const GatewayEnv = z.object({
-  GATEWAY_PORT: z.coerce.number().int().min(0).max(65535).default(8090),
+  GATEWAY_PORT: whole(0, 65535).default(8090),
   GATEWAY_HOST: z.string().min(1).default('127.0.0.1'),
   GATEWAY_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
   GATEWAY_ID: z
@@ -43,19 +28,12 @@ const GatewayEnv = z.object({
     .regex(/^[A-Za-z0-9_-]{1,64}$/, 'may hold only letters, digits, "_" and "-" (at most 64)')
     .optional(),
   GATEWAY_API_KEY: optionalText,
-  GATEWAY_MAX_REQUEST_BYTES: z.coerce.number().int().min(1024).default(16 * 1024 * 1024),
-  GATEWAY_QUEUE_MAX: z.coerce.number().int().min(1).default(100_000),
+  GATEWAY_MAX_REQUEST_BYTES: whole(1024, Number.MAX_SAFE_INTEGER).default(16 * 1024 * 1024),
+  GATEWAY_QUEUE_MAX: whole(1, Number.MAX_SAFE_INTEGER).default(100_000),
   GATEWAY_ASSET_TTL: duration('24h'),
   GATEWAY_URL_TTL: duration('1h'),
-  RESULT_RETENTION: duration('1h'),
-  NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
-  NATS_TOKEN: optionalText,
-  NATS_USER: optionalText,
-  NATS_PASSWORD: optionalText,
-  NATS_CREDS_FILE: optionalText,
-  NATS_ACK_WAIT: duration('30s'),
-  NATS_MAX_DELIVER: z.coerce.number().int().min(1).max(100).default(5),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ...natsEnv,
+  LOG_LEVEL: logLevel,
 });
 
 export type GatewayConfig = Readonly<ReturnType<typeof compile>>;
@@ -74,15 +52,7 @@ function compile(env: z.output<typeof GatewayEnv>) {
     assetTtlMs: env.GATEWAY_ASSET_TTL,
     urlTtlMs: env.GATEWAY_URL_TTL,
     resultRetentionMs: env.RESULT_RETENTION,
-    nats: {
-      servers: env.NATS_URL.split(',').map((s) => s.trim()).filter(Boolean),
-      token: env.NATS_TOKEN,
-      user: env.NATS_USER,
-      pass: env.NATS_PASSWORD,
-      credsFile: env.NATS_CREDS_FILE,
-      ackWaitMs: env.NATS_ACK_WAIT,
-      maxDeliver: env.NATS_MAX_DELIVER,
-    },
+    nats: natsSettings(env),
     logLevel: env.LOG_LEVEL,
   };
 }
@@ -103,17 +73,8 @@ export function flagsToEnv(args: readonly string[]): Record<string, string> {
 }
 
 export function loadGatewayConfig(env: NodeJS.ProcessEnv, args: readonly string[] = []): GatewayConfig {
-  const merged: Record<string, string> = {};
-  for (const [key, value] of Object.entries(env)) if (value !== undefined && value !== '') merged[key] = value;
-  Object.assign(merged, flagsToEnv(args));
-  const parsed = GatewayEnv.safeParse(merged);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => `  ${String(issue.path[0] ?? '?')} is "${merged[String(issue.path[0])] ?? ''}": ${issue.message}`);
-    throw new ConfigError(`invalid gateway configuration (see docs/harness.md):\n${lines.join('\n')}`);
-  }
-  const config = compile(parsed.data);
-  if ((config.nats.user === undefined) !== (config.nats.pass === undefined)) {
-    throw new ConfigError('invalid gateway configuration: set NATS_USER and NATS_PASSWORD together, or neither');
-  }
+  const merged = { ...present(env), ...flagsToEnv(args) };
+  const config = compile(parseEnv(GatewayEnv, merged, 'gateway', 'docs/harness.md'));
+  checkNatsCredentials(config.nats, 'gateway');
   return deepFreeze(config);
 }
