@@ -26,6 +26,8 @@ export interface GatewayContext {
   waiting: Map<string, number>;
   /** Versions whose work queue this process has made sure of. */
   ensuredQueues: Set<string>;
+  /** Aborted when the gateway starts to stop: waiting calls then answer 202 so their callers can poll again later. */
+  shutdown: AbortSignal;
 }
 
 /**

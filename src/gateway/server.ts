@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from 'nats';
 import { closeServer, listen } from '../admin.js';
 import { ProtocolClient } from '../client.js';
@@ -16,6 +17,8 @@ import { NatsBlobStore } from './storage.js';
 
 /** How often abandoned requests are looked for; their threshold is at least 10 s, so this is plenty. */
 const SWEEP_INTERVAL_MS = 2_000;
+/** How long a stopping gateway waits for its waiting calls to be answered 202 before it cuts connections. */
+const SHUTDOWN_ANSWER_MS = 5_000;
 
 /**
  * The NVCF-compatible invocation API over NATS. All state a client call depends on lives in
@@ -29,6 +32,7 @@ export class Gateway {
   private sweeper: NodeJS.Timeout | undefined;
   private startedAt = 0;
   private stopping: Promise<void> | undefined;
+  private readonly shutdown = new AbortController();
   port = 0;
 
   constructor(
@@ -72,6 +76,7 @@ export class Gateway {
       log: this.log.child({ stage: 'api' }),
       waiting: new Map(),
       ensuredQueues: new Set(),
+      shutdown: this.shutdown.signal,
     };
     const ctx = this.ctx;
     this.server = createServer((req, res) => void route(ctx, req, res));
@@ -107,6 +112,11 @@ export class Gateway {
     this.stopping ??= (async () => {
       clearInterval(this.sweeper);
       this.ctx?.registry.stop();
+      // A caller still inside its first pexec call has no request id yet: dropping its
+      // connection would orphan the request. Answer every waiting call 202 first.
+      this.shutdown.abort();
+      const waiting = this.ctx?.waiting;
+      for (let waited = 0; waiting && waiting.size > 0 && waited < SHUTDOWN_ANSWER_MS; waited += 20) await sleep(20);
       if (this.server) await closeServer(this.server);
       await this.nc?.drain().catch(() => undefined);
       this.log.info('gateway stopped');

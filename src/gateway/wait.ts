@@ -43,6 +43,10 @@ export async function answerWhenReady(ctx: GatewayContext, record: PendingReques
     timers.push(setTimeout(() => void checkQueue(true), NO_WORKER_GRACE_MS));
   };
   timers.push(setTimeout(() => void checkQueue(false), pollSeconds * 1000));
+  // A stopping gateway ends the window at once: the 202 carries NVCF-REQID, so the caller polls again.
+  const onShutdown = () => end('window');
+  if (ctx.shutdown.aborted) queueMicrotask(onShutdown);
+  else ctx.shutdown.addEventListener('abort', onShutdown, { once: true });
   const onClose = () => !res.writableFinished && end('client-gone');
   res.on('close', onClose);
   ctx.waiting.set(requestId, (ctx.waiting.get(requestId) ?? 0) + 1);
@@ -92,6 +96,7 @@ export async function answerWhenReady(ctx: GatewayContext, record: PendingReques
     return;
   } finally {
     timers.forEach(clearTimeout);
+    ctx.shutdown.removeEventListener('abort', onShutdown);
     res.off('close', onClose);
     const left = (ctx.waiting.get(requestId) ?? 1) - 1;
     if (left > 0) ctx.waiting.set(requestId, left);

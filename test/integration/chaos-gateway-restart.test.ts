@@ -1,0 +1,52 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NatsServer } from '../../src/nats-server.js';
+import { TestContainer } from '../support/container.js';
+import { startWorker, workerEnv, type RunningWorker } from '../support/env.js';
+import { startGateway, waitForStatus, type RunningGateway } from '../support/gateway.js';
+
+describe('a gateway that stops while callers wait', () => {
+  let nats: NatsServer;
+  let container: TestContainer;
+  let worker: RunningWorker;
+  let gw: RunningGateway | undefined;
+  let release!: () => void;
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    const released = new Promise<void>((r) => (release = r));
+    container = await TestContainer.start(async (req, res) => {
+      await released;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(req.body);
+    });
+    worker = await startWorker(await workerEnv(nats.url, container.port, { LOG_LEVEL: 'warn' }));
+  });
+
+  afterAll(async () => {
+    release();
+    await gw?.stop();
+    await worker?.stop();
+    await container?.close();
+    await nats?.dispose();
+  });
+
+  it('answers a pexec call still inside its window 202 with its request id, and the result waits for the next gateway', async () => {
+    const first = await startGateway(nats.url);
+    gw = first;
+    const { FUNCTION_ID: fid, FUNCTION_VERSION_ID: fvid } = worker.env;
+    await waitForStatus(first.url, fid!, fvid!, 'ACTIVE');
+    const call = fetch(`${first.url}/v2/nvcf/pexec/functions/${fid}/versions/${fvid}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"token":"kept"}' });
+    await expect.poll(() => container.seen.length).toBe(1);
+    await first.stop();
+    // Without a request id the caller could never ask for this result again.
+    const answer = await call;
+    expect(answer.status).toBe(202);
+    const requestId = answer.headers.get('nvcf-reqid');
+    expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+    release();
+
+    gw = await startGateway(nats.url, { GATEWAY_PORT: String(first.gateway.port) });
+    const done = await fetch(`${gw.url}/v2/nvcf/pexec/status/${requestId}`, { headers: { 'nvcf-poll-seconds': '20' } });
+    expect(done.status).toBe(200);
+    expect(await done.text()).toBe('{"token":"kept"}');
+  });
+});
