@@ -12,7 +12,7 @@ import type { Outcome, WorkerMetrics } from './metrics.js';
 import { RequestOutputs, type OutputWatcher } from './outputs.js';
 import { DEFAULT_REQUEST_LIFETIME_MS, EXPIRY_GRACE_MS, FrameError, decodeInvocation, replyAddressOf, type Invocation } from './protocol.js';
 import { ResponsePublisher, alreadyAnswered } from './publish.js';
-import { publishProblem, relayCompatible, relayStream, type Relayed } from './respond.js';
+import { discard, publishProblem, relayCompatible, relayStream, type Relayed } from './respond.js';
 
 export interface HandlerDeps {
   config: WorkerConfig;
@@ -21,6 +21,8 @@ export interface HandlerDeps {
   container: ContainerClient;
   cancels: CancelRegistry;
   outputs: OutputWatcher;
+  /** The consumer's max_deliver: the delivery after which JetStream gives up on a message. */
+  maxDeliver: number;
   log: Logger;
   metrics: WorkerMetrics;
   bodyLimit: number;
@@ -53,7 +55,15 @@ export async function handleDelivery(msg: JsMsg, deps: HandlerDeps): Promise<Han
   const log = deps.log.child({ requestId: invocation.requestId, attempt });
   if (attempt > 1) {
     deps.metrics.redeliveries.inc();
-    if (await alreadyAnswered(deps.jsm, invocation.replyTo)) {
+    let answered: boolean;
+    try {
+      answered = await alreadyAnswered(deps.jsm, invocation.replyTo);
+    } catch (err) {
+      msg.nak(RETRY_DELAY_MS);
+      log.warn({ err: (err as Error).message }, 'could not check for an earlier answer; handed the request back');
+      return 'returned';
+    }
+    if (answered) {
       log.info('request was already answered by an earlier delivery; acknowledging without running it again');
       msg.ack();
       return 'duplicate';
@@ -64,7 +74,11 @@ export async function handleDelivery(msg: JsMsg, deps: HandlerDeps): Promise<Han
   const publisher = new ResponsePublisher(deps.js, address, deps.bodyLimit, (s) => deps.metrics.publish.observe(s));
   const controller = deps.cancels.start(invocation.requestId);
   const deadline = invocation.deadline ?? invocation.requestTime + DEFAULT_REQUEST_LIFETIME_MS;
-  const timer = setTimeout(() => controller.abort(new SidecarError('DEADLINE_EXCEEDED', `the deadline passed ${Math.round((deadline - invocation.requestTime) / 1000)}s after the request was accepted`)), Math.max(0, deadline - Date.now()));
+  const timer = setTimeout(
+    () => controller.abort(new SidecarError('DEADLINE_EXCEEDED', `the deadline passed ${Math.round((deadline - invocation.requestTime) / 1000)}s after the request was accepted`)),
+    // Node's timers hold at most 2^31-1 ms (24.8 days); a longer deadline fires then.
+    Math.min(MAX_TIMER_MS, Math.max(0, deadline - Date.now())),
+  );
   const dirs = requestDirs(deps.config, invocation.requestId);
   try {
     const relayed = await run(invocation, body, publisher, controller.signal, dirs, deps, log);
@@ -72,31 +86,7 @@ export async function handleDelivery(msg: JsMsg, deps: HandlerDeps): Promise<Han
     log.info({ status: relayed.status, mode: relayed.mode }, 'request finished');
     return relayed.mode === 'problem' ? 'container_error' : 'ok';
   } catch (err) {
-    const reason = asSidecarError(err, controller.signal);
-    if (publisher.done) {
-      // The caller already has the final answer; only bookkeeping after it failed.
-      msg.ack();
-      log.warn({ err: reason.message }, 'request answered, then failed while finishing');
-      return 'ok';
-    }
-    if (reason.disposition === 'retry') {
-      msg.nak(reason.code === 'DRAINING' ? 0 : RETRY_DELAY_MS);
-      deps.metrics.naks.inc({ reason: reason.code.toLowerCase() });
-      log.warn({ code: reason.code, err: reason.message }, 'request handed back to the queue');
-      return 'returned';
-    }
-    log.warn({ code: reason.code, err: reason.message }, 'request failed; answering with a problem');
-    try {
-      await publishProblem(publisher, problemForError(reason, invocation.requestId));
-    } catch (publishErr) {
-      msg.nak(RETRY_DELAY_MS);
-      deps.metrics.naks.inc({ reason: 'publish_failed' });
-      log.error({ err: (publishErr as Error).message }, 'could not publish the problem; handed the request back');
-      return 'returned';
-    }
-    msg.ack();
-    if (reason.code === 'CANCELLED') deps.metrics.cancellations.inc();
-    return reason.code === 'REQUEST_EXPIRED' ? 'expired' : reason.code === 'CANCELLED' ? 'cancelled' : 'failed';
+    return await settleFailure(msg, asSidecarError(err, controller.signal), publisher, invocation.requestId, deps, log);
   } finally {
     clearTimeout(timer);
     deps.cancels.finish(invocation.requestId);
@@ -104,6 +94,61 @@ export async function handleDelivery(msg: JsMsg, deps: HandlerDeps): Promise<Han
       log.warn({ err: err.message }, 'could not remove the request directories'),
     );
   }
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A message on its last delivery that cannot be started here is answered, not handed back. */
+export async function refuseDelivery(msg: JsMsg, gate: 'unhealthy' | 'draining', deps: HandlerDeps): Promise<void> {
+  let invocation: Invocation;
+  try {
+    invocation = decodeInvocation(msg.data).meta;
+  } catch (err) {
+    return answerMalformed(msg, err as Error, deps);
+  }
+  const address = { replyTo: invocation.replyTo, requestId: invocation.requestId, workerId: deps.config.workerId, attempt: msg.info.deliveryCount };
+  const reason = gate === 'draining' ? new SidecarError('DRAINING', 'the worker is shutting down') : new SidecarError('CONTAINER_UNHEALTHY', 'the inference container is not healthy');
+  await publishProblem(new ResponsePublisher(deps.js, address, deps.bodyLimit), problemForError(lastChance(reason, deps.maxDeliver), invocation.requestId));
+  msg.ack();
+}
+
+/**
+ * Ends a run that failed, so that the caller always gets exactly one final answer: a problem
+ * (and ack), or, for work that can run elsewhere, a nak; but never a nak once part of a stream
+ * has gone out (a second run would splice two answers together), and never on the last
+ * delivery JetStream will make (the caller would wait for ever).
+ */
+async function settleFailure(msg: JsMsg, reason: SidecarError, publisher: ResponsePublisher, requestId: string, deps: HandlerDeps, log: Logger): Promise<HandledOutcome> {
+  if (publisher.done) {
+    // The caller already has the final answer; only bookkeeping after it failed.
+    msg.ack();
+    log.warn({ err: reason.message }, 'request answered, then failed while finishing');
+    return 'ok';
+  }
+  const lastDelivery = msg.info.deliveryCount >= deps.maxDeliver;
+  if (reason.disposition === 'retry' && !lastDelivery && !publisher.streaming) {
+    msg.nak(reason.code === 'DRAINING' ? 0 : RETRY_DELAY_MS);
+    deps.metrics.naks.inc({ reason: reason.code.toLowerCase() });
+    log.warn({ code: reason.code, err: reason.message }, 'request handed back to the queue');
+    return 'returned';
+  }
+  log.warn({ code: reason.code, err: reason.message, streaming: publisher.streaming }, 'request failed; answering with an error');
+  try {
+    if (publisher.streaming) await publisher.endStream(undefined, undefined, reason.message);
+    else await publishProblem(publisher, problemForError(lastDelivery && reason.disposition === 'retry' ? lastChance(reason, deps.maxDeliver) : reason, requestId));
+  } catch (publishErr) {
+    msg.nak(RETRY_DELAY_MS);
+    deps.metrics.naks.inc({ reason: 'publish_failed' });
+    log.error({ err: (publishErr as Error).message }, 'could not publish the error; handed the request back');
+    return 'returned';
+  }
+  msg.ack();
+  if (reason.code === 'CANCELLED') deps.metrics.cancellations.inc();
+  return reason.code === 'REQUEST_EXPIRED' ? 'expired' : reason.code === 'CANCELLED' ? 'cancelled' : 'failed';
+}
+
+function lastChance(reason: SidecarError, maxDeliver: number): SidecarError {
+  return new SidecarError(reason.code, `${reason.message}; this was the last of ${maxDeliver} deliveries, so the request ends here`);
 }
 
 async function run(
@@ -117,7 +162,9 @@ async function run(
 ): Promise<Relayed> {
   const startedAt = Date.now();
   const windowEnd = invocation.requestTime + invocation.pollSeconds * 1000;
-  if (startedAt - windowEnd > EXPIRY_GRACE_MS) {
+  // Only a first delivery can be "queued too long": a redelivery was already running (its
+  // worker died or handed it back), and its caller is still waiting for it.
+  if (publisher.attempt === 1 && startedAt - windowEnd > EXPIRY_GRACE_MS) {
     throw new SidecarError('REQUEST_EXPIRED', `the request waited ${((startedAt - invocation.requestTime) / 1000).toFixed(1)}s for a worker, past its ${invocation.pollSeconds}s poll window`);
   }
   deps.metrics.queueWait.observe(Math.max(0, startedAt - invocation.requestTime) / 1000);
@@ -165,17 +212,22 @@ async function run(
       body: invocation.bodyUrl ? { url: invocation.bodyUrl } : body,
       signal,
     });
-    const relayed = outputs
-      ? await relayCompatible(answer, publisher, {
-          requestId: invocation.requestId,
-          maxResponseSizeBytes: invocation.maxResponseSizeBytes,
-          outputs,
-          downloadUrl: invocation.largeResult?.downloadUrl,
-          spoolPath: join(deps.config.spoolDir, `${invocation.requestId}.${publisher.attempt}.response`),
-        })
-      : await relayStream(answer, publisher);
-    deps.metrics.inference.observe((Date.now() - startedAt) / 1000);
-    return relayed;
+    try {
+      const relayed = outputs
+        ? await relayCompatible(answer, publisher, {
+            requestId: invocation.requestId,
+            maxResponseSizeBytes: invocation.maxResponseSizeBytes,
+            outputs,
+            downloadUrl: invocation.largeResult?.downloadUrl,
+            spoolPath: join(deps.config.spoolDir, `${invocation.requestId}.${publisher.attempt}.response`),
+          })
+        : await relayStream(answer, publisher);
+      deps.metrics.inference.observe((Date.now() - startedAt) / 1000);
+      return relayed;
+    } finally {
+      // A body left half read would hold one of the pool's few connections for ever.
+      if (!answer.body.readableEnded) discard(answer.body);
+    }
   } finally {
     untrack();
     if (!publisher.done) outputs?.abandon();

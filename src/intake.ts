@@ -22,6 +22,10 @@ export interface IntakeOptions {
   handle: (msg: JsMsg) => Promise<unknown>;
   /** Delay before redelivery of a message that was not started because the container is unhealthy. */
   unhealthyRetryMs: number;
+  /** The consumer's max_deliver; a message on its last delivery is never handed back. */
+  maxDeliver: number;
+  /** Answers a message on its last delivery that cannot be started here, instead of a nak. */
+  refuse: (msg: JsMsg, gate: Exclude<GateState, 'open'>) => Promise<unknown>;
   log: Logger;
   metrics: WorkerMetrics;
 }
@@ -85,7 +89,10 @@ export class Intake {
   private async pullLoop(): Promise<void> {
     while (!this.stopped) {
       const free = this.options.capacity - this.running.size - this.reserved;
-      if (free <= 0 || this.options.gate() !== 'open') {
+      // One pull request open at a time. While it waits, the queue is empty, so a second one
+      // would find nothing either; slots freed meanwhile join the next pull, which batches
+      // them (one pull per freed slot cost a subscription, a request and an expiry each).
+      if (free <= 0 || this.fetches.size > 0 || this.options.gate() !== 'open') {
         await this.changed(1_000);
         continue;
       }
@@ -115,6 +122,11 @@ export class Intake {
 
   private accept(msg: JsMsg): void {
     const gate = this.stopped ? 'draining' : this.options.gate();
+    if (gate !== 'open' && msg.info.deliveryCount >= this.options.maxDeliver) {
+      // JetStream will not deliver it again: a nak would leave its caller waiting for ever.
+      this.options.refuse(msg, gate).catch((err: Error) => this.options.log.error({ err: err.message }, 'could not answer a message on its last delivery'));
+      return;
+    }
     if (gate !== 'open') {
       // Not started, so nobody loses anything: hand it straight back.
       msg.nak(gate === 'draining' ? 0 : this.options.unhealthyRetryMs);

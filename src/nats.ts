@@ -38,6 +38,8 @@ export async function connectNats(settings: NatsSettings, name: string): Promise
   return connect(options);
 }
 
+const WORK_MAX_AGE_MS = 2 * 3_600_000;
+
 export interface WorkQueueSettings {
   ackWaitMs: number;
   maxDeliver: number;
@@ -73,6 +75,9 @@ export async function ensureWorkQueue(jsm: JetStreamManager, functionVersionId: 
         max_msgs: settings.maxMessages ?? 100_000,
         max_msgs_per_subject: 1,
         duplicate_window: nanos(120_000),
+        // A message nobody can finish (max_deliver spent) must not hold a queue slot for ever;
+        // no request outlives this (poll windows end within 1 h, deadlines default to 1 h).
+        max_age: nanos(WORK_MAX_AGE_MS),
       }),
     );
   }

@@ -37,6 +37,7 @@ export async function alreadyAnswered(jsm: JetStreamManager, replyTo: string): P
 export class ResponsePublisher {
   private pending: Promise<void>[] = [];
   private chunkCount = 0;
+  private headSent: { status: number; headers: HeaderList } | undefined;
   private finished = false;
 
   constructor(
@@ -68,7 +69,13 @@ export class ResponsePublisher {
   }
 
   async head(status: number, headers: HeaderList): Promise<void> {
+    this.headSent = { status, headers };
     await this.send('head', { kind: 'head', status, headers }, undefined, this.msgId('head'));
+  }
+
+  /** True once a head is (being) published: the caller may already hold part of the stream. */
+  get streaming(): boolean {
+    return this.headSent !== undefined;
   }
 
   /** Queues body bytes as chunk messages; resolves once the publish window has room again. */
@@ -91,7 +98,8 @@ export class ResponsePublisher {
   }
 
   /** The final of a streamed (pass-through) response: marks the end of its chunks. */
-  async endStream(status: number, headers: HeaderList, error?: string): Promise<void> {
+  /** Ends a stream; status and headers default to the head's, `error` says it broke off. */
+  async endStream(status = this.headSent?.status ?? 500, headers = this.headSent?.headers ?? [], error?: string): Promise<void> {
     await this.finish({ kind: 'final', status, headers, chunks: this.chunkCount, streamed: true, ...(error ? { error } : {}) });
   }
 

@@ -69,8 +69,8 @@ export async function relayCompatible(answer: ContainerAnswer, publisher: Respon
   if (!options.downloadUrl) throw new SidecarError('LARGE_RESULT_FAILED', 'the result is large but the request has no download URL for it');
   let manifest;
   if (overflow) {
-    await spool(parts, rest, options.spoolPath);
     try {
+      await spool(parts, rest, options.spoolPath);
       manifest = await options.outputs.finish({ file: options.spoolPath });
     } finally {
       await rm(options.spoolPath, { force: true });
@@ -126,7 +126,7 @@ async function spool(prefix: Buffer[], rest: AsyncIterator<Buffer>, path: string
 }
 
 /** Stops reading a body; undici reports the abort as an error, which nobody needs to hear. */
-function discard(body: Readable): void {
+export function discard(body: Readable): void {
   body.on('error', () => undefined);
   body.destroy();
 }

@@ -48,6 +48,8 @@ export class ResultAssembler {
         this.streamAttempt = meta.attempt;
         return [{ type: 'head', status: meta.status, headers: meta.headers }, ...this.flushStream()];
       case 'chunk':
+        // Once a stream is under way, another attempt's pieces can never be delivered.
+        if (this.streamAttempt !== undefined && meta.attempt !== this.streamAttempt) return [];
         this.chunksOf(meta.attempt).set(meta.index, body);
         return meta.attempt === this.streamAttempt ? this.flushStream() : [];
       case 'final':
@@ -63,6 +65,11 @@ export class ResultAssembler {
       ...(meta.error ? { error: meta.error } : {}),
       ...(meta.manifest ? { manifest: meta.manifest } : {}),
     };
+    if (this.streamAttempt !== undefined && meta.attempt !== this.streamAttempt) {
+      // The caller holds part of one run's stream; another run's answer cannot be spliced on.
+      const error = 'the stream was interrupted: its worker stopped and the request ran again';
+      return [{ type: 'final', ...base, error, body: new Uint8Array(0), streamed: true }];
+    }
     if (meta.streamed && meta.attempt === this.streamAttempt) {
       const rest = this.flushStream();
       if (this.nextIndex !== meta.chunks) throw new ResultAssemblyError(`stream ended after ${this.nextIndex} of ${meta.chunks} chunks`);

@@ -7,7 +7,7 @@ import { CancelRegistry } from './cancels.js';
 import type { WorkerConfig } from './config.js';
 import { SidecarError } from './errors.js';
 import { ContainerClient } from './forward.js';
-import { handleDelivery, RETRY_DELAY_MS } from './handle.js';
+import { handleDelivery, refuseDelivery, RETRY_DELAY_MS } from './handle.js';
 import { HealthMonitor, waitUntilHealthy } from './health.js';
 import { Heartbeat, type WorkerStateName } from './heartbeat.js';
 import { Intake, type GateState } from './intake.js';
@@ -157,7 +157,8 @@ export class Worker {
     void nc.jetstreamManager().then(async (jsm) => {
       const consumer = await js.consumers.get(streams.work(this.config.functionVersionId), streams.workConsumer);
       const info = await consumer.info();
-      const deps = { config: this.config, js, jsm, container: this.container, cancels: this.cancels, outputs: this.outputs!, log, metrics: this.metrics, bodyLimit: frameBodyLimit(nc) };
+      const maxDeliver = info.config.max_deliver && info.config.max_deliver > 0 ? info.config.max_deliver : Infinity;
+      const deps = { config: this.config, js, jsm, container: this.container, cancels: this.cancels, outputs: this.outputs!, maxDeliver, log, metrics: this.metrics, bodyLimit: frameBodyLimit(nc) };
       this.intake = new Intake({
         consumer,
         capacity: this.config.concurrency,
@@ -169,6 +170,8 @@ export class Worker {
           if (this.stateNow === 'draining') this.finishedWhileDraining++;
         },
         unhealthyRetryMs: RETRY_DELAY_MS,
+        maxDeliver,
+        refuse: (msg, gate) => refuseDelivery(msg, gate, deps),
         log: this.log.child({ stage: 'intake' }),
         metrics: this.metrics,
       });
