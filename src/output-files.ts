@@ -68,6 +68,24 @@ async function whereIs(handle: FileHandle, path: string): Promise<string> {
   }
 }
 
+/**
+ * Reads a small file under the same rules as a shipped output (no links, no FIFOs, nothing
+ * outside the directory), refusing it unread when it is larger than `maxBytes`.
+ */
+export async function readSmallOutput(realRoot: string, path: string, maxBytes: number): Promise<{ text: string } | { refused: string }> {
+  const opened = await openOutput(realRoot, path);
+  if ('skipped' in opened) return { refused: opened.skipped };
+  try {
+    if (opened.size > maxBytes) return { refused: `${opened.size} bytes, over the ${maxBytes}-byte limit` };
+    const buffer = Buffer.alloc(maxBytes + 1);
+    const { bytesRead } = await opened.handle.read(buffer, 0, buffer.length, 0);
+    if (bytesRead > maxBytes) return { refused: `over the ${maxBytes}-byte limit` };
+    return { text: buffer.subarray(0, bytesRead).toString('utf8') };
+  } finally {
+    await opened.handle.close();
+  }
+}
+
 /** Size and SHA-256 of an open file, read with positioned reads (no stream state on the handle). */
 export async function digest(handle: FileHandle): Promise<{ size: number; sha256: string }> {
   const hash = createHash('sha256');

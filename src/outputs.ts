@@ -81,7 +81,7 @@ export class RequestOutputs {
   constructor(private readonly options: RequestOutputsOptions) {
     this.realRoot = options.dir;
     const send = (percent: number, headers: [string, string][], body: Buffer) => options.publisher.progress(percent, headers, body);
-    this.progress = new ProgressReporter(join(options.dir, PROGRESS_FILE), options.requestId, send, options.log);
+    this.progress = new ProgressReporter(join(options.dir, PROGRESS_FILE), () => this.realRoot, options.requestId, send, options.log);
   }
 
   /** Resolves the directory's real path, against which every shipped file is checked. */

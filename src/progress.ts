@@ -1,11 +1,13 @@
-import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { Logger } from './log.js';
+import { readSmallOutput } from './output-files.js';
 import type { HeaderList } from './protocol.js';
 
 /** NVCF's documented bound on a partial response ("smaller than 250KB"), enforced here. */
 export const MAX_PARTIAL_RESPONSE_BYTES = 250_000;
+/** The whole file: the partial response plus room for the id, the progress and whitespace. */
+const MAX_PROGRESS_FILE_BYTES = MAX_PARTIAL_RESPONSE_BYTES + 16 * 1024;
 /** A file written in place can be caught half-written; read again this many times, this far apart. */
 const HALF_WRITTEN_RETRIES = 5;
 const HALF_WRITTEN_DELAY_MS = 20;
@@ -63,6 +65,8 @@ export class ProgressReporter {
 
   constructor(
     private readonly path: string,
+    /** The real path of the output directory, which the file must be inside. */
+    private readonly realRoot: () => string,
     private readonly requestId: string,
     private readonly send: SendProgress,
     private readonly log: Logger,
@@ -101,13 +105,9 @@ export class ProgressReporter {
     for (let attempt = 0; attempt <= HALF_WRITTEN_RETRIES; attempt++) {
       if (attempt > 0) await sleep(HALF_WRITTEN_DELAY_MS);
       if (this.closed || (attempt > 0 && this.dirty)) return reading;
-      let text: string;
-      try {
-        text = await readFile(this.path, 'utf8');
-      } catch (err) {
-        return { ok: false, reason: `unreadable: ${(err as NodeJS.ErrnoException).code}`, maybeHalfWritten: false };
-      }
-      reading = readProgress(text, this.requestId);
+      const file = await readSmallOutput(this.realRoot(), this.path, MAX_PROGRESS_FILE_BYTES);
+      if ('refused' in file) return { ok: false, reason: `not read: ${file.refused}`, maybeHalfWritten: false };
+      reading = readProgress(file.text, this.requestId);
       if (reading.ok || !reading.maybeHalfWritten) return reading;
     }
     return reading;

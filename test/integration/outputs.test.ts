@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile, rename, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NatsConnection } from 'nats';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -120,13 +120,35 @@ describe('assets, progress and output files', () => {
       [90, { step: 90 }],
     ]);
     const warnings = worker.logs.lines.filter((l) => l.requestId === invocation.requestId && l.msg === 'progress file ignored').map((l) => String(l.reason));
-    expect(warnings.some((r) => /partialResponse is \d+ bytes, over the 250000-byte limit/.test(r))).toBe(true);
+    expect(warnings.some((r) => /over the \d+-byte limit/.test(r))).toBe(true);
     expect(warnings.some((r) => /not valid JSON/.test(r))).toBe(true);
     await sleep(300);
     const kinds: string[] = [];
     for await (const frame of client.responses(replyTo, AbortSignal.timeout(500))) kinds.push(frame.meta.kind);
     expect(kinds.at(-1)).toBe('final');
     expect(kinds.filter((k) => k === 'final')).toHaveLength(1);
+  });
+
+  it('never follows a progress file that is a symlink, and never blocks on one that is a FIFO', async () => {
+    const elsewhere = join(storage.dir, 'progress-elsewhere.json');
+    await writeFile(elsewhere, JSON.stringify({ progress: 77, partialResponse: { secret: true } }));
+    const cases: Route[] = [
+      async (req) => void (await symlink(elsewhere, join(outDir(req), 'progress'))),
+      async (req) => void execFileSync('mkfifo', [join(outDir(req), 'progress')]),
+    ];
+    for (const makeProgress of cases) {
+      container.route = async (req, res) => {
+        await makeProgress(req, res);
+        await sleep(300);
+        res.writeHead(200).end('{}');
+      };
+      const invocation = withLargeResult();
+      const result = await client.result(await client.invoke(invocation));
+      expect(result.status).toBe(200);
+      expect(result.progress).toEqual([]);
+      const reasons = worker.logs.lines.filter((l) => l.requestId === invocation.requestId && l.msg === 'progress file ignored').map((l) => String(l.reason));
+      expect(reasons.every((r) => /^not read: (symbolic link|not a regular file)$/.test(r))).toBe(true);
+    }
   });
 
   it('ignores a progress file whose id names another request', async () => {
