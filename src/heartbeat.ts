@@ -1,6 +1,6 @@
 import type { KV, NatsConnection } from 'nats';
 import type { Logger } from './log.js';
-import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_STALE_MS, PROTOCOL_VERSION, streams, type WorkerState } from './protocol.js';
+import { HEARTBEAT_INTERVAL_MS, PROTOCOL_VERSION, WORKER_RECORD_TTL_MS, streams, type WorkerState } from './protocol.js';
 
 export type WorkerStateName = WorkerState['state'];
 
@@ -25,7 +25,7 @@ export class Heartbeat {
   ) {}
 
   async start(): Promise<void> {
-    this.kv = await this.nc.jetstream().views.kv(streams.workers, { history: 1, ttl: HEARTBEAT_STALE_MS * 4 });
+    this.kv = await this.nc.jetstream().views.kv(streams.workers, { history: 1, ttl: WORKER_RECORD_TTL_MS });
     await this.beat();
     this.timer = setInterval(() => void this.beat(), HEARTBEAT_INTERVAL_MS);
     this.timer.unref();

@@ -36,6 +36,8 @@ export const streams = {
 /** How often a worker rewrites its state record, and how long a silent record stays believable. */
 export const HEARTBEAT_INTERVAL_MS = 5_000;
 export const HEARTBEAT_STALE_MS = 15_000;
+/** TTL of the workers bucket: how long the last record of a worker that died or failed lasts. */
+export const WORKER_RECORD_TTL_MS = HEARTBEAT_STALE_MS * 4;
 
 /** NVCF's inline limit: a body of exactly this many bytes stays inline (5 MiB, not 5 MB). */
 export const DEFAULT_MAX_RESPONSE_SIZE_BYTES = 5 * 1024 * 1024;
@@ -247,8 +249,9 @@ export type FunctionStatus = 'ACTIVE' | 'DEPLOYING' | 'ERROR' | 'INACTIVE';
 
 /** Function (version) status as NVCF reports it, from the fresh state records of its workers. */
 export function functionStatus(records: readonly WorkerState[], now: number): FunctionStatus {
-  // A failed worker writes `error` once and exits; its record counts until the bucket's TTL ends it.
-  const fresh = records.filter((r) => r.state !== 'stopped' && (r.state === 'error' || now - r.updatedAt <= HEARTBEAT_STALE_MS));
+  // A failed worker writes `error` once and exits; its record counts as long as the bucket keeps
+  // it. A watcher hears of no TTL expiry, so the age is checked here rather than trusted to it.
+  const fresh = records.filter((r) => r.state !== 'stopped' && now - r.updatedAt <= (r.state === 'error' ? WORKER_RECORD_TTL_MS : HEARTBEAT_STALE_MS));
   if (fresh.length === 0) return 'INACTIVE';
   if (fresh.some((r) => r.state === 'ready')) return 'ACTIVE';
   if (fresh.every((r) => r.state === 'error')) return 'ERROR';

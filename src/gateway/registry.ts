@@ -1,7 +1,7 @@
 import type { KV, NatsConnection } from 'nats';
 import type { Logger } from '../log.js';
 import { allKeys } from './context.js';
-import { HEARTBEAT_STALE_MS, WorkerState, functionStatus, streams, type FunctionStatus } from '../protocol.js';
+import { WORKER_RECORD_TTL_MS, WorkerState, functionStatus, streams, type FunctionStatus } from '../protocol.js';
 
 /** A function version the harness has seen a worker register for. */
 export interface KnownVersion {
@@ -37,7 +37,7 @@ export class FunctionRegistry {
 
   static async open(nc: NatsConnection, log: Logger): Promise<FunctionRegistry> {
     const views = nc.jetstream().views;
-    const workersKv = await views.kv(streams.workers, { history: 1, ttl: HEARTBEAT_STALE_MS * 4 });
+    const workersKv = await views.kv(streams.workers, { history: 1, ttl: WORKER_RECORD_TTL_MS });
     const catalog = await views.kv('nvcf_functions', { history: 1 });
     const registry = new FunctionRegistry(workersKv, catalog, log);
     await registry.start();
@@ -62,12 +62,14 @@ export class FunctionRegistry {
           else this.log.warn({ key: entry.key }, 'ignoring a malformed worker state record');
         }
       }
-    })();
+    })().catch((err: Error) => this.log.error({ err: err.message }, 'watching worker records stopped; function status may be stale'));
     await initial;
   }
 
   private seen(key: string, record: WorkerState): void {
     this.workers.set(key, record);
+    // TTL expiries make no watch event: forget records the bucket has dropped by now.
+    for (const [other, known] of this.workers) if (record.updatedAt - known.updatedAt > WORKER_RECORD_TTL_MS) this.workers.delete(other);
     const fv = record.functionVersionId.toLowerCase();
     const known = this.versions.get(fv);
     if (known && known.inferenceUrl === (record.inferenceUrl ?? '/') && known.name === record.functionName) return;

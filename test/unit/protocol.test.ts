@@ -84,6 +84,7 @@ describe('function status from worker records', () => {
     ['a failed and a starting worker', [record('error'), record('starting')], 'DEPLOYING'],
     ['a ready worker that stopped beating', [record('ready', 20_000)], 'INACTIVE'],
     ['workers that stopped cleanly', [record('stopped')], 'INACTIVE'],
+    ['a worker that failed longer ago than the record TTL', [record('error', 70_000)], 'INACTIVE'],
   ] as const)('is right for %s', (_label, records, expected) => {
     expect(functionStatus(records, now)).toBe(expected);
   });
