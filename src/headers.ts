@@ -98,6 +98,19 @@ export function containerRequestHeaders(client: HeaderList, owned: WorkerHeaderV
   return out;
 }
 
+/**
+ * What a gateway queues of a client's headers. As NVCF's invocation service does, it strips the
+ * caller's credentials and hop-by-hop headers, and it owns NVCF-INVOCATION-REGION, so a client's
+ * value for that is dropped too.
+ */
+export function queueableClientHeaders(client: HeaderList): HeaderList {
+  const listed = connectionListed(client);
+  return client.filter(([name]) => {
+    const lower = name.toLowerCase();
+    return lower !== 'authorization' && lower !== 'nvcf-invocation-region' && !FRAMING.has(lower) && !isHopByHop(lower, listed);
+  });
+}
+
 /** Response headers worth carrying back: framing is redone by the gateway's own HTTP server. */
 export function relayableResponseHeaders(raw: Record<string, string | string[] | undefined>): HeaderList {
   const pairs: HeaderList = [];

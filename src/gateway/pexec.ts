@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
+import { acceptsEventStream, queueableClientHeaders } from '../headers.js';
 import { ensureWorkQueue, frameBodyLimit } from '../nats.js';
 import { Invocation, type InvocationInput } from '../protocol.js';
 import { resolveAssetReferences } from './assets.js';
@@ -26,18 +27,7 @@ export function pollSecondsOf(req: IncomingMessage): number {
 }
 
 function wantsEventStream(req: IncomingMessage): boolean {
-  return /text\/event-stream/i.test(headerValue(req, 'accept') ?? '');
-}
-
-/** Dropped before queueing: hop-by-hop, framing, and the caller's credentials (NVCF strips those too). */
-const NOT_FORWARDED = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection', 'host', 'content-length', 'expect', 'authorization']);
-
-function forwardedHeaders(req: IncomingMessage): [string, string][] {
-  const listed = new Set((headerValue(req, 'connection') ?? '').split(',').map((t) => t.trim().toLowerCase()));
-  return rawHeaderPairs(req).filter(([name]) => {
-    const lower = name.toLowerCase();
-    return !NOT_FORWARDED.has(lower) && !lower.startsWith('proxy-') && !listed.has(lower);
-  });
+  return acceptsEventStream(rawHeaderPairs(req));
 }
 
 /** The version a pexec call goes to: the one named, or a random ACTIVE one of the function. */
@@ -88,7 +78,7 @@ export async function invokeFunction(ctx: GatewayContext, req: IncomingMessage, 
     subject: ctx.config.apiKey ? 'api-key' : 'anonymous',
     method: req.method!.toUpperCase(),
     path: version.inferenceUrl,
-    headers: forwardedHeaders(req),
+    headers: queueableClientHeaders(rawHeaderPairs(req)),
     ...(inline ? {} : { bodyUrl: ctx.signer.url({ method: 'GET', kind: 'bodies', id: requestId }, ttl) }),
     assets: assets.map((a) => ({ assetId: a.assetId, contentType: a.contentType, url: ctx.signer.url({ method: 'GET', kind: 'assets', id: a.assetId }, ttl) })),
     requestTime: now,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { containerRequestHeaders, relayableResponseHeaders, wantsPassThrough, type WorkerHeaderValues } from '../../src/headers.js';
+import { containerRequestHeaders, queueableClientHeaders, relayableResponseHeaders, wantsPassThrough, type WorkerHeaderValues } from '../../src/headers.js';
 
 const owned: WorkerHeaderValues = {
   requestId: 'req', subject: 'sub', ncaId: 'nca', functionName: 'fn', functionId: 'fid', functionVersionId: 'fvid',
@@ -54,5 +54,20 @@ describe('response headers relayed to the caller', () => {
   it('drops framing and hop-by-hop headers and keeps repeated ones', () => {
     const out = relayableResponseHeaders({ 'content-length': '3', 'transfer-encoding': 'chunked', connection: 'x-private', 'x-private': '1', 'set-cookie': ['a=1', 'b=2'], 'x-kept': 'yes' });
     expect(out).toEqual([['set-cookie', 'a=1'], ['set-cookie', 'b=2'], ['x-kept', 'yes']]);
+  });
+});
+
+describe('client headers a gateway queues', () => {
+  it('drop credentials, hop-by-hop headers and a client-sent invocation region, and keep the rest', () => {
+    const out = queueableClientHeaders([
+      ['Authorization', 'Bearer k'],
+      ['Connection', 'x-hop'],
+      ['X-Hop', '1'],
+      ['Transfer-Encoding', 'chunked'],
+      ['NVCF-INVOCATION-REGION', 'spoofed'],
+      ['NVCF-POLL-SECONDS', '5'],
+      ['Accept', 'text/event-stream'],
+    ]);
+    expect(out).toEqual([['NVCF-POLL-SECONDS', '5'], ['Accept', 'text/event-stream']]);
   });
 });
