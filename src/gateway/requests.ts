@@ -51,14 +51,18 @@ export class RequestStore {
 
   /** True for exactly one caller: the one that removes the record and so owns the result. */
   async claim(requestId: string): Promise<boolean> {
-    const entry = await this.get(requestId);
-    if (!entry) return false;
-    try {
-      await this.kv.delete(requestId, { previousSeq: entry.revision });
-      return true;
-    } catch {
-      return false;
+    // A touch by another call changes the revision without taking the result: read and try again.
+    for (let tries = 0; tries < 10; tries++) {
+      const entry = await this.get(requestId);
+      if (!entry) return false;
+      try {
+        await this.kv.delete(requestId, { previousSeq: entry.revision });
+        return true;
+      } catch {
+        // Lost a race: either another claim (the record is gone now) or a touch (it is not).
+      }
     }
+    return false;
   }
 
   async remove(requestId: string): Promise<void> {

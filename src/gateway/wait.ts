@@ -81,12 +81,14 @@ export async function answerWhenReady(ctx: GatewayContext, record: PendingReques
               res.destroy();
             } else res.end();
           } else {
-            writeHead(res, requestId, event.status, event.headers, event.body.length);
+            // Signed URLs expire: the Location handed out now must be valid from now on.
+            const headers = event.status === 302 ? freshLocation(ctx, requestId, event.headers) : event.headers;
+            writeHead(res, requestId, event.status, headers, event.body.length);
             res.end(event.body);
           }
           log.info({ status: event.status, streamed: streaming }, 'result delivered');
           return;
-        } else if (event.type === 'data') res.write(event.bytes);
+        } else if (event.type === 'data' && !res.write(event.bytes)) await drained(res);
       }
     }
   } catch (err) {
@@ -137,4 +139,22 @@ function writeHead(res: ServerResponse, requestId: string, status: number, heade
   res.setHeader('NVCF-STATUS', nvcfStatus(status));
   if (length !== undefined) res.setHeader('content-length', length);
   res.writeHead(status);
+}
+
+/** Resolves when a slow client has taken what was written, or has gone away. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+function freshLocation(ctx: GatewayContext, requestId: string, headers: HeaderList): HeaderList {
+  const url = ctx.signer.url({ method: 'GET', kind: 'results', id: requestId }, ctx.config.urlTtlMs);
+  return headers.map(([name, value]) => (name.toLowerCase() === 'location' ? [name, url] : [name, value]));
 }
