@@ -9,7 +9,7 @@ import { UUID_PATTERN, type GatewayContext } from './context.js';
 import { HttpProblem, headerValue, rawHeaderPairs, readBody } from './http.js';
 import type { PendingRequest } from './requests.js';
 import type { VersionView } from './registry.js';
-import { answerWhenReady } from './wait.js';
+import { answerStillRunning, answerWhenReady } from './wait.js';
 
 const DEFAULT_POLL_SECONDS = 60;
 /** NVCF raises the default window for event streams, which run long by nature. */
@@ -114,7 +114,14 @@ export async function invokeFunction(ctx: GatewayContext, req: IncomingMessage, 
 /** GET /v2/nvcf/pexec/status/{requestId}: the same wait; after the result is out, 404. */
 export async function requestStatus(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
   const pollSeconds = pollSecondsOf(req);
-  const entry = UUID_PATTERN.test(requestId) ? await ctx.requests.get(requestId.toLowerCase()) : undefined;
+  let entry;
+  try {
+    entry = UUID_PATTERN.test(requestId) ? await ctx.requests.get(requestId.toLowerCase()) : undefined;
+  } catch (err) {
+    // The record could not be read (NATS restarting): the request is not known to have failed.
+    ctx.log.warn({ requestId, err: (err as Error).message }, 'request record unreadable; answering 202 so the caller polls again');
+    return answerStillRunning(res, requestId.toLowerCase());
+  }
   if (!entry) throw new HttpProblem(404, `request ${requestId.slice(0, 64)} not found: unknown, cancelled, or its result was already delivered`);
   await answerWhenReady(ctx, entry.record, pollSeconds, res);
 }

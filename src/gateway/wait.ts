@@ -92,6 +92,11 @@ export async function answerWhenReady(ctx: GatewayContext, record: PendingReques
       }
     }
   } catch (err) {
+    if (!settled && !res.headersSent) {
+      // NATS went away mid-wait: nothing is known to have failed, so the honest answer is "still running".
+      log.warn({ err: (err as Error).message }, 'reading the responses failed; answering 202 so the caller polls again');
+      return answerStillRunning(res, requestId);
+    }
     log.error({ err: (err as Error).message }, 'reading the responses failed');
     if (!res.headersSent) sendProblem(res, 500, `the gateway could not read the result: ${(err as Error).message}`, { 'NVCF-REQID': requestId, 'NVCF-STATUS': 'errored' }, requestId);
     else res.destroy();
@@ -125,6 +130,12 @@ export async function answerWhenReady(ctx: GatewayContext, record: PendingReques
   res.writeHead(202, { ...headers, 'content-length': body.length });
   res.end(body);
   log.debug({ percentComplete: latest?.percentComplete }, 'answered 202: still running');
+}
+
+/** A 202 without progress: the caller keeps its request id and polls again. */
+export function answerStillRunning(res: ServerResponse, requestId: string): void {
+  res.writeHead(202, { 'NVCF-REQID': requestId, 'NVCF-STATUS': 'in-progress', 'content-length': 0 });
+  res.end();
 }
 
 function writeHead(res: ServerResponse, requestId: string, status: number, headers: HeaderList, length?: number): void {

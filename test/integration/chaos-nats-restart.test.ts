@@ -1,0 +1,52 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NatsServer } from '../../src/nats-server.js';
+import { TestContainer } from '../support/container.js';
+import { startWorker, workerEnv, type RunningWorker } from '../support/env.js';
+import { startGateway, waitForStatus, type RunningGateway } from '../support/gateway.js';
+
+describe('a status poll while NATS restarts', () => {
+  let nats: NatsServer;
+  let container: TestContainer;
+  let worker: RunningWorker;
+  let gw: RunningGateway;
+  let release!: () => void;
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    const released = new Promise<void>((r) => (release = r));
+    container = await TestContainer.start(async (req, res) => {
+      await released;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(req.body);
+    });
+    worker = await startWorker(await workerEnv(nats.url, container.port, { LOG_LEVEL: 'warn' }));
+    gw = await startGateway(nats.url, { LOG_LEVEL: 'warn' });
+    await waitForStatus(gw.url, worker.env.FUNCTION_ID!, worker.env.FUNCTION_VERSION_ID!, 'ACTIVE');
+  });
+
+  afterAll(async () => {
+    release();
+    await gw?.stop();
+    await worker?.stop();
+    await container?.close();
+    await nats?.dispose();
+  });
+
+  it('is answered 202 (still running), not an error, and the result arrives once NATS is back', async () => {
+    const { FUNCTION_ID: fid, FUNCTION_VERSION_ID: fvid } = worker.env;
+    const first = await fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}/versions/${fvid}`, { method: 'POST', headers: { 'nvcf-poll-seconds': '1' }, body: '{"token":"survives"}' });
+    expect(first.status).toBe(202);
+    const requestId = first.headers.get('nvcf-reqid')!;
+    await nats.stop();
+    const during = await fetch(`${gw.url}/v2/nvcf/pexec/status/${requestId}`, { headers: { 'nvcf-poll-seconds': '2' } });
+    // A 5xx here would tell the caller its request failed, though it is still running.
+    expect(during.status).toBe(202);
+    expect(during.headers.get('nvcf-reqid')).toBe(requestId);
+    await nats.restart();
+    release();
+    let done: Response;
+    do done = await fetch(`${gw.url}/v2/nvcf/pexec/status/${requestId}`, { headers: { 'nvcf-poll-seconds': '10' } });
+    while (done.status === 202);
+    expect(done.status).toBe(200);
+    expect(await done.text()).toBe('{"token":"survives"}');
+  });
+});
