@@ -66,13 +66,16 @@ export class Worker {
     try {
       await this.startAdmin();
       await this.prepareDirectories();
-      await this.connect();
+      // NATS may be unreachable for a long time at start; a stop signal must still be heard.
+      if (!(await Promise.race([this.connect().then(() => true), this.stopped().then(() => false)]))) {
+        this.log.info('stopped before NATS could be reached');
+        return 0;
+      }
       this.setState('waiting');
       const failure = await waitUntilHealthy(this.config.health, this.stopRequested.signal, this.log);
       if (failure && !this.stopRequested.signal.aborted) return await this.fail(`the inference container did not become healthy within ${this.config.health.readyTimeoutMs / 1000}s: ${failure}`);
       if (!this.stopRequested.signal.aborted) this.startServing();
-      const stop = this.stopRequested.signal;
-      if (!stop.aborted) await new Promise((resolve) => stop.addEventListener('abort', resolve, { once: true }));
+      await this.stopped();
       const report = await this.drain();
       this.log.info(report, 'drained; exiting');
       return 0;
@@ -86,6 +89,13 @@ export class Worker {
   /** First signal: stop taking work, finish what runs, then exit 0. */
   requestStop(): void {
     this.stopRequested.abort();
+  }
+
+  /** Resolves once a stop has been requested (at once if it already has). */
+  private stopped(): Promise<void> {
+    const signal = this.stopRequested.signal;
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
   }
 
   notReadyReasons(): string[] {
@@ -176,8 +186,8 @@ export class Worker {
         metrics: this.metrics,
       });
       this.intake.start();
-    }).catch((err: Error) => {
-      this.log.error({ err: err.message }, 'could not start pulling work');
+    }).catch(async (err: Error) => {
+      process.exitCode = await this.fail(`could not start pulling work: ${err.message}`);
       this.requestStop();
     });
     this.monitor = new HealthMonitor(this.config.health, (healthy, reason) => {

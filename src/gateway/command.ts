@@ -20,7 +20,8 @@ export async function runGateway(args: readonly string[], env: NodeJS.ProcessEnv
   const stopped = new Promise<void>((resolve) => (stop = resolve));
   const uninstall = installSignalHandlers(() => stop(), log);
   try {
-    await gateway.start();
+    // NATS may be unreachable for a long time at start; a stop signal must still be heard.
+    await Promise.race([gateway.start(), stopped]);
     await stopped;
     return 0;
   } catch (err) {

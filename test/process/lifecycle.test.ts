@@ -106,6 +106,15 @@ describe('the worker process', () => {
     expect(written).toEqual({ message: expect.stringMatching(/did not become healthy within 1s: health endpoint answered 503, expected 200/), isInternal: false });
   });
 
+  it('stops at once on SIGTERM while NATS cannot be reached', async () => {
+    const env = await workerEnv('nats://127.0.0.1:1', container.port, { LOG_LEVEL: 'info' });
+    const worker = start(env);
+    await worker.waitForLog((l) => l.msg === 'admin listening');
+    worker.child.kill('SIGTERM');
+    expect((await worker.exit).code).toBe(0);
+    expect(worker.lines.some((l) => l.msg === 'stopped before NATS could be reached')).toBe(true);
+  });
+
   it('refuses a bad configuration before connecting, naming the variable', async () => {
     const env = await workerEnv('nats://127.0.0.1:1', container.port, { MAX_REQUEST_CONCURRENCY: 'four', FUNCTION_ID: 'not-a-uuid' });
     const worker = start(env);
