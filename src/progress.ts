@@ -39,7 +39,13 @@ export function readProgress(text: string, requestId: string): ProgressReading {
   if (id !== undefined && id !== requestId) {
     return { ok: false, reason: `its id "${id.slice(0, 64)}" is not this request's id`, maybeHalfWritten: false };
   }
-  const body = partialResponse === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(partialResponse));
+  let body: Buffer;
+  try {
+    body = partialResponse === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(partialResponse));
+  } catch (err) {
+    // JSON.parse takes nesting that JSON.stringify cannot recurse through (a RangeError).
+    return { ok: false, reason: `partialResponse cannot be re-encoded: ${(err as Error).message}`, maybeHalfWritten: false };
+  }
   if (body.length > MAX_PARTIAL_RESPONSE_BYTES) {
     return { ok: false, reason: `partialResponse is ${body.length} bytes, over the ${MAX_PARTIAL_RESPONSE_BYTES}-byte limit`, maybeHalfWritten: false };
   }
