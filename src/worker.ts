@@ -11,6 +11,7 @@ import { handleDelivery, refuseDelivery, RETRY_DELAY_MS } from './handle.js';
 import { HealthMonitor, waitUntilHealthy } from './health.js';
 import { Heartbeat, type WorkerStateName } from './heartbeat.js';
 import { Intake, type GateState } from './intake.js';
+import { Janitor } from './janitor.js';
 import type { Logger } from './log.js';
 import { createWorkerMetrics } from './metrics.js';
 import { OutputWatcher } from './outputs.js';
@@ -37,6 +38,7 @@ export class Worker {
   private monitor: HealthMonitor | undefined;
   private heartbeat: Heartbeat | undefined;
   private outputs: OutputWatcher | undefined;
+  private janitor: Janitor | undefined;
   private cancelSub: Subscription | undefined;
   private readonly servers: Server[] = [];
   private readonly metrics = createWorkerMetrics();
@@ -130,6 +132,8 @@ export class Worker {
     }
     await mkdir(this.config.spoolDir, { recursive: true, mode: 0o700 });
     this.outputs = await OutputWatcher.start(this.config.responseDir, this.log.child({ stage: 'outputs' }));
+    this.janitor = new Janitor([this.config.assetDir, this.config.responseDir, this.config.spoolDir], this.log.child({ stage: 'janitor' }));
+    this.janitor.start();
   }
 
   private async connect(): Promise<void> {
@@ -248,6 +252,7 @@ export class Worker {
 
   private async close(): Promise<void> {
     this.monitor?.stop();
+    this.janitor?.stop();
     this.intake?.close();
     this.cancelSub?.unsubscribe();
     await this.heartbeat?.stop(this.stateNow === 'failed').catch(() => undefined);
