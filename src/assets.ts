@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { request } from 'undici';
-import { SidecarError } from './errors.js';
+import { SidecarError, errorCode } from './errors.js';
 import type { AssetReference } from './protocol.js';
 
 export interface AssetLimits {
@@ -29,23 +29,28 @@ export async function downloadAssets(assets: readonly AssetReference[], dir: str
   const failFast = new AbortController();
   const onAbort = () => failFast.abort(signal.reason);
   signal.addEventListener('abort', onAbort, { once: true });
-  const timer = setTimeout(() => failFast.abort(new SidecarError('ASSET_DOWNLOAD_FAILED', `assets took longer than ${limits.timeoutMs / 1000}s to download`)), limits.timeoutMs);
+  const timers: NodeJS.Timeout[] = [];
   try {
     await Promise.all(
-      assets.map((asset) =>
-        downloadOne(asset, join(dir, asset.assetId), limits.maxBytes, failFast.signal).catch((err: unknown) => {
-          failFast.abort(err);
+      assets.map((asset) => {
+        // Each asset has its own time limit; the first failure stops the others too.
+        const own = new AbortController();
+        const stop = (reason: unknown) => own.abort(reason);
+        failFast.signal.addEventListener('abort', () => stop(failFast.signal.reason), { once: true });
+        timers.push(setTimeout(() => stop(new SidecarError('ASSET_DOWNLOAD_FAILED', `asset ${asset.assetId} took longer than ${limits.timeoutMs / 1000}s (ASSET_DOWNLOAD_TIMEOUT)`)), limits.timeoutMs));
+        return downloadOne(asset, join(dir, asset.assetId), limits.maxBytes, own.signal).catch((err: unknown) => {
+          failFast.abort(own.signal.aborted ? own.signal.reason : err);
           throw err;
-        }),
-      ),
+        });
+      }),
     );
   } catch (err) {
     if (signal.aborted) throw signal.reason;
     const first = failFast.signal.reason ?? err;
     if (first instanceof SidecarError) throw first;
-    throw new SidecarError('ASSET_DOWNLOAD_FAILED', describe(first), { cause: first });
+    throw new SidecarError('ASSET_DOWNLOAD_FAILED', errorCode(first), { cause: first });
   } finally {
-    clearTimeout(timer);
+    timers.forEach(clearTimeout);
     signal.removeEventListener('abort', onAbort);
   }
 }
@@ -56,7 +61,7 @@ async function downloadOne(asset: AssetReference, path: string, maxBytes: number
     answer = await request(asset.url, { signal, headersTimeout: 60_000, bodyTimeout: 60_000 });
   } catch (err) {
     if (signal.aborted) throw signal.reason;
-    throw new SidecarError('ASSET_DOWNLOAD_FAILED', `asset ${asset.assetId}: ${describe(err)}`, { cause: err });
+    throw new SidecarError('ASSET_DOWNLOAD_FAILED', `asset ${asset.assetId}: ${errorCode(err)}`, { cause: err });
   }
   if (answer.statusCode !== 200) {
     answer.body.on('error', () => undefined).destroy();
@@ -73,7 +78,7 @@ async function downloadOne(asset: AssetReference, path: string, maxBytes: number
   } catch (err) {
     if (signal.aborted) throw signal.reason;
     if (err instanceof SidecarError) throw err;
-    throw new SidecarError('ASSET_DOWNLOAD_FAILED', `asset ${asset.assetId}: ${describe(err)}`, { cause: err });
+    throw new SidecarError('ASSET_DOWNLOAD_FAILED', `asset ${asset.assetId}: ${errorCode(err)}`, { cause: err });
   }
 }
 
@@ -96,7 +101,3 @@ class SizeCap extends Transform {
   }
 }
 
-function describe(err: unknown): string {
-  const e = err as { code?: string; message?: string; cause?: { code?: string } };
-  return e?.code ?? e?.cause?.code ?? e?.message ?? String(err);
-}

@@ -2,6 +2,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { UUID_PATTERN } from './protocol.js';
 import { checkNatsCredentials, deepFreeze, duration, flag, logLevel, natsEnv, natsSettings, optionalText, parseEnv, port, present, whole } from './env.js';
 
 export { ConfigError, deepFreeze, parseDurationMs } from './env.js';
@@ -12,11 +13,10 @@ export { ConfigError, deepFreeze, parseDurationMs } from './env.js';
  * and its meaning is listed in docs/configuration.md; keep the two in step.
  */
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const WorkerEnv = z.object({
-  FUNCTION_ID: z.string({ error: 'set it to the function id (a UUID)' }).regex(UUID, 'must be the function id (a UUID)'),
-  FUNCTION_VERSION_ID: z.string({ error: 'set it to the function version id (a UUID)' }).regex(UUID, 'must be the function version id (a UUID)'),
+  FUNCTION_ID: z.string({ error: 'set it to the function id (a UUID)' }).regex(UUID_PATTERN, 'must be the function id (a UUID)'),
+  FUNCTION_VERSION_ID: z.string({ error: 'set it to the function version id (a UUID)' }).regex(UUID_PATTERN, 'must be the function version id (a UUID)'),
   FUNCTION_NAME: z.string().default(''),
   NCA_ID: z.string().default(''),
   INFERENCE_HOST: z.string().min(1).default('127.0.0.1'),

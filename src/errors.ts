@@ -54,12 +54,19 @@ export interface Problem {
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
-function titleOf(status: number): string {
+export function titleOf(status: number): string {
   return STATUS_CODES[status] ?? 'Error';
 }
 
-function slug(title: string): string {
+/** "Unprocessable Entity" → "unprocessable-entity": the last part of a problem type URN. */
+export function slug(title: string): string {
   return title.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+}
+
+/** The code of a network or file error, wherever it hides, for messages that name the cause. */
+export function errorCode(err: unknown): string {
+  const e = err as { code?: string; message?: string; cause?: { code?: string } } | undefined;
+  return e?.code ?? e?.cause?.code ?? e?.message ?? String(err);
 }
 
 /** The problem NVCF's worker reports for a failure on the worker side of the call. */

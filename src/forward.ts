@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { Pool, request, type Dispatcher } from 'undici';
-import { SidecarError } from './errors.js';
+import { SidecarError, errorCode } from './errors.js';
 import type { HeaderList } from './protocol.js';
 
 export interface ContainerCall {
@@ -44,7 +44,7 @@ export class ContainerClient {
       return { status: answer.statusCode, headers: answer.headers, body: answer.body };
     } catch (err) {
       if (call.signal.aborted) throw call.signal.reason;
-      throw new SidecarError('INFERENCE_CONNECTION', describeConnectionError(err), { cause: err });
+      throw new SidecarError('INFERENCE_CONNECTION', errorCode(err), { cause: err });
     }
   }
 
@@ -57,10 +57,6 @@ export class ContainerClient {
   }
 }
 
-function describeConnectionError(err: unknown): string {
-  const e = err as { code?: string; message?: string; cause?: { code?: string } };
-  return e.code ?? e.cause?.code ?? e.message ?? 'unknown error';
-}
 
 /** Streams a large request body from where the gateway parked it. */
 async function openRequestBody(url: string, signal: AbortSignal): Promise<Readable> {
@@ -74,6 +70,6 @@ async function openRequestBody(url: string, signal: AbortSignal): Promise<Readab
   } catch (err) {
     if (signal.aborted) throw signal.reason;
     if (err instanceof SidecarError) throw err;
-    throw new SidecarError('REQUEST_BODY_FAILED', `fetching the request body failed: ${describeConnectionError(err)}`, { cause: err });
+    throw new SidecarError('REQUEST_BODY_FAILED', `fetching the request body failed: ${errorCode(err)}`, { cause: err });
   }
 }

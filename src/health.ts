@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
+import { errorCode } from './errors.js';
 import type { Logger } from './log.js';
 
 export interface ProbeSettings {
@@ -24,8 +25,7 @@ export async function probeContainer(settings: ProbeSettings): Promise<ProbeResu
     // 404 is common while a server is up but its routes are not (Triton loading models).
     return { healthy: false, reason: `health endpoint answered ${answer.statusCode}, expected ${settings.expectedStatus}` };
   } catch (err) {
-    const e = err as { code?: string; cause?: { code?: string }; message?: string };
-    return { healthy: false, reason: `health endpoint unreachable: ${e.code ?? e.cause?.code ?? e.message}` };
+    return { healthy: false, reason: `health endpoint unreachable: ${errorCode(err)}` };
   }
 }
 

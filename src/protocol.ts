@@ -48,7 +48,9 @@ export const EXPIRY_GRACE_MS = 2_000;
 /** The whole-request bound when the invocation names none (NVCF's IS gives up after 1 h). */
 export const DEFAULT_REQUEST_LIFETIME_MS = 3_600_000;
 
-const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a UUID');
+/** Request, function, version and asset ids: UUIDs, so no id can ever be a path. */
+export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const uuid = z.string().regex(UUID_PATTERN, 'must be a UUID');
 const headerName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'is not a valid HTTP header name');
 // eslint-disable-next-line no-control-regex
 const headerValue = z.string().regex(/^[^\r\n\0]*$/, 'must not contain CR, LF or NUL').max(16 * 1024);

@@ -43,7 +43,7 @@ export async function cancelRequest(ctx: GatewayContext, record: Pick<PendingReq
   ctx.log.info({ requestId: record.requestId, reason }, 'request cancelled');
 }
 
-export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export { UUID_PATTERN } from '../protocol.js';
 
 /** Every key of a bucket. Collected before use: awaiting inside nats.js's key iterator ends it early. */
 export async function allKeys(kv: KV): Promise<string[]> {

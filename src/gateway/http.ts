@@ -1,4 +1,5 @@
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { slug, titleOf } from '../errors.js';
 import { PROBLEM_CONTENT_TYPE } from '../errors.js';
 
 /**
@@ -18,9 +19,8 @@ export class HttpProblem extends Error {
 }
 
 export function problemBody(status: number, detail: string, requestId?: string): string {
-  const title = STATUS_CODES[status] ?? 'Error';
-  const slug = title.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
-  return JSON.stringify({ type: `urn:nvcf-invocation-service:problem-details:${slug}`, title, status, detail, ...(requestId ? { requestId } : {}) });
+  const title = titleOf(status);
+  return JSON.stringify({ type: `urn:nvcf-invocation-service:problem-details:${slug(title)}`, title, status, detail, ...(requestId ? { requestId } : {}) });
 }
 
 export function sendProblem(res: ServerResponse, status: number, detail: string, headers: Record<string, string> = {}, requestId?: string): void {

@@ -2,6 +2,8 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { NatsConnection } from 'nats';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -289,11 +291,13 @@ describe('assets, progress and output files', () => {
 });
 
 describe('asset limits', () => {
-  it('refuses an asset over ASSET_MAX_BYTES with a clear error', async () => {
+  it('refuses an asset over ASSET_MAX_BYTES, and one slower than ASSET_DOWNLOAD_TIMEOUT, with clear errors', async () => {
     const nats = await NatsServer.start();
     const container = await TestContainer.start(echo);
     const storage = await TestStorage.start();
-    const worker = await startWorker(await workerEnv(nats.url, container.port, { ASSET_MAX_BYTES: '1024' }));
+    const slow = createServer((_req, res) => void res.writeHead(200, { 'content-length': 10 }).write('12345'));
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    const worker = await startWorker(await workerEnv(nats.url, container.port, { ASSET_MAX_BYTES: '1024', ASSET_DOWNLOAD_TIMEOUT: '500ms' }));
     const { nc, client } = await clientFor(nats.url);
     try {
       const assetId = randomUUID();
@@ -301,8 +305,15 @@ describe('asset limits', () => {
       const result = await client.result(await client.invoke(invocationFor(worker.env, { assets: [{ assetId, url: storage.url(assetId), contentType: 'x/y' }] })));
       expect(result.status).toBe(500);
       expect(String(problemOf(result.body).detail)).toMatch(/over the 1024-byte limit \(ASSET_MAX_BYTES\)/);
+      const slowId = randomUUID();
+      const url = `http://127.0.0.1:${(slow.address() as AddressInfo).port}/asset`;
+      const timedOut = await client.result(await client.invoke(invocationFor(worker.env, { assets: [{ assetId: slowId, url, contentType: 'x/y' }] })));
+      expect(timedOut.status).toBe(500);
+      expect(String(problemOf(timedOut.body).detail)).toBe(`Internal error while downloading assets: asset ${slowId} took longer than 0.5s (ASSET_DOWNLOAD_TIMEOUT)`);
       expect(container.seen).toHaveLength(0);
     } finally {
+      slow.closeAllConnections();
+      slow.close();
       await worker.stop();
       await nc.close();
       await container.close();
