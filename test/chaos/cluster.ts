@@ -1,0 +1,188 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { NatsServer } from '../../src/nats-server.js';
+import { workerEnv } from '../support/env.js';
+import { waitForStatus } from '../support/gateway.js';
+import { isState, spawnSidecar, type WorkerProcess } from '../support/process.js';
+
+/**
+ * Every part of a deployment as its own process, each one killable and restartable in place:
+ * nats-server with a file store, the inference container, two workers and the gateway.
+ */
+
+const containerScript = fileURLToPath(new URL('./sleepy-echo.mjs', import.meta.url));
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** The container process, on a port that stays the same across restarts. */
+export class ContainerProcess {
+  private child: ChildProcess | undefined;
+  private constructor(readonly port: number) {}
+
+  static async start(): Promise<ContainerProcess> {
+    const container = new ContainerProcess(await freePort());
+    await container.launch();
+    return container;
+  }
+
+  async launch(): Promise<void> {
+    const child = spawn(process.execPath, [containerScript], { env: { PORT: String(this.port) }, stdio: ['ignore', 'pipe', 'inherit'] });
+    this.child = child;
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.once('data', () => resolve());
+      child.once('exit', (code) => reject(new Error(`the container exited with ${code} before listening`)));
+    });
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise((resolve) => child.once('exit', resolve));
+    child.kill(signal);
+    await gone;
+  }
+}
+
+/** A worker process that can be killed and started again with the same configuration. */
+export class WorkerSlot {
+  process: WorkerProcess;
+  starts = 1;
+  constructor(readonly env: Record<string, string>) {
+    this.process = spawnSidecar(['worker'], env);
+  }
+
+  get pid(): number {
+    return this.process.child.pid!;
+  }
+
+  running(): Promise<unknown> {
+    return this.process.waitForLog(isState('running'), 60_000);
+  }
+
+  alive(): boolean {
+    return this.process.child.exitCode === null && this.process.child.signalCode === null;
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.alive()) this.process.child.kill(signal);
+    return this.process.exit;
+  }
+
+  restart(): void {
+    this.starts++;
+    this.process = spawnSidecar(['worker'], this.env);
+  }
+
+  /** Resident memory of the process now, in bytes (Linux). */
+  async rss(): Promise<number> {
+    const status = await readFile(`/proc/${this.pid}/status`, 'utf8');
+    return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+  }
+}
+
+/** The gateway as a child process, always on the same port and gateway id. */
+export class GatewayProcess {
+  process: WorkerProcess;
+  private constructor(
+    readonly port: number,
+    private readonly natsUrl: string,
+  ) {
+    this.process = this.spawn();
+  }
+
+  static async start(natsUrl: string): Promise<GatewayProcess> {
+    const gateway = new GatewayProcess(await freePort(), natsUrl);
+    await gateway.listening();
+    return gateway;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  private spawn(): WorkerProcess {
+    return spawnSidecar(['gateway', '--port', String(this.port), '--gateway-id', 'gw-chaos', '--nats-url', this.natsUrl, '--log-level', 'warn'], {});
+  }
+
+  async listening(): Promise<void> {
+    for (let i = 0; i < 600; i++) {
+      if (this.process.child.exitCode !== null) throw new Error(`the gateway exited: ${this.process.stderr()}`);
+      const up = await fetch(`${this.url}/v1/health/live`).then((r) => r.ok, () => false);
+      if (up) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('the gateway did not start listening');
+  }
+
+  async stop(): Promise<number | null> {
+    if (this.process.child.exitCode === null) this.process.child.kill('SIGTERM');
+    return (await this.process.exit).code;
+  }
+
+  async restart(): Promise<void> {
+    this.process = this.spawn();
+    await this.listening();
+  }
+}
+
+export interface ClusterOptions {
+  /** Extra worker environment (NATS_ACK_WAIT, MAX_REQUEST_CONCURRENCY, DRAIN_GRACE…). */
+  workerEnv?: Record<string, string>;
+  workers?: number;
+}
+
+export interface Cluster {
+  nats: NatsServer;
+  container: ContainerProcess;
+  workers: WorkerSlot[];
+  gateway: GatewayProcess;
+  functionId: string;
+  versionId: string;
+  dispose(): Promise<void>;
+}
+
+export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  const nats = await NatsServer.start();
+  const container = await ContainerProcess.start();
+  const functionId = randomUUID();
+  const versionId = randomUUID();
+  const workers: WorkerSlot[] = [];
+  for (let i = 0; i < (options.workers ?? 2); i++) {
+    const env = await workerEnv(nats.url, container.port, {
+      FUNCTION_ID: functionId,
+      FUNCTION_VERSION_ID: versionId,
+      INFERENCE_URL: '/echo',
+      WORKER_ID: `chaos-${i + 1}`,
+      LOG_LEVEL: 'info',
+      MAX_REQUEST_CONCURRENCY: '8',
+      ...options.workerEnv,
+    });
+    workers.push(new WorkerSlot(env));
+  }
+  await Promise.all(workers.map((w) => w.running()));
+  const gateway = await GatewayProcess.start(nats.url);
+  await waitForStatus(gateway.url, functionId, versionId, 'ACTIVE', 30_000);
+  return {
+    nats,
+    container,
+    workers,
+    gateway,
+    functionId,
+    versionId,
+    async dispose() {
+      await Promise.all(workers.map((w) => w.kill('SIGKILL')));
+      await gateway.process.child.kill('SIGKILL');
+      await container.kill();
+      await nats.dispose();
+    },
+  };
+}

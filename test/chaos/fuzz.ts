@@ -1,0 +1,207 @@
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { connect, type NatsConnection } from 'nats';
+import { NatsServer } from '../../src/nats-server.js';
+import { subjects, streams } from '../../src/protocol.js';
+import { workerEnv } from '../support/env.js';
+import { TestStorage } from '../support/storage.js';
+import { readZip } from '../support/zip.js';
+import { WorkerSlot } from './cluster.js';
+import { generateCase, manyFilesCase, type FrameCase } from './fuzz-cases.js';
+import { Canaries, startFuzzContainer } from './fuzz-container.js';
+import { Random } from './random.js';
+
+/**
+ * Hostile input against one worker process: seeded cases published straight to its work queue,
+ * checked for crashes, unanswered addressable cases, spoofed headers, reads or writes outside the
+ * request directories, and memory growth.
+ */
+
+export interface FuzzOptions {
+  seed: number;
+  cases: number;
+  /** Tiny output files written by the one many-files case. */
+  manyFiles: number;
+  batch?: number;
+}
+
+export interface FuzzReport {
+  seed: number;
+  cases: number;
+  refusedByNats: number;
+  addressable: number;
+  answered: number;
+  crashes: number;
+  crashDetails: string[];
+  unanswered: string[];
+  wrongAnswers: string[];
+  spoofed: number;
+  escapes: string[];
+  rssStartBytes: number;
+  rssEndBytes: number;
+  rssMaxBytes: number;
+  manyFiles: { count: number; status?: number; fileCount?: number };
+  elapsedMs: number;
+}
+
+interface Final {
+  status: number;
+  body: Buffer;
+}
+
+export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
+  const started = Date.now();
+  const rng = new Random(options.seed);
+  const nats = await NatsServer.start();
+  const storage = await TestStorage.start();
+  const env = await workerEnv(nats.url, 1, { LOG_LEVEL: 'info', MAX_REQUEST_CONCURRENCY: '8', INFERENCE_URL: '/infer' });
+  const root = join(env.BASE_RESPONSE_DIR!, '..');
+  const canaries = new Canaries(join(root, 'canary'), options.seed);
+  await canaries.plant();
+  const { container, findings } = await startFuzzContainer(canaries);
+  env.INFERENCE_PORT = String(container.port);
+  const worker = new WorkerSlot(env);
+  const nc = await connect({ servers: nats.url });
+  const report: FuzzReport = {
+    seed: options.seed, cases: 0, refusedByNats: 0, addressable: 0, answered: 0, crashes: 0, crashDetails: [], unanswered: [], wrongAnswers: [], spoofed: 0, escapes: [],
+    rssStartBytes: 0, rssEndBytes: 0, rssMaxBytes: 0, manyFiles: { count: options.manyFiles }, elapsedMs: 0,
+  };
+  try {
+    await worker.running();
+    const finals = collectFinals(nc, canaries.marker, report);
+    const target = { functionId: env.FUNCTION_ID!, versionId: env.FUNCTION_VERSION_ID!, storageUrl: (key: string) => storage.url(key) };
+    const js = nc.jetstream();
+    const batch = options.batch ?? 250;
+    const checkAlive = () => {
+      if (!worker.alive()) {
+        report.crashes++;
+        const fatal = worker.process.lines.find((l) => l.msg === 'uncaught error; exiting');
+        report.crashDetails.push(JSON.stringify(fatal?.err ?? worker.process.stderr().slice(-500)).slice(0, 600));
+        worker.restart();
+        return worker.running();
+      }
+    };
+    for (let done = 0; done < options.cases; ) {
+      const cases: FrameCase[] = [];
+      for (let i = 0; i < batch && done < options.cases; i++, done++) cases.push(generateCase(done, rng, target));
+      if (done === options.cases && options.manyFiles > 0) cases.push(manyFilesCase(done, rng, target, options.manyFiles));
+      for (const c of cases) {
+        report.cases++;
+        try {
+          await js.publish(subjects.work(target.versionId, rng.uuid()), c.data);
+        } catch {
+          report.refusedByNats++;
+          c.expect = 'none';
+        }
+      }
+      const waitFor = cases.filter((c) => c.expect !== 'none' && c.replyTo);
+      report.addressable += waitFor.length;
+      await untilAnswered(finals.byReplyTo, waitFor, options.manyFiles > 0 && done === options.cases ? 300_000 : 60_000, () => !worker.alive());
+      judge(waitFor, finals.byReplyTo, report);
+      await checkAlive();
+      const rss = worker.alive() ? await worker.rss() : 0;
+      if (report.rssStartBytes === 0) report.rssStartBytes = rss;
+      report.rssMaxBytes = Math.max(report.rssMaxBytes, rss);
+      report.rssEndBytes = rss;
+    }
+    const many = [...finals.byReplyTo.values()].find((f) => f.fileCount !== undefined && f.fileCount >= options.manyFiles);
+    if (many) Object.assign(report.manyFiles, { status: many.status, fileCount: many.fileCount });
+    report.spoofed = findings.spoofed.length + findings.wrongRequestId;
+    report.escapes.push(...(await canaries.changes()));
+    report.escapes.push(...(await leftovers(env)));
+    report.escapes.push(...(await zipsWithCanary(storage.dir, canaries.marker)));
+    await finals.stop();
+  } finally {
+    report.elapsedMs = Date.now() - started;
+    await worker.kill('SIGKILL');
+    await nc.close();
+    await container.close();
+    await storage.close();
+    await nats.dispose();
+  }
+  return report;
+}
+
+type Seen = Final & { fileCount?: number };
+
+/** Reads every response published for fuzz cases; any body carrying the canary marker is an escape. */
+function collectFinals(nc: NatsConnection, marker: string, report: FuzzReport) {
+  const byReplyTo = new Map<string, Seen>();
+  const needle = Buffer.from(marker);
+  let stopped = false;
+  const done = (async () => {
+    const consumer = await nc.jetstream().consumers.get(streams.results, { filterSubjects: 'nvcf.rs.fuzz.>' });
+    const messages = await consumer.consume();
+    for await (const msg of messages) {
+      const data = Buffer.from(msg.data);
+      if (data.includes(needle)) report.escapes.push(`response ${msg.subject} carries the canary`);
+      if (msg.subject.endsWith('.final')) {
+        const newline = data.indexOf(0x0a);
+        const meta = JSON.parse(data.subarray(0, newline).toString()) as { status: number; manifest?: { fileCount: number } };
+        const replyTo = msg.subject.slice(0, -'.final'.length);
+        if (byReplyTo.has(replyTo)) report.wrongAnswers.push(`${replyTo}: a second final`);
+        byReplyTo.set(replyTo, { status: meta.status, body: data.subarray(newline + 1), ...(meta.manifest ? { fileCount: meta.manifest.fileCount } : {}) });
+      }
+      if (stopped && msg.info.pending === 0) break;
+    }
+  })();
+  return {
+    byReplyTo,
+    async stop() {
+      stopped = true;
+      nc.publish('nvcf.rs.fuzz.end', new Uint8Array(0));
+      await Promise.race([done, new Promise((r) => setTimeout(r, 2_000))]);
+    },
+  };
+}
+
+async function untilAnswered(finals: Map<string, Seen>, cases: FrameCase[], timeoutMs: number, dead: () => boolean): Promise<void> {
+  const giveUp = Date.now() + timeoutMs;
+  while (Date.now() < giveUp && !dead() && cases.some((c) => !finals.has(c.replyTo!))) await new Promise((r) => setTimeout(r, 50));
+}
+
+function judge(cases: FrameCase[], finals: Map<string, Seen>, report: FuzzReport): void {
+  for (const c of cases) {
+    const final = finals.get(c.replyTo!);
+    if (!final) {
+      report.unanswered.push(`case ${c.id} (${c.label}) at ${c.replyTo}`);
+      continue;
+    }
+    report.answered++;
+    if (c.expect === 'bad-request' && final.status !== 400) report.wrongAnswers.push(`case ${c.id} (${c.label}): expected 400, got ${final.status}`);
+    if (final.status >= 400) {
+      let detail: unknown;
+      try {
+        detail = (JSON.parse(final.body.toString()) as { detail?: unknown }).detail;
+      } catch {
+        // judged below
+      }
+      if (typeof detail !== 'string' || detail.length === 0) report.wrongAnswers.push(`case ${c.id} (${c.label}): ${final.status} without a problem detail`);
+    }
+  }
+}
+
+/** Request directories must all be gone once their requests ended. */
+async function leftovers(env: Record<string, string>): Promise<string[]> {
+  const found: string[] = [];
+  for (const dir of [env.BASE_ASSET_DIR!, env.BASE_RESPONSE_DIR!]) {
+    let names: string[] = [];
+    // Removal runs after the final is published; a directory of many files takes a moment.
+    for (let i = 0; i < 100; i++) {
+      names = await readdir(dir).catch(() => [] as string[]);
+      if (names.length === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    if (names.length > 0) found.push(`${names.length} entries left in ${dir.endsWith('response') ? 'BASE_RESPONSE_DIR' : 'BASE_ASSET_DIR'}: ${names.slice(0, 3).join(', ')}`);
+  }
+  return found;
+}
+
+async function zipsWithCanary(dir: string, marker: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const name of await readdir(dir)) {
+    const entries = await readZip(join(dir, name)).catch(() => new Map<string, Buffer>());
+    for (const [entry, bytes] of entries) if (bytes.includes(marker)) found.push(`zip ${name} entry ${JSON.stringify(entry)} carries the canary`);
+  }
+  return found;
+}

@@ -1,0 +1,94 @@
+import type { FuzzReport } from './fuzz.js';
+import type { DrainRow, ScenarioRow } from './scenarios.js';
+
+/** The results as a table for the terminal and as docs/reliability.md. */
+
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
+const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+export function scenarioTable(rows: ScenarioRow[]): string {
+  const lines = ['| scenario | requests | ok | errored | lost | duplicated | slowest | run time |', '|---|---|---|---|---|---|---|---|'];
+  for (const r of rows) lines.push(`| ${r.scenario} | ${r.requests} | ${r.ok} | ${r.errored} | ${r.lost} | ${r.duplicated} | ${s(r.maxLatencyMs)} | ${s(r.elapsedMs)} |`);
+  return lines.join('\n');
+}
+
+export function drainTable(row: DrainRow | undefined): string {
+  if (!row) return '';
+  const lines = ['| worker | exit code | finished | returned | aborted |', '|---|---|---|---|---|'];
+  for (const d of row.drains) lines.push(`| ${d.worker} | ${d.exitCode} | ${d.finished} | ${d.returned} | ${d.aborted} |`);
+  return lines.join('\n');
+}
+
+export function fuzzTable(f: FuzzReport | undefined): string {
+  if (!f) return '';
+  return [
+    '| seed | cases | refused by NATS (over max_payload) | addressable | answered | unanswered | wrong answers | crashes | escapes | spoofed headers | 100k-files case | worker RSS start → end (max) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    `| ${f.seed} | ${f.cases} | ${f.refusedByNats} | ${f.addressable} | ${f.answered} | ${f.unanswered.length} | ${f.wrongAnswers.length} | ${f.crashes} | ${f.escapes.length} | ${f.spoofed} | ${f.manyFiles.count} files → ${f.manyFiles.status ?? 'no final'}${f.manyFiles.fileCount !== undefined ? `, ${f.manyFiles.fileCount} shipped` : ''} | ${mb(f.rssStartBytes)} → ${mb(f.rssEndBytes)} (${mb(f.rssMaxBytes)}) |`,
+  ].join('\n');
+}
+
+export function details(rows: ScenarioRow[], fuzz: FuzzReport | undefined): string {
+  const out: string[] = [];
+  for (const r of rows) {
+    out.push(`- **${r.scenario}**: ${r.notes.join('; ')}`);
+    for (const f of r.failures) out.push(`  - ${f}`);
+  }
+  if (fuzz) {
+    for (const [name, list] of [['crash', fuzz.crashDetails], ['unanswered', fuzz.unanswered], ['wrong answer', fuzz.wrongAnswers], ['escape', fuzz.escapes]] as const) {
+      for (const item of list.slice(0, 10)) out.push(`- fuzz ${name}: ${item}`);
+    }
+  }
+  return out.join('\n');
+}
+
+export function reliabilityDoc(rows: ScenarioRow[], drain: DrainRow | undefined, fuzz: FuzzReport | undefined, meta: { when: string; command: string; size: string }): string {
+  return `# Reliability
+
+What the chaos suite (\`test/chaos/\`) measured the last time it ran in full. Every scenario runs
+real processes: nats-server with a file store, two worker processes, the gateway and an echo
+container, each in its own process. Load goes through the gateway's HTTP API as an NVCF client
+sends it: a pexec POST, then status polls, with a unique token in every body that must come back.
+
+- **lost**: the client never got a final answer (a 404 for its own request, or nothing in 180 s).
+- **duplicated**: a client got a body that was not its own, or \`NVCF_RS\` holds two finals for one request.
+- **errored**: the client got a clear error (a problem with a detail); never silent.
+
+Run: \`${meta.command}\` (${meta.size}), ${meta.when}. Reproduce the fuzz run with the seed below:
+\`npm run chaos -- --only fuzz --seed <seed>\`. A reduced run of every scenario is part of \`npm test\`
+(\`test/process/chaos.test.ts\`).
+
+## Failure scenarios
+
+${scenarioTable(rows)}
+
+1. **worker crash**: one of the two workers (alternating) gets SIGKILL every few seconds and is started again; \`NATS_ACK_WAIT=2s\`, so its requests are redelivered quickly.
+2. **NATS restart**: nats-server stopped for 2 s and restarted on the same port and store, twice.
+3. **container crash**: the container gets SIGKILL at 40 % and is back 3 s later. The requests it was running end with a 500 \`urn:inference-connection\` problem (docs/protocol.md); the workers pause intake while it is down and resume after.
+4. **gateway away**: the gateway gets SIGTERM at 50 % and comes back on the same port later; results wait in \`NVCF_RS\`.
+5. **drain**: SIGTERM to each busy worker in turn (started again after it exits):
+
+${drainTable(drain)}
+
+## Hostile input
+
+${fuzzTable(fuzz)}
+
+Cases are published straight to the worker's work queue: garbage bytes, truncated frames, frames
+near NATS's 1 MiB \`max_payload\`, mutated invocations (missing, mistyped and unknown fields; asset
+ids with \`..\`, \`/\` and NUL; \`file:\` URLs; reply subjects aimed at the work queue or at wildcards),
+hostile client headers (CR, LF and NUL in values, bad names, 257 headers, client-sent worker-owned
+\`NVCF-*\` headers), and container behaviour: malformed, oversize and deeply nested progress files,
+a progress FIFO, a progress symlink to a canary, hostile output names, symlinks to files and
+directories outside, FIFOs, the request directory swapped for a link out, and one request writing
+many tiny files. An addressable case (request id and reply subject readable) must get exactly one
+final, and an error final must be a problem with a detail. Canary files outside the request
+directories (one a valid progress file) must keep their content and mtime and never appear in a
+response or a zip; request directories must be gone afterwards; the container checks every request
+for a spoofed worker-owned header.
+
+## Details of the last run
+
+${details(rows, fuzz)}
+`;
+}

@@ -1,0 +1,62 @@
+import { writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { runFuzz, type FuzzReport } from './fuzz.js';
+import { reliabilityDoc, details, drainTable, fuzzTable, scenarioTable } from './report.js';
+import { containerCrash, drain, gatewayAway, natsRestart, workerCrash, type DrainRow, type ScenarioRow, type ScenarioSize } from './scenarios.js';
+
+/**
+ * `npm run chaos [-- --n 1000 --fuzz 10000 --seed 42 --only crash,fuzz]`: every scenario at full
+ * size, a table on stdout, and docs/reliability.md rewritten with the figures (full runs only).
+ */
+const { values } = parseArgs({
+  options: {
+    n: { type: 'string', default: '1000' },
+    concurrency: { type: 'string', default: '32' },
+    fuzz: { type: 'string', default: '10000' },
+    'many-files': { type: 'string', default: '100000' },
+    seed: { type: 'string' },
+    'away-seconds': { type: 'string', default: '30' },
+    only: { type: 'string' },
+    'no-doc': { type: 'boolean', default: false },
+  },
+});
+
+const size: ScenarioSize = { n: Number(values.n), concurrency: Number(values.concurrency), gatewayAwayMs: Number(values['away-seconds']) * 1000, killEveryMs: 3_000 };
+const seed = values.seed ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
+const only = values.only ? new Set(values.only.split(',')) : undefined;
+const wanted = (name: string) => !only || only.has(name);
+
+const rows: ScenarioRow[] = [];
+let drainRow: DrainRow | undefined;
+let fuzz: FuzzReport | undefined;
+const scenarios: [string, () => Promise<ScenarioRow>][] = [
+  ['crash', () => workerCrash(size)],
+  ['nats', () => natsRestart(size)],
+  ['container', () => containerCrash(size)],
+  ['gateway', () => gatewayAway(size)],
+  ['drain', async () => (drainRow = await drain(size))],
+];
+for (const [name, run] of scenarios) {
+  if (!wanted(name)) continue;
+  process.stdout.write(`running ${name} (${size.n} requests at concurrency ${size.concurrency})…\n`);
+  rows.push(await run());
+  process.stdout.write(`${scenarioTable(rows.slice(-1))}\n`);
+}
+if (wanted('fuzz')) {
+  process.stdout.write(`running fuzz: ${values.fuzz} cases, seed ${seed} (replay with --only fuzz --seed ${seed})…\n`);
+  fuzz = await runFuzz({ seed, cases: Number(values.fuzz), manyFiles: Number(values['many-files']) });
+}
+
+process.stdout.write(`\n${scenarioTable(rows)}\n\n${drainTable(drainRow)}\n\n${fuzzTable(fuzz)}\n\n${details(rows, fuzz)}\n`);
+const failed =
+  rows.some((r) => r.lost > 0 || r.duplicated > 0) ||
+  (drainRow?.drains.some((d) => d.exitCode !== 0) ?? false) ||
+  (fuzz !== undefined && (fuzz.crashes > 0 || fuzz.escapes.length > 0 || fuzz.unanswered.length > 0 || fuzz.wrongAnswers.length > 0 || fuzz.spoofed > 0));
+if (!values['no-doc'] && !only) {
+  const doc = reliabilityDoc(rows, drainRow, fuzz, { when: new Date().toISOString().slice(0, 10), command: 'npm run chaos', size: `N = ${size.n} at concurrency ${size.concurrency}, ${values.fuzz} fuzz cases, gateway away ${size.gatewayAwayMs / 1000} s` });
+  await writeFile(fileURLToPath(new URL('../../docs/reliability.md', import.meta.url)), doc);
+  process.stdout.write('wrote docs/reliability.md\n');
+}
+process.stdout.write(failed ? 'CHAOS: FAILURES FOUND\n' : 'CHAOS: all clear\n');
+process.exit(failed ? 1 : 0);
