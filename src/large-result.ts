@@ -42,6 +42,7 @@ export class LargeResult {
   private attempt: Attempt | undefined;
   private queue: Promise<void> = Promise.resolve();
   private failure: Error | undefined;
+  private abandoned = false;
 
   constructor(
     private readonly requestId: string,
@@ -139,10 +140,12 @@ export class LargeResult {
 
   /** Stops the upload; the storage side never sees a complete object. */
   abandon(): void {
+    this.abandoned = true;
     this.attempt?.abort();
   }
 
   private async ship(name: string, path: string): Promise<void> {
+    if (this.abandoned) return;
     let stamp: Stamp = { size: 0, mtimeMs: 0 };
     const stamped = async (handle: FileHandle) => {
       const { size, mtimeMs } = await handle.stat();

@@ -36,7 +36,12 @@ export class NatsServer {
     server.workDir = await mkdtemp(join(tmpdir(), 'nvcf-nats-'));
     server.storeDir = options.storeDir ?? join(server.workDir, 'store');
     server.port = options.port ?? 0;
-    await server.launch();
+    try {
+      await server.launch();
+    } catch (err) {
+      await rm(server.workDir, { recursive: true, force: true });
+      throw err;
+    }
     return server;
   }
 
@@ -68,9 +73,12 @@ export class NatsServer {
         ),
       ),
     );
+    let gone = false;
+    child.once('exit', () => (gone = true));
+    child.once('error', () => (gone = true));
     const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`nats-server exited with ${code} before it was ready: ${stderr.trim()}`))));
     const ready = (async () => {
-      for (;;) {
+      while (!gone) {
         const files = await readdir(portsDir).catch(() => [] as string[]);
         const file = files.find((f) => f.endsWith('.ports'));
         if (file) {
