@@ -1,8 +1,9 @@
-import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, extname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { extractZip } from './unzip.js';
 
 const USAGE = `usage: nvcf-sidecar invoke <functionId> [options]
@@ -154,7 +155,8 @@ async function unpack(res: Response, requestId: string, out: string | undefined)
   const scratch = await mkdtemp(join(tmpdir(), 'nvcf-invoke-'));
   try {
     const zipPath = join(scratch, 'result.zip');
-    await writeFile(zipPath, Buffer.from(await zip.arrayBuffer()));
+    // Results run to gigabytes: stream them to disk, never through memory.
+    await pipeline(Readable.fromWeb(zip.body! as import('node:stream/web').ReadableStream), createWriteStream(zipPath));
     const dir = resolve(out ?? `nvcf-result-${requestId}`);
     await mkdir(dir, { recursive: true });
     const files = await extractZip(zipPath, dir);
