@@ -90,7 +90,10 @@ export async function handleDelivery(msg: JsMsg, deps: HandlerDeps): Promise<Han
   } finally {
     clearTimeout(timer);
     deps.cancels.finish(invocation.requestId);
-    await Promise.all([rm(dirs.assets, { recursive: true, force: true }), rm(dirs.output, { recursive: true, force: true })]).catch((err: Error) =>
+    // The asset directory exists only when there were assets; not probing for it saves a
+    // failing lstat per request on the hot path.
+    const remove = invocation.assets.length > 0 ? [dirs.assets, dirs.output] : [dirs.output];
+    await Promise.all(remove.map((dir) => rm(dir, { recursive: true, force: true }))).catch((err: Error) =>
       log.warn({ err: err.message }, 'could not remove the request directories'),
     );
   }
