@@ -22,7 +22,7 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick') || process.env.BENCH_QUICK === '1';
 const only = new Set((args.find((a) => a.startsWith('--only='))?.slice(7) ?? '1,2,3,4,5').split(',').map(Number));
 const profileDir = args.find((a) => a.startsWith('--profile='))?.slice(10);
-const durationMs = quick ? 2_000 : 10_000;
+const durationMs = Number(process.env.BENCH_DURATION_MS) || (quick ? 2_000 : 10_000);
 
 function version(command: string, ...a: string[]): string {
   try {
