@@ -1,4 +1,4 @@
-import type { JetStreamClient, NatsConnection } from 'nats';
+import { DeliverPolicy, type JetStreamClient, type NatsConnection } from 'nats';
 import { PROTOCOL_VERSION, decodeResponse, encodeFrame, streams, subjects, type Frame, type InvocationInput, type OutputFile, type ResponseMeta } from './protocol.js';
 import { ResultAssembler, type ResultEvent } from './results.js';
 
@@ -48,12 +48,15 @@ export class ProtocolClient {
   }
 
   /**
-   * Every response message of one request, in stream order, from the first one on, until `signal`
-   * aborts. A message that does not decode (say, a kind from a newer protocol) throws, unless
-   * `onUndecodable` is given: then it is reported there and skipped.
+   * The response messages of one request, in stream order, until `signal` aborts: every one from
+   * the first, or with `latest`, only the last of each subject that exists so far (the latest
+   * progress, but every chunk) and then everything new, so a poll late in a long job does not
+   * replay its whole progress history. A message that does not decode (say, a kind from a newer
+   * protocol) throws, unless `onUndecodable` is given: then it is reported there and skipped.
    */
-  async *responses(replyTo: string, signal?: AbortSignal, onUndecodable?: (err: Error) => void): AsyncGenerator<Frame<ResponseMeta>> {
-    const consumer = await this.js.consumers.get(streams.results, { filterSubjects: subjects.responsesOf(replyTo) });
+  async *responses(replyTo: string, signal?: AbortSignal, onUndecodable?: (err: Error) => void, latest = false): AsyncGenerator<Frame<ResponseMeta>> {
+    const filterSubjects = subjects.responsesOf(replyTo);
+    const consumer = await this.js.consumers.get(streams.results, latest ? { filterSubjects, deliver_policy: DeliverPolicy.LastPerSubject } : { filterSubjects });
     const messages = await consumer.consume();
     const iterator = messages[Symbol.asyncIterator]();
     // Stopping a consumer does not always end a pending next(), so the abort ends it here.

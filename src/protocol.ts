@@ -15,10 +15,15 @@ export const subjects = {
   /** Work queue of one function version; one subject per request keeps the stream inspectable. */
   work: (functionVersionId: string, requestId: string) => `nvcf.rq.${functionVersionId}.${requestId}`,
   workFilter: (functionVersionId: string) => `nvcf.rq.${functionVersionId}.*`,
-  /** The responses of one request; `kind` is the last token so one lookup finds the final one. */
-  response: (replyTo: string, kind: ResponseKind) => `${replyTo}.${kind}`,
+  /**
+   * The responses of one request: `<replyTo>.<kind>`, except chunks, which are
+   * `<replyTo>.chunk.<attempt>.<index>`. One subject per chunk lets a reader ask JetStream for
+   * the last message of every subject: the whole body, but only the latest progress.
+   */
+  response: (replyTo: string, kind: ResponseKind, chunk?: { attempt: number; index: number }) =>
+    chunk ? `${replyTo}.chunk.${chunk.attempt}.${chunk.index}` : `${replyTo}.${kind}`,
   replyTo: (requestId: string) => `nvcf.rs.${requestId}`,
-  responsesOf: (replyTo: string) => `${replyTo}.*`,
+  responsesOf: (replyTo: string) => `${replyTo}.>`,
   /** Core NATS (not stored): the payload is the request id to abort. */
   cancel: (functionVersionId: string) => `nvcf.cancel.${functionVersionId}`,
 } as const;

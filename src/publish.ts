@@ -126,7 +126,7 @@ export class ResponsePublisher {
   ): Promise<void> {
     const { replyTo, requestId, workerId, attempt } = this.address;
     const frame = encodeFrame({ v: 1, requestId, workerId, attempt, ...meta }, body);
-    const subject = subjects.response(replyTo, kind);
+    const subject = subjects.response(replyTo, kind, kind === 'chunk' ? { attempt, index: meta.index as number } : undefined);
     const giveUpAt = Date.now() + retryForMs;
     for (let wait = 100; ; wait = Math.min(wait * 2, 2_000)) {
       try {

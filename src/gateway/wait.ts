@@ -55,7 +55,7 @@ export async function answerWhenReady(ctx: GatewayContext, record: PendingReques
   let latest: Extract<ResultEvent, { type: 'progress' }> | undefined;
   let streaming = false;
   try {
-    const frames = ctx.client.responses(record.replyTo, stop.signal, (err) => log.warn({ err: err.message }, 'skipping a response message this gateway cannot read'));
+    const frames = ctx.client.responses(record.replyTo, stop.signal, (err) => log.warn({ err: err.message }, 'skipping a response message this gateway cannot read'), true);
     for await (const frame of frames) {
       for (const event of assembler.push(frame)) {
         if (event.type === 'progress') latest = event;

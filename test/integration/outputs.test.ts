@@ -129,6 +129,10 @@ describe('assets, progress and output files', () => {
     for await (const frame of client.responses(replyTo, AbortSignal.timeout(500))) kinds.push(frame.meta.kind);
     expect(kinds.at(-1)).toBe('final');
     expect(kinds.filter((k) => k === 'final')).toHaveLength(1);
+    // A late reader asks for the latest of each subject: one progress (the last), not the history.
+    const latest = [];
+    for await (const frame of client.responses(replyTo, AbortSignal.timeout(500), undefined, true)) latest.push(frame.meta);
+    expect(latest.map((m) => (m.kind === 'progress' ? `progress ${m.percentComplete}` : m.kind))).toEqual(['progress 90', 'final']);
   });
 
   it('never follows a progress file that is a symlink, and never blocks on one that is a FIFO', async () => {
