@@ -3,7 +3,7 @@ import { runDev } from './dev.js';
 import { runGateway } from './gateway/command.js';
 import { runInvoke } from './invoke/command.js';
 import { createLogger } from './log.js';
-import { installSignalHandlers } from './signals.js';
+import { exitSoonIfStillAlive, installSignalHandlers } from './signals.js';
 import { Worker } from './worker.js';
 
 const USAGE = `usage: nvcf-sidecar <command>
@@ -61,7 +61,6 @@ async function runWorker(args: readonly string[], env: NodeJS.ProcessEnv): Promi
   } finally {
     uninstall();
     log.flush();
-    // Everything is closed by now; a handle some library leaked must not keep a pod alive.
-    setTimeout(() => process.exit(process.exitCode ?? 0), 5_000).unref();
+    exitSoonIfStillAlive();
   }
 }

@@ -8,8 +8,8 @@ import { ConfigError, loadWorkerConfig } from './config.js';
 import { loadGatewayConfig } from './gateway/config.js';
 import { Gateway } from './gateway/server.js';
 import { createLogger } from './log.js';
-import { NatsServer, NatsServerMissingError } from './nats-server.js';
-import { installSignalHandlers } from './signals.js';
+import { NatsServer, NatsServerMissingError, stopChild } from './nats-server.js';
+import { exitSoonIfStillAlive, installSignalHandlers } from './signals.js';
 import { Worker } from './worker.js';
 
 /** Fixed ids, so the curl line in the README works run after run. */
@@ -108,7 +108,7 @@ export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): P
     let inference = options.inferenceUrl;
     if (options.demo) {
       const demo = await startDemoContainer();
-      cleanups.push(() => stopChild(demo.child));
+      cleanups.push(() => stopChild(demo.child, 3_000));
       inference = new URL(`http://127.0.0.1:${demo.port}/echo`);
       say(`demo container ${inference.href} (pid ${demo.child.pid})`);
     }
@@ -167,15 +167,7 @@ export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): P
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
     uninstall();
     log.flush();
-    setTimeout(() => process.exit(process.exitCode ?? 0), 5_000).unref();
+    exitSoonIfStillAlive();
   }
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 3_000);
-  await gone;
-  clearTimeout(timer);
-}

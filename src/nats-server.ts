@@ -99,13 +99,7 @@ export class NatsServer {
 
   /** Stops the server (SIGTERM, SIGKILL after 5 s); its store is kept for `restart`. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const gone = new Promise((resolve) => child.once('exit', resolve));
-    child.kill(signal);
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    await gone;
-    clearTimeout(timer);
+    if (this.child) await stopChild(this.child, 5_000, signal);
   }
 
   async restart(): Promise<void> {
@@ -118,4 +112,14 @@ export class NatsServer {
     // The store lives in the work dir unless the caller chose one, which is theirs to keep.
     await rm(this.workDir, { recursive: true, force: true });
   }
+}
+
+/** Asks a child process to stop, insists with SIGKILL after `graceMs`, and waits until it has. */
+export async function stopChild(child: ChildProcess, graceMs: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((resolve) => child.once('exit', resolve));
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await gone;
+  clearTimeout(timer);
 }

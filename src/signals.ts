@@ -33,3 +33,11 @@ export function installSignalHandlers(onFirstSignal: (signal: NodeJS.Signals) =>
     process.off('unhandledRejection', onFatal);
   };
 }
+
+/**
+ * Called once a command has closed everything it opened: if a handle some library leaked keeps
+ * the event loop alive, the process still ends (a pod must not hang in Terminating).
+ */
+export function exitSoonIfStillAlive(graceMs = 5_000): void {
+  setTimeout(() => process.exit(process.exitCode ?? 0), graceMs).unref();
+}

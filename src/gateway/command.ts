@@ -1,6 +1,6 @@
 import { ConfigError } from '../env.js';
 import { createLogger } from '../log.js';
-import { installSignalHandlers } from '../signals.js';
+import { exitSoonIfStillAlive, installSignalHandlers } from '../signals.js';
 import { loadGatewayConfig } from './config.js';
 import { Gateway } from './server.js';
 
@@ -31,6 +31,6 @@ export async function runGateway(args: readonly string[], env: NodeJS.ProcessEnv
     await gateway.stop();
     uninstall();
     log.flush();
-    setTimeout(() => process.exit(process.exitCode ?? 0), 5_000).unref();
+    exitSoonIfStillAlive();
   }
 }
