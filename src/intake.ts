@@ -79,7 +79,7 @@ export class Intake {
 
   /** Resolves when every running request has settled its message. */
   async idle(): Promise<void> {
-    while (this.running.size > 0) await this.changed();
+    while (this.running.size > 0) await this.waitForChange();
   }
 
   close(): void {
@@ -93,7 +93,7 @@ export class Intake {
       // would find nothing either; slots freed meanwhile join the next pull, which batches
       // them (one pull per freed slot cost a subscription, a request and an expiry each).
       if (free <= 0 || this.fetches.size > 0 || this.options.gate() !== 'open') {
-        await this.changed(1_000);
+        await this.waitForChange(1_000);
         continue;
       }
       this.reserved += free;
@@ -160,7 +160,7 @@ export class Intake {
     }
   }
 
-  private changed(timeoutMs?: number): Promise<void> {
+  private waitForChange(timeoutMs?: number): Promise<void> {
     return new Promise((resolve) => {
       const finish = () => {
         if (timer) clearTimeout(timer);

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-export type Outcome = 'ok' | 'container_error' | 'failed' | 'expired' | 'cancelled' | 'malformed' | 'duplicate';
+export type Outcome = 'ok' | 'container_error' | 'failed' | 'expired' | 'cancelled' | 'malformed' | 'duplicate' | 'returned';
 
 /** Every metric the worker exports, named in one place, on a registry of its own. */
 export function createWorkerMetrics(registry = new Registry()) {

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { UUID_PATTERN, type GatewayContext } from './context.js';
-import { HttpProblem, headerValue } from './http.js';
+import { HttpProblem, requestHeader } from './http.js';
 import type { ObjectKind } from './signing.js';
 
 const KINDS = new Set<ObjectKind>(['assets', 'results', 'bodies']);
@@ -36,7 +36,7 @@ export async function downloadObject(ctx: GatewayContext, res: ServerResponse, k
 export async function uploadObject(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, kindName: string, idText: string, query: URLSearchParams): Promise<void> {
   const { kind, id } = target(kindName, idText);
   verify(ctx, 'PUT', kind, id, query);
-  const contentType = headerValue(req, 'content-type')?.trim() ?? '';
+  const contentType = requestHeader(req, 'content-type')?.trim() ?? '';
   if (kind === 'assets') {
     const record = await ctx.assets.get(id);
     if (!record) throw new HttpProblem(404, `asset ${id} not found (deleted or expired)`);

@@ -69,7 +69,7 @@ export function rawHeaderPairs(req: IncomingMessage): [string, string][] {
   return pairs;
 }
 
-export function headerValue(req: IncomingMessage, name: string): string | undefined {
+export function requestHeader(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name.toLowerCase()];
   return Array.isArray(value) ? value.join(',') : value;
 }

@@ -6,7 +6,7 @@ import { ensureWorkQueue, frameBodyLimit } from '../nats.js';
 import { Invocation, type InvocationInput } from '../protocol.js';
 import { resolveAssetReferences } from './assets.js';
 import { UUID_PATTERN, type GatewayContext } from './context.js';
-import { HttpProblem, headerValue, rawHeaderPairs, readBody } from './http.js';
+import { HttpProblem, requestHeader, rawHeaderPairs, readBody } from './http.js';
 import type { PendingRequest } from './requests.js';
 import type { VersionView } from './registry.js';
 import { answerStillRunning, answerWhenReady } from './wait.js';
@@ -17,7 +17,7 @@ const DEFAULT_SSE_POLL_SECONDS = 1200;
 
 /** NVCF-POLL-SECONDS: an integer 1..3600, or the default; anything else is the caller's 400. */
 export function pollSecondsOf(req: IncomingMessage): number {
-  const text = headerValue(req, 'nvcf-poll-seconds')?.trim();
+  const text = requestHeader(req, 'nvcf-poll-seconds')?.trim();
   if (text === undefined || text === '') return wantsEventStream(req) ? DEFAULT_SSE_POLL_SECONDS : DEFAULT_POLL_SECONDS;
   const value = Number(text);
   if (!/^\d+$/.test(text) || value < 1 || value > 3600) {
@@ -50,7 +50,7 @@ function chooseVersion(ctx: GatewayContext, functionId: string, versionId: strin
 export async function invokeFunction(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, functionId: string, versionId?: string): Promise<void> {
   const pollSeconds = pollSecondsOf(req);
   const version = chooseVersion(ctx, functionId, versionId);
-  const assets = await resolveAssetReferences(ctx, headerValue(req, 'nvcf-input-asset-references'));
+  const assets = await resolveAssetReferences(ctx, requestHeader(req, 'nvcf-input-asset-references'));
   const body = await readBody(req, ctx.config.maxRequestBytes);
   const requestId = randomUUID();
   const log = ctx.log.child({ requestId, functionVersionId: version.functionVersionId });
@@ -67,7 +67,7 @@ export async function invokeFunction(ctx: GatewayContext, req: IncomingMessage, 
 
   const ttl = ctx.config.urlTtlMs;
   const inline = body.length <= frameBodyLimit(ctx.nc);
-  if (!inline) await ctx.store.put('bodies', requestId, Readable.from([body]), headerValue(req, 'content-type') ?? 'application/octet-stream');
+  if (!inline) await ctx.store.put('bodies', requestId, Readable.from([body]), requestHeader(req, 'content-type') ?? 'application/octet-stream');
   const now = Date.now();
   const replyTo = `nvcf.rs.${ctx.config.gatewayId}.${requestId}`;
   const invocation: Omit<InvocationInput, 'v'> = {

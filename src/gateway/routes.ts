@@ -4,7 +4,7 @@ import { createAsset, deleteAsset, listAssets } from './assets.js';
 import { downloadObject, uploadObject } from './blobs.js';
 import type { GatewayContext } from './context.js';
 import { listFunctions, queueLengths, queuePosition } from './functions.js';
-import { HttpProblem, headerValue, sendJson, sendProblem } from './http.js';
+import { HttpProblem, requestHeader, sendJson, sendProblem } from './http.js';
 import { invokeFunction, requestStatus } from './pexec.js';
 
 type Handler = (ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, params: string[], query: URLSearchParams) => Promise<void> | void;
@@ -38,7 +38,7 @@ const routes: Route[] = [
 function authorized(ctx: GatewayContext, req: IncomingMessage): boolean {
   const key = ctx.config.apiKey;
   if (!key) return true;
-  const given = /^Bearer\s+(.+)$/i.exec(headerValue(req, 'authorization') ?? '')?.[1]?.trim() ?? '';
+  const given = /^Bearer\s+(.+)$/i.exec(requestHeader(req, 'authorization') ?? '')?.[1]?.trim() ?? '';
   const a = Buffer.from(given);
   const b = Buffer.from(key);
   return a.length === b.length && timingSafeEqual(a, b);
