@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsServer } from '../../src/nats-server.js';
+import { TestContainer } from '../support/container.js';
 import { startWorker, workerEnv, type RunningWorker } from '../support/env.js';
 import { startGateway, waitForStatus, type RunningGateway } from '../support/gateway.js';
 import { spawnSidecar } from '../support/process.js';
@@ -71,5 +72,55 @@ describe('nvcf-sidecar invoke', () => {
     const exit = await cli.exit;
     expect(exit.code).toBe(1);
     expect(cli.stderr()).toContain('the body must be JSON');
+  });
+});
+
+describe('nvcf-sidecar invoke with assets and streams', () => {
+  let nats: NatsServer;
+  let container: TestContainer;
+  let worker: RunningWorker;
+  let gw: RunningGateway;
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    container = await TestContainer.start(async (req, res) => {
+      if (String(req.headers.accept).includes('text/event-stream')) {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        for (const word of ['one', 'two', 'three']) res.write(`data: ${word}\n\n`);
+        res.end();
+        return;
+      }
+      const ids = String(req.headers['nvcf-function-asset-ids'] ?? '').split(',').filter(Boolean);
+      const dir = String(req.headers['nvcf-asset-dir']);
+      const assets = await Promise.all(ids.map(async (id) => (await readFile(join(dir, id))).toString()));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ assets }));
+    });
+    worker = await startWorker(await workerEnv(nats.url, container.port, { LOG_LEVEL: 'warn' }));
+    gw = await startGateway(nats.url);
+    await waitForStatus(gw.url, worker.env.FUNCTION_ID!, worker.env.FUNCTION_VERSION_ID!, 'ACTIVE');
+  });
+
+  afterAll(async () => {
+    await gw?.stop();
+    await worker?.stop();
+    await container?.close();
+    await nats?.dispose();
+  });
+
+  it('uploads --asset files and references them, so the container reads them', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nvcf-invoke-asset-'));
+    await writeFile(join(dir, 'a.txt'), 'first asset');
+    await writeFile(join(dir, 'b.bin'), 'second asset');
+    const cli = spawnSidecar(['invoke', worker.env.FUNCTION_ID!, '-d', '{}', '--asset', join(dir, 'a.txt'), '--asset', join(dir, 'b.bin')], { NVCF_GATEWAY_URL: gw.url });
+    const exit = await cli.exit;
+    expect(exit.code).toBe(0);
+    expect(JSON.parse(cli.stdout()).assets).toEqual(['first asset', 'second asset']);
+  });
+
+  it('streams server-sent events to stdout', async () => {
+    const cli = spawnSidecar(['invoke', worker.env.FUNCTION_ID!, '-d', '{}', '-H', 'Accept: text/event-stream'], { NVCF_GATEWAY_URL: gw.url });
+    const exit = await cli.exit;
+    expect(exit.code).toBe(0);
+    expect(cli.stdout()).toBe('data: one\n\ndata: two\n\ndata: three\n\n');
   });
 });

@@ -7,6 +7,8 @@ export interface WorkerProcess {
   child: ChildProcess;
   lines: Record<string, unknown>[];
   stderr: () => string;
+  /** Everything written to stdout, raw (for commands whose output is not log lines). */
+  stdout: () => string;
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
 }
@@ -20,9 +22,11 @@ export function spawnSidecar(args: string[], env: Record<string, string>): Worke
   });
   const lines: Record<string, unknown>[] = [];
   let err = '';
+  let out = '';
   let partial = '';
   const waiters = new Set<() => void>();
   child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
     partial += d.toString();
     const complete = partial.split('\n');
     partial = complete.pop()!;
@@ -41,6 +45,7 @@ export function spawnSidecar(args: string[], env: Record<string, string>): Worke
     child,
     lines,
     stderr: () => err,
+    stdout: () => out,
     exit,
     waitForLog(match, timeoutMs = 20_000) {
       return new Promise((resolve, reject) => {
