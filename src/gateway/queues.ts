@@ -47,11 +47,19 @@ export class Queues {
     return { state: 'waiting', position: Math.min(POSITION_CAP, seq - Math.max(delivered, first - 1)) };
   }
 
-  /** Takes a request out of its queue so no worker starts it. */
+  /**
+   * Takes a request out of its queue so no worker starts it. It deletes the one message by its
+   * sequence: a purge filtered by subject would also move the shared consumer past every earlier
+   * message still waiting (nats-server 2.9 does), and those requests would never be delivered.
+   */
   async purge(functionVersionId: string, requestId: string): Promise<void> {
-    await this.jsm.streams.purge(streams.work(functionVersionId), { filter: subjects.work(functionVersionId, requestId) }).catch((err: unknown) => {
+    const stream = streams.work(functionVersionId);
+    try {
+      const message = await this.jsm.streams.getMessage(stream, { last_by_subj: subjects.work(functionVersionId, requestId) });
+      await this.jsm.streams.deleteMessage(stream, message.seq, false);
+    } catch (err) {
       if (!isNotFound(err)) throw err;
-    });
+    }
   }
 }
 

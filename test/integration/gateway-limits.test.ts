@@ -1,0 +1,62 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NatsServer } from '../../src/nats-server.js';
+import { TestContainer, echo } from '../support/container.js';
+import { startWorker, workerEnv, type RunningWorker } from '../support/env.js';
+import { startGateway, waitForStatus, type RunningGateway } from '../support/gateway.js';
+
+describe('a gateway under pressure', () => {
+  let nats: NatsServer;
+  let container: TestContainer;
+  let worker: RunningWorker;
+  let gw: RunningGateway;
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    container = await TestContainer.start(echo);
+    // Registered but never ready: requests queue up and nobody takes them.
+    container.healthStatus = 503;
+    gw = await startGateway(nats.url, { GATEWAY_QUEUE_MAX: '2' });
+    worker = await startWorker(await workerEnv(nats.url, container.port, { LOG_LEVEL: 'warn' }), 'waiting');
+    await waitForStatus(gw.url, worker.env.FUNCTION_ID!, worker.env.FUNCTION_VERSION_ID!, 'DEPLOYING');
+  });
+
+  afterAll(async () => {
+    await gw?.stop();
+    await worker?.stop();
+    await container?.close();
+    await nats?.dispose();
+  });
+
+  it('answers 429 with Retry-After once the queue holds GATEWAY_QUEUE_MAX requests', async () => {
+    const url = `${gw.url}/v2/nvcf/pexec/functions/${worker.env.FUNCTION_ID}`;
+    const waiting = [1, 2].map(() => fetch(url, { method: 'POST', headers: { 'NVCF-POLL-SECONDS': '3' }, body: '{}' }));
+    const lengthUrl = `${gw.url}/v2/nvcf/queues/functions/${worker.env.FUNCTION_ID}`;
+    await expect.poll(async () => ((await (await fetch(lengthUrl)).json()) as { queues: { queueLength: number }[] }).queues[0]!.queueLength).toBe(2);
+    const refused = await fetch(url, { method: 'POST', body: '{}' });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(refused.headers.get('content-type')).toBe('application/problem+json');
+    expect(((await refused.json()) as { detail: string }).detail).toMatch(/is full/);
+    // The two that were queued end as NVCF ends them: no worker took them in time. (The first
+    // 504 takes its request off the queue; the other must still be waiting, not lost with it.)
+    expect((await Promise.all(waiting)).map((r) => r.status)).toEqual([504, 504]);
+  });
+
+  it('keeps every other queued request when one is cancelled', async () => {
+    const url = `${gw.url}/v2/nvcf/pexec/functions/${worker.env.FUNCTION_ID}`;
+    const first = fetch(url, { method: 'POST', headers: { 'NVCF-POLL-SECONDS': '30' }, body: '"first"' });
+    const lengthUrl = `${gw.url}/v2/nvcf/queues/functions/${worker.env.FUNCTION_ID}`;
+    const length = async () => ((await (await fetch(lengthUrl)).json()) as { queues: { queueLength: number }[] }).queues[0]!.queueLength;
+    await expect.poll(length).toBe(1);
+    const leaving = new AbortController();
+    const second = fetch(url, { method: 'POST', headers: { 'NVCF-POLL-SECONDS': '30' }, body: '"second"', signal: leaving.signal }).catch(() => undefined);
+    await expect.poll(length).toBe(2);
+    leaving.abort(); // the client goes away: its request is cancelled and taken off the queue
+    await second;
+    await expect.poll(length).toBe(1);
+    container.healthStatus = 200;
+    const answer = await first;
+    expect(answer.status).toBe(200);
+    expect(await answer.text()).toBe('"first"');
+  });
+});
