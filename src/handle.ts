@@ -9,7 +9,7 @@ import type { ContainerClient } from './forward.js';
 import { containerRequestHeaders, wantsPassThrough } from './headers.js';
 import type { Logger } from './log.js';
 import type { Outcome, WorkerMetrics } from './metrics.js';
-import { RequestOutputs, type OutputWatcher } from './outputs.js';
+import { RequestOutputs } from './outputs.js';
 import { DEFAULT_REQUEST_LIFETIME_MS, EXPIRY_GRACE_MS, FrameError, decodeInvocation, replyAddressOf, type Invocation } from './protocol.js';
 import { ResponsePublisher, alreadyAnswered } from './publish.js';
 import { discard, publishProblem, relayCompatible, relayStream, type Relayed } from './respond.js';
@@ -20,7 +20,8 @@ export interface HandlerDeps {
   jsm: JetStreamManager;
   container: ContainerClient;
   cancels: CancelRegistry;
-  outputs: OutputWatcher;
+  /** The real path of BASE_RESPONSE_DIR, resolved once at start. */
+  realResponseDir: string;
   /** The consumer's max_deliver: the delivery after which JetStream gives up on a message. */
   maxDeliver: number;
   log: Logger;
@@ -204,8 +205,15 @@ async function run(
   // Progress, finished files and large results belong to compatibility mode, as in NVCF.
   const outputs = passThrough
     ? undefined
-    : await new RequestOutputs({ requestId: invocation.requestId, dir: dirs.output, uploadUrl: invocation.largeResult?.uploadUrl, publisher, log, signal }).init();
-  const untrack = outputs ? deps.outputs.track(invocation.requestId, outputs) : () => undefined;
+    : await new RequestOutputs({
+        requestId: invocation.requestId,
+        dir: dirs.output,
+        realBase: deps.realResponseDir,
+        uploadUrl: invocation.largeResult?.uploadUrl,
+        publisher,
+        log,
+        signal,
+      }).init();
   try {
     log.debug({ method: invocation.method, path: invocation.path, passThrough }, 'calling the container');
     const answer = await deps.container.call({
@@ -232,7 +240,6 @@ async function run(
       if (!answer.body.readableEnded) discard(answer.body);
     }
   } finally {
-    untrack();
     if (!publisher.done) outputs?.abandon();
   }
 }

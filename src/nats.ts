@@ -31,6 +31,8 @@ export async function connectNats(settings: NatsSettings, name: string): Promise
     reconnectTimeWait: 250,
     waitOnFirstConnect: true,
     timeout: 5_000,
+    // Capturing a stack for every request costs more than any error it might explain here.
+    noAsyncTraces: true,
   };
   if (settings.token) options.token = settings.token;
   if (settings.user) Object.assign(options, { user: settings.user, pass: settings.pass });

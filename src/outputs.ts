@@ -1,5 +1,4 @@
-import { realpath } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+import { join } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import { SidecarError } from './errors.js';
 import { LargeResult, type BodySource, type Manifest } from './large-result.js';
@@ -15,50 +14,11 @@ const ANNOUNCE_BATCH = 200;
 /** Room for the manifest in the final message; longer lists are cut and counted. */
 const MANIFEST_BUDGET_BYTES = 256 * 1024;
 
-/**
- * One watcher (native events) on BASE_RESPONSE_DIR for the whole worker, as NVCF's worker has:
- * events are routed by their first path segment, the request id, to that request's outputs.
- * Events for directories no request owns are ignored, so one request never sees another's files.
- */
-export class OutputWatcher {
-  private readonly requests = new Map<string, RequestOutputs>();
-
-  private constructor(
-    private readonly baseDir: string,
-    private readonly watcher: FSWatcher,
-  ) {}
-
-  static async start(baseDir: string, log: Logger): Promise<OutputWatcher> {
-    const watcher = watch(baseDir, { ignoreInitial: true, followSymlinks: false, atomic: false, ignorePermissionErrors: true, depth: 64 });
-    const outputs = new OutputWatcher(baseDir, watcher);
-    watcher.on('add', (path) => outputs.route(path, 'add'));
-    watcher.on('change', (path) => outputs.route(path, 'change'));
-    // Request directories come and go all the time; a vanished path is not worth more than debug.
-    watcher.on('error', (err) => log.debug({ err: (err as Error).message }, 'output watcher'));
-    await new Promise<void>((resolve) => watcher.once('ready', resolve));
-    return outputs;
-  }
-
-  track(requestId: string, outputs: RequestOutputs): () => void {
-    this.requests.set(requestId, outputs);
-    return () => this.requests.delete(requestId);
-  }
-
-  async close(): Promise<void> {
-    await this.watcher.close();
-  }
-
-  private route(path: string, event: 'add' | 'change'): void {
-    const rel = relative(this.baseDir, path);
-    const slash = rel.indexOf(sep);
-    if (slash <= 0) return;
-    this.requests.get(rel.slice(0, slash))?.seen(path, event);
-  }
-}
-
 export interface RequestOutputsOptions {
   requestId: string;
   dir: string;
+  /** The real path of BASE_RESPONSE_DIR, resolved once: `dir` must lie directly inside it. */
+  realBase: string;
   uploadUrl: string | undefined;
   publisher: ResponsePublisher;
   log: Logger;
@@ -67,7 +27,9 @@ export interface RequestOutputsOptions {
 
 /**
  * The output side of one request in compatibility mode: progress reports, finished files
- * announced and shipped as they appear, and, at the end, the large result if there is one.
+ * announced and shipped as they appear, and, at the end, the large result if there is one. Each
+ * request watches its own directory (native events, no polling), so the cost of watching does not
+ * grow with the number of requests in flight, and no request can see another's events.
  */
 export class RequestOutputs {
   private readonly progress: ProgressReporter;
@@ -76,6 +38,7 @@ export class RequestOutputs {
   private announceTimer: NodeJS.Timeout | undefined;
   private announcing: Promise<void> = Promise.resolve();
   private realRoot: string;
+  private watcher: FSWatcher | undefined;
   private closed = false;
 
   constructor(private readonly options: RequestOutputsOptions) {
@@ -84,13 +47,26 @@ export class RequestOutputs {
     this.progress = new ProgressReporter(join(options.dir, PROGRESS_FILE), () => this.realRoot, options.requestId, send, options.log);
   }
 
-  /** Resolves the directory's real path, against which every shipped file is checked. */
+  /** Starts watching; resolves once the watch is in place, before the container is called. */
   async init(): Promise<this> {
-    this.realRoot = await realpath(this.options.dir);
+    // Every shipped file's real path is checked against this: a request directory swapped for
+    // a link by the container leads nowhere useful.
+    this.realRoot = join(this.options.realBase, this.options.requestId);
+    const watcher = watch(this.options.dir, { ignoreInitial: true, followSymlinks: false, atomic: false, ignorePermissionErrors: true, depth: 64 });
+    watcher.on('add', (path) => this.seen(path, 'add'));
+    watcher.on('change', (path) => this.seen(path, 'change'));
+    watcher.on('error', (err) => this.options.log.debug({ err: (err as Error).message }, 'output watcher'));
+    this.watcher = watcher;
+    await new Promise<void>((resolve) => watcher.once('ready', resolve));
     return this;
   }
 
-  seen(path: string, event: 'add' | 'change'): void {
+  private stopWatching(): void {
+    void this.watcher?.close();
+    this.watcher = undefined;
+  }
+
+  private seen(path: string, event: 'add' | 'change'): void {
     if (this.closed) return;
     const name = entryName(this.options.dir, path);
     if (name === undefined) return; // reported by the final scan
@@ -106,6 +82,7 @@ export class RequestOutputs {
    */
   async settle(): Promise<boolean> {
     this.closed = true;
+    this.stopWatching();
     await this.progress.close();
     const scan = await scanOutputs(this.options.dir);
     if (scan.finals.length > 0 && !this.options.uploadUrl) {
@@ -131,6 +108,7 @@ export class RequestOutputs {
   /** The answer will not be a large result (an error, or the request ended): drop the upload. */
   abandon(): void {
     this.closed = true;
+    this.stopWatching();
     clearTimeout(this.announceTimer);
     this.announce.length = 0;
     this.large?.abandon();

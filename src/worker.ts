@@ -1,4 +1,4 @@
-import { appendFile, chmod, mkdir } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, realpath } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection, Subscription } from 'nats';
@@ -14,7 +14,6 @@ import { Intake, type GateState } from './intake.js';
 import { Janitor } from './janitor.js';
 import type { Logger } from './log.js';
 import { createWorkerMetrics } from './metrics.js';
-import { OutputWatcher } from './outputs.js';
 import { connectNats, ensureResults, ensureWorkQueue, frameBodyLimit } from './nats.js';
 import { streams, subjects } from './protocol.js';
 
@@ -37,7 +36,7 @@ export class Worker {
   private intake: Intake | undefined;
   private monitor: HealthMonitor | undefined;
   private heartbeat: Heartbeat | undefined;
-  private outputs: OutputWatcher | undefined;
+  private realResponseDir = '';
   private janitor: Janitor | undefined;
   private cancelSub: Subscription | undefined;
   private readonly servers: Server[] = [];
@@ -131,7 +130,7 @@ export class Worker {
       await chmod(dir, 0o777).catch(() => undefined);
     }
     await mkdir(this.config.spoolDir, { recursive: true, mode: 0o700 });
-    this.outputs = await OutputWatcher.start(this.config.responseDir, this.log.child({ stage: 'outputs' }));
+    this.realResponseDir = await realpath(this.config.responseDir);
     this.janitor = new Janitor([this.config.assetDir, this.config.responseDir, this.config.spoolDir], this.log.child({ stage: 'janitor' }));
     this.janitor.start();
   }
@@ -172,7 +171,7 @@ export class Worker {
       const consumer = await js.consumers.get(streams.work(this.config.functionVersionId), streams.workConsumer);
       const info = await consumer.info();
       const maxDeliver = info.config.max_deliver && info.config.max_deliver > 0 ? info.config.max_deliver : Infinity;
-      const deps = { config: this.config, js, jsm, container: this.container, cancels: this.cancels, outputs: this.outputs!, maxDeliver, log, metrics: this.metrics, bodyLimit: frameBodyLimit(nc) };
+      const deps = { config: this.config, js, jsm, container: this.container, cancels: this.cancels, realResponseDir: this.realResponseDir, maxDeliver, log, metrics: this.metrics, bodyLimit: frameBodyLimit(nc) };
       this.intake = new Intake({
         consumer,
         capacity: this.config.concurrency,
@@ -259,7 +258,6 @@ export class Worker {
     if (this.stateNow !== 'failed') this.setState('stopped');
     await this.nc?.drain().catch(() => undefined);
     await this.container.destroy().catch(() => undefined);
-    await this.outputs?.close();
     await Promise.all(this.servers.map(closeServer));
   }
 }
