@@ -96,7 +96,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       }
       const waitFor = cases.filter((c) => c.expect !== 'none' && c.replyTo);
       report.addressable += waitFor.length;
-      await untilAnswered(finals.byReplyTo, waitFor, options.manyFiles > 0 && done === options.cases ? 300_000 : 60_000, () => !worker.alive());
+      await untilAnswered(finals.byReplyTo, waitFor, options.manyFiles > 0 && done === options.cases ? 300_000 : Number(process.env.FUZZ_BATCH_WAIT_MS ?? 60_000), () => !worker.alive());
       judge(waitFor, finals.byReplyTo, report);
       await checkAlive();
       const rss = worker.alive() ? await worker.rss() : 0;

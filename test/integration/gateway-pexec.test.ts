@@ -170,7 +170,8 @@ describe('the gateway pexec API in front of a real worker', () => {
       client.abort();
       expect(await call).toBeInstanceOf(Error);
       await containerSawClose;
-      expect(gw.logs.lines.some((l) => l.msg === 'request cancelled')).toBe(true);
+      // The cancel reaches the worker before the gateway has purged and logged: wait for the log line.
+      await expect.poll(() => gw.logs.lines.some((l) => l.msg === 'request cancelled')).toBe(true);
     } finally {
       container.route = echo;
     }
