@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import { watch, type FSWatcher } from 'chokidar';
 import { SidecarError } from './errors.js';
 import { LargeResult, type BodySource, type Manifest } from './large-result.js';
 import type { Logger } from './log.js';
@@ -7,6 +6,7 @@ import { PROGRESS_FILE, classify, entryName, scanOutputs } from './output-files.
 import { ProgressReporter } from './progress.js';
 import type { OutputFile } from './protocol.js';
 import type { ResponsePublisher, ResultManifest } from './publish.js';
+import { TreeWatcher } from './tree-watch.js';
 
 /** Announcements of finished files are batched for this long, and at most this many per message. */
 const ANNOUNCE_DELAY_MS = 10;
@@ -38,7 +38,7 @@ export class RequestOutputs {
   private announceTimer: NodeJS.Timeout | undefined;
   private announcing: Promise<void> = Promise.resolve();
   private realRoot: string;
-  private watcher: FSWatcher | undefined;
+  private watcher: TreeWatcher | undefined;
   private closed = false;
 
   constructor(private readonly options: RequestOutputsOptions) {
@@ -47,32 +47,29 @@ export class RequestOutputs {
     this.progress = new ProgressReporter(join(options.dir, PROGRESS_FILE), () => this.realRoot, options.requestId, send, options.log);
   }
 
-  /** Starts watching; resolves once the watch is in place, before the container is called. */
+  /** Starts watching; the watch is in place, before the container is called, when this resolves. */
   async init(): Promise<this> {
     // Every shipped file's real path is checked against this: a request directory swapped for
     // a link by the container leads nowhere useful.
     this.realRoot = join(this.options.realBase, this.options.requestId);
-    const watcher = watch(this.options.dir, { ignoreInitial: true, followSymlinks: false, atomic: false, ignorePermissionErrors: true, depth: 64 });
-    watcher.on('add', (path) => this.seen(path, 'add'));
-    watcher.on('change', (path) => this.seen(path, 'change'));
-    watcher.on('error', (err) => this.options.log.debug({ err: (err as Error).message }, 'output watcher'));
-    this.watcher = watcher;
-    await new Promise<void>((resolve) => watcher.once('ready', resolve));
+    this.watcher = new TreeWatcher((path) => this.seen(path));
+    this.watcher.watchDir(this.options.dir);
     return this;
   }
 
   private stopWatching(): void {
-    void this.watcher?.close();
+    this.watcher?.close();
     this.watcher = undefined;
   }
 
-  private seen(path: string, event: 'add' | 'change'): void {
+  private seen(path: string): void {
     if (this.closed) return;
     const name = entryName(this.options.dir, path);
     if (name === undefined) return; // reported by the final scan
     const kind = classify(name);
     if (kind === 'progress') this.progress.changed();
-    else if (kind === 'final' && event === 'add' && this.options.uploadUrl) this.largeResult().addOutput(name, path);
+    // Shipped once per name; a file that keeps changing after that is shipped again at the end.
+    else if (kind === 'final' && this.options.uploadUrl) this.largeResult().addOutput(name, path);
   }
 
   /**
