@@ -31,6 +31,7 @@ export class Gateway {
   private ctx: GatewayContext | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private startedAt = 0;
+  private reconnectedAt = 0;
   private stopping: Promise<void> | undefined;
   private readonly shutdown = new AbortController();
   port = 0;
@@ -49,6 +50,7 @@ export class Gateway {
     const { config } = this;
     this.startedAt = Date.now();
     const nc = await connectNats(config.nats, `nvcf-gateway ${config.gatewayId}`);
+    void this.watchReconnects(nc);
     this.nc = nc;
     const js = nc.jetstream();
     const jsm = await nc.jetstreamManager();
@@ -99,12 +101,17 @@ export class Gateway {
       const now = Date.now();
       for await (const record of ctx.requests.all()) {
         if (record.gatewayId !== this.config.gatewayId || ctx.waiting.has(record.requestId)) continue;
-        const idleSince = Math.max(record.lastSeenAt, this.startedAt);
+        // Neither the gateway's own downtime nor a NATS outage counts: polls failed or were not recorded then.
+        const idleSince = Math.max(record.lastSeenAt, this.startedAt, this.reconnectedAt);
         if (now - idleSince > abandonAfterMs(record.pollSeconds)) await cancelRequest(ctx, record, 'nobody polled for the result');
       }
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'sweeping abandoned requests failed');
     }
+  }
+
+  private async watchReconnects(nc: NatsConnection): Promise<void> {
+    for await (const status of nc.status()) if (status.type === 'reconnect') this.reconnectedAt = Date.now();
   }
 
   /** Closes the API and NATS; requests in flight stay in NATS for the next start. Safe to repeat. */
