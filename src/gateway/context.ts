@@ -3,6 +3,7 @@ import type { ProtocolClient } from '../client.js';
 import type { Logger } from '../log.js';
 import type { AssetCatalog } from './assets.js';
 import type { GatewayConfig } from './config.js';
+import type { LiveResults } from './live.js';
 import type { Queues } from './queues.js';
 import type { FunctionRegistry } from './registry.js';
 import type { PendingRequest, RequestStore } from './requests.js';
@@ -22,6 +23,8 @@ export interface GatewayContext {
   assets: AssetCatalog;
   signer: UrlSigner;
   log: Logger;
+  /** Responses of this gateway's requests as they are published, for the calls that queued them. */
+  live: LiveResults;
   /** Request ids with a client call waiting on this gateway now, and how many calls. */
   waiting: Map<string, number>;
   /** Versions whose work queue this process has made sure of. */

@@ -12,6 +12,8 @@ import type { VersionView } from './registry.js';
 import { answerStillRunning, answerWhenReady } from './wait.js';
 
 const DEFAULT_POLL_SECONDS = 60;
+/** How stale the admission check's queue length may be; the stream's own limit is exact. */
+const QUEUE_LENGTH_MAX_AGE_MS = 100;
 /** NVCF raises the default window for event streams, which run long by nature. */
 const DEFAULT_SSE_POLL_SECONDS = 1200;
 
@@ -60,7 +62,7 @@ export async function invokeFunction(ctx: GatewayContext, req: IncomingMessage, 
     await ensureWorkQueue(ctx.jsm, fv, { ackWaitMs: ctx.config.nats.ackWaitMs, maxDeliver: ctx.config.nats.maxDeliver, maxMessages: ctx.config.queueMax });
     ctx.ensuredQueues.add(fv);
   }
-  if ((await ctx.queues.length(fv)) >= ctx.config.queueMax) {
+  if ((await ctx.queues.recentLength(fv, QUEUE_LENGTH_MAX_AGE_MS)) >= ctx.config.queueMax) {
     log.warn({ queueMax: ctx.config.queueMax }, 'queue full; answering 429');
     throw new HttpProblem(429, `the queue of function version ${fv} is full (${ctx.config.queueMax} requests waiting); retry later`, { 'Retry-After': '1' });
   }
@@ -96,19 +98,25 @@ export async function invokeFunction(ctx: GatewayContext, req: IncomingMessage, 
 
   const record: PendingRequest = { requestId, functionId: version.functionId, functionVersionId: fv, gatewayId: ctx.config.gatewayId, replyTo, createdAt: now, lastSeenAt: now, pollSeconds };
   await ctx.requests.create(record);
+  // Listening starts before the invocation exists, so not even the quickest answer is missed.
+  const live = ctx.live.listen(requestId);
   try {
-    await ctx.client.invoke(invocation, inline ? body : new Uint8Array(0));
-  } catch (err) {
-    await ctx.requests.remove(requestId);
-    if (/maximum messages|resource limit|maximum bytes/i.test((err as Error).message)) {
-      log.warn({ err: (err as Error).message }, 'queue full; answering 429');
-      throw new HttpProblem(429, `the queue of function version ${fv} is full; retry later`, { 'Retry-After': '1' });
+    try {
+      await ctx.client.invoke(invocation, inline ? body : new Uint8Array(0));
+    } catch (err) {
+      await ctx.requests.remove(requestId);
+      if (/maximum messages|resource limit|maximum bytes/i.test((err as Error).message)) {
+        log.warn({ err: (err as Error).message }, 'queue full; answering 429');
+        throw new HttpProblem(429, `the queue of function version ${fv} is full; retry later`, { 'Retry-After': '1' });
+      }
+      throw err;
     }
-    throw err;
+    log.info({ pollSeconds, bytes: body.length, inline, assets: assets.length }, 'request queued');
+    res.setHeader('NVCF-REQID', requestId);
+    await answerWhenReady(ctx, record, pollSeconds, res, live);
+  } finally {
+    live.close();
   }
-  log.info({ pollSeconds, bytes: body.length, inline, assets: assets.length }, 'request queued');
-  res.setHeader('NVCF-REQID', requestId);
-  await answerWhenReady(ctx, record, pollSeconds, res);
 }
 
 /** GET /v2/nvcf/pexec/status/{requestId}: the same wait; after the result is out, 404. */

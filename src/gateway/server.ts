@@ -9,6 +9,7 @@ import { AssetCatalog } from './assets.js';
 import type { GatewayConfig } from './config.js';
 import { cancelRequest, type GatewayContext } from './context.js';
 import { Queues } from './queues.js';
+import { LiveResults } from './live.js';
 import { FunctionRegistry } from './registry.js';
 import { RequestStore, abandonAfterMs } from './requests.js';
 import { route } from './routes.js';
@@ -76,6 +77,7 @@ export class Gateway {
       assets,
       signer,
       log: this.log.child({ stage: 'api' }),
+      live: new LiveResults(nc, config.gatewayId, this.log.child({ stage: 'live' })),
       waiting: new Map(),
       ensuredQueues: new Set(),
       shutdown: this.shutdown.signal,
@@ -119,6 +121,7 @@ export class Gateway {
     this.stopping ??= (async () => {
       clearInterval(this.sweeper);
       this.ctx?.registry.stop();
+      this.ctx?.live.close();
       // A caller still inside its first pexec call has no request id yet: dropping its
       // connection would orphan the request. Answer every waiting call 202 first.
       this.shutdown.abort();

@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { HeaderList } from '../protocol.js';
 import { ResultAssembler, type ResultEvent } from '../results.js';
 import { cancelRequest, type GatewayContext } from './context.js';
+import type { LiveRequest } from './live.js';
 import { sendProblem } from './http.js';
 import type { PendingRequest } from './requests.js';
 
@@ -22,7 +23,7 @@ type Ending = 'window' | 'no-worker' | 'client-gone';
  * request's subjects in NVCF_RS, so any call on any gateway sees the same history; the result
  * goes to whichever call claims the request record first.
  */
-export async function answerWhenReady(ctx: GatewayContext, record: PendingRequest, pollSeconds: number, res: ServerResponse): Promise<void> {
+export async function answerWhenReady(ctx: GatewayContext, record: PendingRequest, pollSeconds: number, res: ServerResponse, live?: LiveRequest): Promise<void> {
   const { requestId } = record;
   const log = ctx.log.child({ requestId });
   const stop = new AbortController();
@@ -55,7 +56,10 @@ export async function answerWhenReady(ctx: GatewayContext, record: PendingReques
   let latest: Extract<ResultEvent, { type: 'progress' }> | undefined;
   let streaming = false;
   try {
-    const frames = ctx.client.responses(record.replyTo, stop.signal, (err) => log.warn({ err: err.message }, 'skipping a response message this gateway cannot read'), true);
+    // The call that queued the request listens live; a poll reads what the stream has kept.
+    const frames = live
+      ? live.frames(stop.signal)
+      : ctx.client.responses(record.replyTo, stop.signal, (err) => log.warn({ err: err.message }, 'skipping a response message this gateway cannot read'), true);
     for await (const frame of frames) {
       for (const event of assembler.push(frame)) {
         if (event.type === 'progress') latest = event;
