@@ -12,8 +12,6 @@ import type { VersionView } from './registry.js';
 import { answerStillRunning, answerWhenReady } from './wait.js';
 
 const DEFAULT_POLL_SECONDS = 60;
-/** How stale the admission check's queue length may be; the stream's own limit is exact. */
-const QUEUE_LENGTH_MAX_AGE_MS = 100;
 /** NVCF raises the default window for event streams, which run long by nature. */
 const DEFAULT_SSE_POLL_SECONDS = 1200;
 
@@ -62,7 +60,7 @@ export async function invokeFunction(ctx: GatewayContext, req: IncomingMessage, 
     await ensureWorkQueue(ctx.jsm, fv, { ackWaitMs: ctx.config.nats.ackWaitMs, maxDeliver: ctx.config.nats.maxDeliver, maxMessages: ctx.config.queueMax });
     ctx.ensuredQueues.add(fv);
   }
-  if ((await ctx.queues.recentLength(fv, QUEUE_LENGTH_MAX_AGE_MS)) >= ctx.config.queueMax) {
+  if ((await ctx.queues.length(fv)) >= ctx.config.queueMax) {
     log.warn({ queueMax: ctx.config.queueMax }, 'queue full; answering 429');
     throw new HttpProblem(429, `the queue of function version ${fv} is full (${ctx.config.queueMax} requests waiting); retry later`, { 'Retry-After': '1' });
   }

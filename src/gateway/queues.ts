@@ -12,21 +12,7 @@ const POSITION_CAP = 1000;
  * delivered sequence says how far workers have taken.
  */
 export class Queues {
-  private readonly recent = new Map<string, { length: number; at: number }>();
-
   constructor(private readonly jsm: JetStreamManager) {}
-
-  /**
-   * The queue length as of at most `maxAgeMs` ago: the admission check of every pexec call, which
-   * need not cost a JetStream round trip each (the stream's own message limit is the exact one).
-   */
-  async recentLength(functionVersionId: string, maxAgeMs: number): Promise<number> {
-    const known = this.recent.get(functionVersionId);
-    if (known && Date.now() - known.at <= maxAgeMs) return known.length;
-    const length = await this.length(functionVersionId);
-    this.recent.set(functionVersionId, { length, at: Date.now() });
-    return length;
-  }
 
   /** Requests not yet taken by a worker; 0 for a version that never had a queue. */
   async length(functionVersionId: string): Promise<number> {
