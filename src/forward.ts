@@ -3,6 +3,9 @@ import { Pool, request, type Dispatcher } from 'undici';
 import { SidecarError, errorCode } from './errors.js';
 import type { HeaderList } from './protocol.js';
 
+const STALL_CHECK_MS = 1_000;
+const STALL_CHECKS = 3;
+
 export interface ContainerCall {
   method: string;
   path: string;
@@ -24,10 +27,39 @@ export interface ContainerAnswer {
  * request deadline, both of which arrive through the abort signal.
  */
 export class ContainerClient {
-  private readonly pool: Pool;
+  private pool: Pool;
+  private readonly watchdog: NodeJS.Timeout;
+  private stalledChecks = 0;
 
-  constructor(origin: string, connections: number) {
-    this.pool = new Pool(origin, { connections, headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 30_000 });
+  constructor(
+    private readonly origin: string,
+    private readonly connections: number,
+    private readonly onStall: (queued: number) => void = () => undefined,
+  ) {
+    this.pool = this.newPool();
+    this.watchdog = setInterval(() => this.checkForStall(), STALL_CHECK_MS);
+    this.watchdog.unref();
+  }
+
+  private newPool(): Pool {
+    return new Pool(this.origin, { connections: this.connections, headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 30_000 });
+  }
+
+  /**
+   * Requests waiting in the pool while it runs nothing and holds no connection: a stalled pool,
+   * which our fuzzing has driven undici into (root cause not yet known). Rather than let the
+   * worker serve nothing until the deadlines, the waiting calls fail (and are answered with a
+   * connection problem) and a fresh pool takes over.
+   */
+  private checkForStall(): void {
+    const { queued, running, connected } = this.pool.stats;
+    this.stalledChecks = queued > 0 && running === 0 && connected === 0 ? this.stalledChecks + 1 : 0;
+    if (this.stalledChecks < STALL_CHECKS) return;
+    this.stalledChecks = 0;
+    this.onStall(queued);
+    const stalled = this.pool;
+    this.pool = this.newPool();
+    void stalled.destroy(new Error('the connection pool to the container stalled and was replaced')).catch(() => undefined);
   }
 
   async call(call: ContainerCall): Promise<ContainerAnswer> {
@@ -49,10 +81,12 @@ export class ContainerClient {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.watchdog);
     await this.pool.close();
   }
 
   async destroy(): Promise<void> {
+    clearInterval(this.watchdog);
     await this.pool.destroy();
   }
 }

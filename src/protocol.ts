@@ -57,8 +57,14 @@ export const DEFAULT_REQUEST_LIFETIME_MS = 3_600_000;
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const uuid = z.string().regex(UUID_PATTERN, 'must be a UUID');
 const headerName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'is not a valid HTTP header name');
+// What an HTTP/1.1 field value may hold (RFC 9110 §5.5): tab, visible ASCII, and obs-text
+// bytes. Anything else is refused here with a clear 400, not passed to the HTTP client, which
+// rejects it too, and whose connection pool a rejected request can leave wedged.
 // eslint-disable-next-line no-control-regex
-const headerValue = z.string().regex(/^[^\r\n\0]*$/, 'must not contain CR, LF or NUL').max(16 * 1024);
+const headerValue = z
+  .string()
+  .regex(/^[\t\x20-\x7e\x80-\xff]*$/, 'must hold only tab, visible ASCII or Latin-1 characters (no CR, LF, NUL or other control characters)')
+  .max(16 * 1024);
 export const HeaderList = z.array(z.tuple([headerName, headerValue])).max(256, 'too many headers (at most 256)');
 export type HeaderList = z.infer<typeof HeaderList>;
 const httpUrl = z.url({ protocol: /^https?$/ });

@@ -54,7 +54,9 @@ export class Worker {
     private readonly config: WorkerConfig,
     private readonly log: Logger,
   ) {
-    this.container = new ContainerClient(config.inference.origin, config.concurrency);
+    this.container = new ContainerClient(config.inference.origin, config.concurrency, (queued) =>
+      this.log.error({ queued }, 'the connection pool to the container stalled; replaced it, failing the calls waiting in it'),
+    );
     this.metrics.capacity.set(config.concurrency);
   }
 

@@ -138,7 +138,9 @@ function hostileHeaders(rng: Random): { headers: unknown; effect: Effect } {
       for (let k = 0; k < 257; k++) headers.push([`X-Many-${k}`, 'v']);
       effect = 'invalid';
     } else {
+      // Beyond Latin-1: no HTTP/1.1 field value can carry it, so the invocation is refused.
       headers.push(['X-Unicode', 'é漢字 \u202e']);
+      effect = 'invalid';
     }
   }
   return { headers, effect };
