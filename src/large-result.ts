@@ -13,6 +13,7 @@ import type { OutputFile, SkippedFile } from './protocol.js';
 /** Retries of a failed upload (NVCF's worker tries three more times), starting at 100 ms. */
 const UPLOAD_RETRIES = 3;
 const FIRST_RETRY_DELAY_MS = 100;
+const TINY_FILE_BYTES = 4 * 1024;
 /** Already-compressed formats gain nothing from deflate and would only cost CPU. */
 const STORED_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.gif', '.webp', '.avif', '.mp4', '.webm', '.mov', '.mkv', '.mp3', '.ogg', '.opus', '.flac', '.aac', '.m4a', '.zip', '.gz', '.tgz', '.bz2', '.xz', '.zst', '.7z', '.npz', '.safetensors']);
 
@@ -151,7 +152,7 @@ export class LargeResult {
       const { size, mtimeMs } = await handle.stat();
       stamp = { size, mtimeMs };
     };
-    let file = this.failure ? undefined : await this.withOutput(name, path, async (handle) => (await stamped(handle), this.streamInto(this.attempt!, name, handle)));
+    let file = this.failure ? undefined : await this.withOutput(name, path, async (handle) => (await stamped(handle), this.streamInto(this.attempt!, name, handle, stamp.size)));
     // The upload broke meanwhile: only record the file now; the retry at the end ships it.
     file ??= await this.withOutput(name, path, async (handle) => (await stamped(handle), { name, ...(await digest(handle)) }));
     if (file === SKIPPED) return;
@@ -178,7 +179,7 @@ export class LargeResult {
    * Streams an open file into the zip, hashing it on the way, and resolves when it is all in;
    * resolves with undefined if the upload fails meanwhile (the file is shipped on the retry).
    */
-  private streamInto(attempt: Attempt, name: string, handle: FileHandle): Promise<OutputFile | undefined> {
+  private streamInto(attempt: Attempt, name: string, handle: FileHandle, size: number): Promise<OutputFile | undefined> {
     return new Promise((resolve) => {
       const hasher = new Hasher();
       const input = handle.createReadStream({ start: 0, autoClose: false });
@@ -192,7 +193,7 @@ export class LargeResult {
         resolve(undefined);
         input.destroy();
       });
-      attempt.zip.addReadStream(input.pipe(hasher), name, entryOptions(name, false));
+      attempt.zip.addReadStream(input.pipe(hasher), name, entryOptions(name, false, size));
     });
   }
 
@@ -247,7 +248,7 @@ function isRetryable(err: unknown): boolean {
 /** Adds an entry for a retry: output files are re-opened under the same rules as the first time. */
 function addEntry(zip: ZipFile, entry: Entry, isResponse: boolean, realRoot: string): void {
   const { source } = entry;
-  const options = entryOptions(entry.name, isResponse);
+  const options = entryOptions(entry.name, isResponse, 'size' in source ? source.size : Infinity);
   if ('bytes' in source) return zip.addBuffer(Buffer.from(source.bytes), entry.name, options);
   if ('file' in source) return zip.addReadStreamLazy(entry.name, options, (cb) => cb(null, createReadStream(source.file) as Readable));
   zip.addReadStreamLazy(entry.name, options, (cb) => {
@@ -258,9 +259,13 @@ function addEntry(zip: ZipFile, entry: Entry, isResponse: boolean, realRoot: str
   });
 }
 
-/** Fast deflate (level 1) for everything but formats that are compressed already. */
-function entryOptions(name: string, isResponse: boolean): { compress: false } | { compressionLevel: number } {
-  return isResponse || !STORED_EXTENSIONS.has(extname(name).toLowerCase()) ? { compressionLevel: 1 } : { compress: false };
+/**
+ * Fast deflate (level 1) for everything but formats that are compressed already and tiny files,
+ * whose few bytes are not worth a compressor each (100,000 of them made a run take minutes).
+ */
+function entryOptions(name: string, isResponse: boolean, size = Infinity): { compress: false } | { compressionLevel: number } {
+  if (isResponse) return { compressionLevel: 1 };
+  return size < TINY_FILE_BYTES || STORED_EXTENSIONS.has(extname(name).toLowerCase()) ? { compress: false } : { compressionLevel: 1 };
 }
 
 class Hasher extends Transform {

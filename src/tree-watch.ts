@@ -4,6 +4,7 @@ import { join } from 'node:path';
 
 /** A hostile container could make directories without end; past this many, the final scan still finds their files. */
 const MAX_WATCHED_DIRS = 1_000;
+const MAX_INSPECTING = 32;
 
 /**
  * Native change notifications (inotify on Linux) for one directory tree: one kernel watch per
@@ -14,6 +15,8 @@ const MAX_WATCHED_DIRS = 1_000;
 export class TreeWatcher {
   private readonly watchers = new Map<string, FSWatcher>();
   private closed = false;
+  private inspecting = 0;
+  private readonly backlog: string[] = [];
 
   constructor(private readonly onFile: (path: string) => void) {}
 
@@ -37,11 +40,28 @@ export class TreeWatcher {
 
   close(): void {
     this.closed = true;
+    this.backlog.length = 0;
     for (const watcher of this.watchers.values()) watcher.close();
     this.watchers.clear();
   }
 
+  /** Events can come by the hundred thousand: look at a bounded number of paths at a time. */
   private async inspect(path: string): Promise<void> {
+    if (this.inspecting >= MAX_INSPECTING) {
+      this.backlog.push(path);
+      return;
+    }
+    this.inspecting++;
+    try {
+      await this.look(path);
+    } finally {
+      this.inspecting--;
+      const next = this.backlog.shift();
+      if (next !== undefined && !this.closed) void this.inspect(next);
+    }
+  }
+
+  private async look(path: string): Promise<void> {
     const stats = await lstat(path).catch(() => undefined);
     if (!stats || this.closed) return;
     if (!stats.isDirectory()) return this.onFile(path);
