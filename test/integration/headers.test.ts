@@ -1,37 +1,16 @@
-import type { NatsConnection } from 'nats';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ProtocolClient } from '../../src/client.js';
-import { NatsServer } from '../../src/nats-server.js';
-import { TestContainer, echo } from '../support/container.js';
-import { clientFor, invocationFor, startWorker, workerEnv, type RunningWorker } from '../support/env.js';
+import { describe, expect, it } from 'vitest';
+import { invocationFor } from '../support/env.js';
+import { useWorkerRig } from '../support/rig.js';
 
 describe('the request the container receives', () => {
-  let nats: NatsServer;
-  let container: TestContainer;
-  let worker: RunningWorker;
-  let nc: NatsConnection;
-  let client: ProtocolClient;
-
-  beforeAll(async () => {
-    nats = await NatsServer.start();
-    container = await TestContainer.start(echo);
-    worker = await startWorker(await workerEnv(nats.url, container.port));
-    ({ nc, client } = await clientFor(nats.url));
-  });
-
-  afterAll(async () => {
-    await worker?.stop();
-    await nc?.close();
-    await container?.close();
-    await nats?.dispose();
-  });
+  const rig = useWorkerRig();
 
   it('carries exactly the worker-owned NVCF headers with their values, written upper-case', async () => {
-    const invocation = invocationFor(worker.env, { pollSeconds: 60, requestTime: Date.now() - 5_000 });
-    await client.result(await client.invoke(invocation, Buffer.from('{}')));
-    const seen = container.seen.at(-1)!;
+    const invocation = invocationFor(rig.worker.env, { pollSeconds: 60, requestTime: Date.now() - 5_000 });
+    await rig.client.result(await rig.client.invoke(invocation, Buffer.from('{}')));
+    const seen = rig.container.seen.at(-1)!;
     const nvcf = Object.fromEntries(seen.rawHeaders.filter(([n]) => /^nvcf-/i.test(n)));
-    const env = worker.env;
+    const env = rig.worker.env;
     expect(nvcf).toEqual({
       'NVCF-REQID': invocation.requestId,
       'NVCF-SUB': 'client-sub',
@@ -54,7 +33,7 @@ describe('the request the container receives', () => {
   });
 
   it('replaces client-sent worker-owned headers and drops Authorization and hop-by-hop headers', async () => {
-    const invocation = invocationFor(worker.env, {
+    const invocation = invocationFor(rig.worker.env, {
       headers: [
         ['NVCF-NCAID', 'spoofed-org'],
         ['nvcf-reqid', 'spoofed-id'],
@@ -71,12 +50,12 @@ describe('the request the container receives', () => {
         ['X-Custom', 'kept'],
       ],
     });
-    await client.result(await client.invoke(invocation, Buffer.from('{}')));
-    const seen = container.seen.at(-1)!;
+    await rig.client.result(await rig.client.invoke(invocation, Buffer.from('{}')));
+    const seen = rig.container.seen.at(-1)!;
     const names = seen.rawHeaders.map(([n]) => n.toLowerCase());
     expect(seen.headers['nvcf-ncaid']).toBe('nca-caller');
     expect(seen.headers['nvcf-reqid']).toBe(invocation.requestId);
-    expect(seen.headers['nvcf-asset-dir']).toBe(`${worker.env.BASE_ASSET_DIR}/${invocation.requestId}`);
+    expect(seen.headers['nvcf-asset-dir']).toBe(`${rig.worker.env.BASE_ASSET_DIR}/${invocation.requestId}`);
     expect(names.filter((n) => n === 'nvcf-ncaid' || n === 'nvcf-reqid')).toHaveLength(2);
     expect(names).not.toContain('nvcf-function-asset-ids');
     for (const dropped of ['authorization', 'x-hop', 'keep-alive', 'te', 'upgrade', 'proxy-authorization']) expect(names).not.toContain(dropped);
@@ -85,13 +64,13 @@ describe('the request the container receives', () => {
   });
 
   it('defaults Content-Type to application/json in compatibility mode', async () => {
-    await client.result(await client.invoke(invocationFor(worker.env, { headers: [] }), Buffer.from('{"a":1}')));
-    expect(container.seen.at(-1)!.headers['content-type']).toBe('application/json');
+    await rig.client.result(await rig.client.invoke(invocationFor(rig.worker.env, { headers: [] }), Buffer.from('{"a":1}')));
+    expect(rig.container.seen.at(-1)!.headers['content-type']).toBe('application/json');
   });
 
   it('forwards the client method and a path with its query', async () => {
-    await client.result(await client.invoke(invocationFor(worker.env, { method: 'PUT', path: '/v2/models/m/infer?x=1&y=%20' }), Buffer.from('{}')));
-    expect(container.seen.at(-1)!.method).toBe('PUT');
-    expect(container.seen.at(-1)!.url).toBe('/v2/models/m/infer?x=1&y=%20');
+    await rig.client.result(await rig.client.invoke(invocationFor(rig.worker.env, { method: 'PUT', path: '/v2/models/m/infer?x=1&y=%20' }), Buffer.from('{}')));
+    expect(rig.container.seen.at(-1)!.method).toBe('PUT');
+    expect(rig.container.seen.at(-1)!.url).toBe('/v2/models/m/infer?x=1&y=%20');
   });
 });

@@ -1,41 +1,23 @@
-import type { NatsConnection } from 'nats';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ProtocolClient } from '../../src/client.js';
 import { NatsServer } from '../../src/nats-server.js';
 import { TestContainer, echo } from '../support/container.js';
-import { clientFor, invocationFor, startWorker, workerEnv, type RunningWorker } from '../support/env.js';
+import { clientFor, invocationFor, startWorker, workerEnv } from '../support/env.js';
+import { useWorkerRig } from '../support/rig.js';
 
 const problemOf = (body: Buffer) => JSON.parse(body.toString()) as Record<string, unknown>;
 
 describe('what the caller gets back', () => {
-  let nats: NatsServer;
-  let container: TestContainer;
-  let worker: RunningWorker;
-  let nc: NatsConnection;
-  let client: ProtocolClient;
-
-  beforeAll(async () => {
-    nats = await NatsServer.start();
-    container = await TestContainer.start(echo);
-    worker = await startWorker(await workerEnv(nats.url, container.port, { MAX_REQUEST_CONCURRENCY: '4' }));
-    ({ nc, client } = await clientFor(nats.url));
-  });
+  const rig = useWorkerRig({ MAX_REQUEST_CONCURRENCY: '4' });
   beforeEach(() => {
-    container.route = echo;
-  });
-  afterAll(async () => {
-    await worker?.stop();
-    await nc?.close();
-    await container?.close();
-    await nats?.dispose();
+    rig.container.route = echo;
   });
 
   it('turns a container 422 {"error": "bad input"} into problem+json with status 422 and that detail', async () => {
-    container.route = (_req, res) => void res.writeHead(422, { 'content-type': 'application/json' }).end('{"error":"bad input"}');
-    const invocation = invocationFor(worker.env);
-    const result = await client.result(await client.invoke(invocation, Buffer.from('{}')));
+    rig.container.route = (_req, res) => void res.writeHead(422, { 'content-type': 'application/json' }).end('{"error":"bad input"}');
+    const invocation = invocationFor(rig.worker.env);
+    const result = await rig.client.result(await rig.client.invoke(invocation, Buffer.from('{}')));
     expect(result.status).toBe(422);
     expect(result.headers).toContainEqual(['Content-Type', 'application/problem+json']);
     expect(problemOf(result.body)).toEqual({
@@ -48,16 +30,16 @@ describe('what the caller gets back', () => {
   });
 
   it('says "Inference error" when the container error has no error field', async () => {
-    container.route = (_req, res) => void res.writeHead(503).end('overloaded');
-    const result = await client.result(await client.invoke(invocationFor(worker.env)));
+    rig.container.route = (_req, res) => void res.writeHead(503).end('overloaded');
+    const result = await rig.client.result(await rig.client.invoke(invocationFor(rig.worker.env)));
     expect(result.status).toBe(503);
     expect(problemOf(result.body)).toMatchObject({ type: 'urn:inference-service:problem-details:service-unavailable', detail: 'Inference error' });
   });
 
   it('passes a container error through verbatim when compatibility is disabled by header', async () => {
-    container.route = (_req, res) => void res.writeHead(422, { 'content-type': 'text/plain' }).end('raw error');
-    const invocation = invocationFor(worker.env, { headers: [['nvcf-feature-disable-worker-compatibility', 'true']] });
-    const result = await client.result(await client.invoke(invocation));
+    rig.container.route = (_req, res) => void res.writeHead(422, { 'content-type': 'text/plain' }).end('raw error');
+    const invocation = invocationFor(rig.worker.env, { headers: [['nvcf-feature-disable-worker-compatibility', 'true']] });
+    const result = await rig.client.result(await rig.client.invoke(invocation));
     expect(result.status).toBe(422);
     expect(result.body.toString()).toBe('raw error');
     expect(result.headers).toContainEqual(['content-type', 'text/plain']);
@@ -65,7 +47,7 @@ describe('what the caller gets back', () => {
 
   it('streams SSE: the first event reaches the subscriber before the container has finished', async () => {
     let finishedAt = 0;
-    container.route = async (_req, res) => {
+    rig.container.route = async (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       res.write('data: first\n\n');
       await new Promise((r) => setTimeout(r, 700));
@@ -74,68 +56,68 @@ describe('what the caller gets back', () => {
       res.end();
     };
     const started = Date.now();
-    const invocation = invocationFor(worker.env, { headers: [['Accept', 'text/event-stream']] });
-    const result = await client.result(await client.invoke(invocation));
+    const invocation = invocationFor(rig.worker.env, { headers: [['Accept', 'text/event-stream']] });
+    const result = await rig.client.result(await rig.client.invoke(invocation));
     expect(result.streamed).toBe(true);
     expect(result.body.toString()).toBe('data: first\n\ndata: second\n\n');
     const firstData = result.timeline.find((e) => e.type === 'data')!;
     expect(started + firstData.at).toBeLessThan(finishedAt);
-    expect(container.seen.at(-1)!.headers['nvcf-poll-seconds']).toBeDefined();
+    expect(rig.container.seen.at(-1)!.headers['nvcf-poll-seconds']).toBeDefined();
   });
 
   it('never buffers a text/event-stream response even when the request did not ask for SSE', async () => {
-    container.route = async (_req, res) => {
+    rig.container.route = async (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       res.write('data: a\n\n');
       await new Promise((r) => setTimeout(r, 300));
       res.end('data: b\n\n');
     };
-    const result = await client.result(await client.invoke(invocationFor(worker.env)));
+    const result = await rig.client.result(await rig.client.invoke(invocationFor(rig.worker.env)));
     expect(result.streamed).toBe(true);
     expect(result.timeline.filter((e) => e.type === 'data').length).toBeGreaterThanOrEqual(2);
   });
 
   it('fails a body over NVCF-MAX-RESPONSE-SIZE-BYTES clearly when the request has no upload URL', async () => {
-    container.route = (_req, res) => void res.writeHead(200).end(Buffer.alloc(1024 + 1));
-    const result = await client.result(await client.invoke(invocationFor(worker.env, { maxResponseSizeBytes: 1024 })));
+    rig.container.route = (_req, res) => void res.writeHead(200).end(Buffer.alloc(1024 + 1));
+    const result = await rig.client.result(await rig.client.invoke(invocationFor(rig.worker.env, { maxResponseSizeBytes: 1024 })));
     expect(result.status).toBe(500);
     expect(String(problemOf(result.body).detail)).toMatch(/^Internal error while uploading the large response: .*no (upload|download) URL/);
   });
 
   it('keeps a body of exactly NVCF-MAX-RESPONSE-SIZE-BYTES inline', async () => {
-    container.route = (_req, res) => void res.writeHead(200).end(Buffer.alloc(1024, 7));
-    const result = await client.result(await client.invoke(invocationFor(worker.env, { maxResponseSizeBytes: 1024 })));
+    rig.container.route = (_req, res) => void res.writeHead(200).end(Buffer.alloc(1024, 7));
+    const result = await rig.client.result(await rig.client.invoke(invocationFor(rig.worker.env, { maxResponseSizeBytes: 1024 })));
     expect(result.status).toBe(200);
     expect(result.body.length).toBe(1024);
   });
 
   it('fails clearly when the container leaves output files but the request has no upload URL', async () => {
-    container.route = async (req, res) => {
+    rig.container.route = async (req, res) => {
       await writeFile(join(String(req.headers['nvcf-large-output-dir']), 'image.png'), 'png');
       res.writeHead(200).end('{}');
     };
-    const result = await client.result(await client.invoke(invocationFor(worker.env)));
+    const result = await rig.client.result(await rig.client.invoke(invocationFor(rig.worker.env)));
     expect(result.status).toBe(500);
     expect(String(problemOf(result.body).detail)).toMatch(/left 1 output file\(s\) but the request has no upload URL/);
   });
 
   it('answers a container 202 in compatibility mode with a clear error', async () => {
-    container.route = (_req, res) => void res.writeHead(202).end();
-    const result = await client.result(await client.invoke(invocationFor(worker.env)));
+    rig.container.route = (_req, res) => void res.writeHead(202).end();
+    const result = await rig.client.result(await rig.client.invoke(invocationFor(rig.worker.env)));
     expect(result.status).toBe(500);
     expect(String(problemOf(result.body).detail)).toMatch(/reserves for progress/);
   });
 
   it('aborts the container call when a cancel message names the request', async () => {
     let aborted = false;
-    container.route = (req, res) => {
+    rig.container.route = (req, res) => {
       res.on('close', () => (aborted = !res.writableEnded));
     };
-    const invocation = invocationFor(worker.env);
-    const replyTo = await client.invoke(invocation);
-    const pending = client.result(replyTo);
-    while (container.concurrent === 0) await new Promise((r) => setTimeout(r, 10));
-    client.cancel(invocation.functionVersionId, invocation.requestId);
+    const invocation = invocationFor(rig.worker.env);
+    const replyTo = await rig.client.invoke(invocation);
+    const pending = rig.client.result(replyTo);
+    while (rig.container.concurrent === 0) await new Promise((r) => setTimeout(r, 10));
+    rig.client.cancel(invocation.functionVersionId, invocation.requestId);
     const result = await pending;
     expect(result.status).toBe(500);
     expect(String(problemOf(result.body).detail)).toMatch(/cancelled/);
@@ -143,22 +125,22 @@ describe('what the caller gets back', () => {
   });
 
   it('aborts the container call at the request deadline', async () => {
-    container.route = () => undefined;
-    const result = await client.result(await client.invoke(invocationFor(worker.env, { deadline: Date.now() + 500 })));
+    rig.container.route = () => undefined;
+    const result = await rig.client.result(await rig.client.invoke(invocationFor(rig.worker.env, { deadline: Date.now() + 500 })));
     expect(result.status).toBe(504);
     expect(String(problemOf(result.body).detail)).toMatch(/did not finish before the request deadline/);
   });
 
   it('answers expired work with an error without calling the container', async () => {
-    const before = container.seen.length;
-    const invocation = invocationFor(worker.env, { pollSeconds: 5, requestTime: Date.now() - 8_000 });
-    const result = await client.result(await client.invoke(invocation));
+    const before = rig.container.seen.length;
+    const invocation = invocationFor(rig.worker.env, { pollSeconds: 5, requestTime: Date.now() - 8_000 });
+    const result = await rig.client.result(await rig.client.invoke(invocation));
     expect(result.status).toBe(500);
     expect(problemOf(result.body)).toMatchObject({
       type: 'urn:nvcf-worker-service:problem-details:internal-server-error',
       detail: expect.stringMatching(/^Internal error while making inference request: the request waited 8\.\ds for a worker/),
     });
-    expect(container.seen.length).toBe(before);
+    expect(rig.container.seen.length).toBe(before);
   });
 });
 
