@@ -186,6 +186,10 @@ function addressOf(meta: Meta): { requestId?: string; replyTo?: string } {
 }
 
 /** One case; `id` also seeds nothing: the generator's stream alone decides the case. */
+function snapshot(meta: Record<string, unknown>): Record<string, string> {
+  return Object.fromEntries(Object.entries(meta).map(([key, value]) => [key, JSON.stringify(value) ?? 'undefined']));
+}
+
 export function generateCase(id: number, rng: Random, t: FuzzTarget): FrameCase {
   const requestId = rng.uuid();
   const meta = validMeta(rng, t, requestId);
@@ -212,14 +216,20 @@ export function generateCase(id: number, rng: Random, t: FuzzTarget): FrameCase 
     return { id, label: 'oversize path', data: frame(meta, '{}'), ...addressOf(meta), expect: 'bad-request' };
   }
   if (roll < 0.6) {
-    let effect: Effect = 'valid';
+    // A later mutation of the same field replaces an earlier one (an invalid asset list that is
+    // then swapped for a valid one is valid), so effects are kept per field they touched.
+    const byField = new Map<string, Effect>();
     const labels: string[] = [];
     for (let i = rng.int(1, 3); i > 0; i--) {
       const index = rng.int(0, mutations.length - 1);
       labels.push(`m${index}`);
+      const before = snapshot(meta);
       const e = mutations[index]!(meta, rng, t);
-      if (e === 'unaddressable' || (e === 'invalid' && effect === 'valid')) effect = e === 'unaddressable' ? e : 'invalid';
+      const after = snapshot(meta);
+      for (const field of new Set([...Object.keys(before), ...Object.keys(after)])) if (before[field] !== after[field]) byField.set(field, e);
     }
+    const effects = [...byField.values()];
+    const effect: Effect = effects.includes('unaddressable') ? 'unaddressable' : effects.includes('invalid') ? 'invalid' : 'valid';
     const address = addressOf(meta);
     const expect: Expect = !address.replyTo ? 'none' : effect === 'valid' ? 'answer' : 'bad-request';
     return { id, label: `mutated ${labels.join('+')}`, data: frame(meta, `{"rid":"${requestId}","act":"echo"}`), ...address, expect };

@@ -186,8 +186,8 @@ async function leftovers(env: Record<string, string>): Promise<string[]> {
   const found: string[] = [];
   for (const dir of [env.BASE_ASSET_DIR!, env.BASE_RESPONSE_DIR!]) {
     let names: string[] = [];
-    // Removal runs after the final is published; a directory of many files takes a moment.
-    for (let i = 0; i < 100; i++) {
+    // Removal runs after the final is published; 100,000 files take a while to remove.
+    for (let i = 0; i < 600; i++) {
       names = await readdir(dir).catch(() => [] as string[]);
       if (names.length === 0) break;
       await new Promise((r) => setTimeout(r, 100));
