@@ -1,111 +1,170 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, type FileHandle } from 'node:fs/promises';
-import { extname } from 'node:path';
-import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { lstat, stat, type FileHandle } from 'node:fs/promises';
+import { extname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { request } from 'undici';
-import { ZipFile } from 'yazl';
 import { SidecarError } from './errors.js';
-import { digest, openOutput } from './output-files.js';
+import { digest, openOutput, type Opened } from './output-files.js';
 import type { OutputFile, SkippedFile } from './protocol.js';
+import { isRetryable, UploadAttempt } from './upload.js';
+import type { EntryOptions } from './zip-writer.js';
 
 /** Retries of a failed upload (NVCF's worker tries three more times), starting at 100 ms. */
 const UPLOAD_RETRIES = 3;
 const FIRST_RETRY_DELAY_MS = 100;
+/** Files opened, checked and read at once: hides the file system's latency when there are thousands. */
+const FILES_AT_ONCE = 8;
+/** Files up to this size are read whole and added from memory; larger ones are streamed. */
+const READ_WHOLE_BYTES = 64 * 1024;
 const TINY_FILE_BYTES = 4 * 1024;
 /** Already-compressed formats gain nothing from deflate and would only cost CPU. */
 const STORED_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.gif', '.webp', '.avif', '.mp4', '.webm', '.mov', '.mkv', '.mp3', '.ogg', '.opus', '.flac', '.aac', '.m4a', '.zip', '.gz', '.tgz', '.bz2', '.xz', '.zst', '.7z', '.npz', '.safetensors']);
 
-const SKIPPED = Symbol('skipped');
-
 export type BodySource = { bytes: Uint8Array } | { file: string };
 
-/** For output files, the size and mtime when shipped: a file that changes later is shipped again. */
-type Entry = { name: string; source: ({ path: string } & Stamp) | BodySource };
-type Stamp = { size: number; mtimeMs: number };
+/** What was shipped of one output file; its size and mtime say whether it changed since. */
+type Shipped = { size: number; mtimeMs: number; sha256: string };
 
 export interface Manifest {
   files: OutputFile[];
   skipped: SkippedFile[];
 }
 
+export interface LargeResultOptions {
+  requestId: string;
+  uploadUrl: string;
+  /** The request's output directory; output names are paths relative to it. */
+  dir: string;
+  /** Its real path: every file shipped must really lie under it. */
+  realRoot: string;
+  onShipped: (file: OutputFile) => void;
+  signal: AbortSignal;
+}
+
 /**
  * One large result: a zip of `<requestId>.response` (the container's body) and the finished
  * output files, streamed to the request's upload URL. Files are added as soon as they are final,
- * so the upload runs while the container still works. Every entry can be read again from disk or
- * memory, so a failed upload is retried from the start; memory stays flat whatever the sizes.
+ * so the upload runs while the container still works, and a few are opened and read at once, so
+ * 100,000 tiny files do not wait on each other. Every entry can be read again from disk or
+ * memory, so a failed upload is rebuilt from the start; memory stays flat whatever the sizes.
  */
 export class LargeResult {
-  private readonly entries: Entry[] = [];
-  private readonly manifest: Manifest = { files: [], skipped: [] };
-  private readonly names = new Set<string>();
-  private attempt: Attempt | undefined;
-  private queue: Promise<void> = Promise.resolve();
-  private failure: Error | undefined;
+  /** Every output name seen, in order: what was shipped of it, or why not ('pending' while it ships). */
+  private readonly files = new Map<string, Shipped | 'pending' | 'skipped'>();
+  private readonly skipped: SkippedFile[] = [];
+  /** Names waiting to be shipped, taken from `next` on by up to FILES_AT_ONCE runners. */
+  private readonly waiting: string[] = [];
+  private next = 0;
+  private runners = 0;
+  private whenIdle: (() => void) | undefined;
+  private attempt: UploadAttempt | undefined;
   private abandoned = false;
 
-  constructor(
-    private readonly requestId: string,
-    private readonly uploadUrl: string,
-    private readonly realRoot: string,
-    private readonly onShipped: (file: OutputFile) => void,
-    private readonly signal: AbortSignal,
-  ) {}
+  constructor(private readonly options: LargeResultOptions) {}
 
-  get started(): boolean {
-    return this.attempt !== undefined;
+  /** Ships a finished output file; a name seen before is ignored (a changed file is caught at the end). */
+  addOutput(name: string): void {
+    if (this.files.has(name)) return;
+    this.files.set(name, 'pending');
+    this.attempt ??= this.startAttempt();
+    this.waiting.push(name);
+    if (this.runners < FILES_AT_ONCE) void this.run();
   }
 
-  /** Ships a finished output file (in order of arrival); a name already shipped is ignored. */
-  addOutput(name: string, path: string): void {
-    if (this.names.has(name)) return;
-    this.names.add(name);
-    this.attempt ??= this.startAttempt();
-    this.queue = this.queue
-      .then(() => this.ship(name, path))
-      .catch((err: Error) => {
-        // The zip being written may hold half an entry now: skip the file and start over at the end.
-        this.manifest.skipped.push({ name, reason: `unreadable: ${err.message}` });
-        this.failure ??= err;
-        this.attempt?.abort();
-      });
+  /** Ships waiting files one after another; a few of these run at once. */
+  private async run(): Promise<void> {
+    this.runners++;
+    while (this.next < this.waiting.length) {
+      const name = this.waiting[this.next++]!;
+      if (this.next === this.waiting.length) this.waiting.length = this.next = 0;
+      await this.shipFirst(name, this.attempt!).catch((err: Error) => this.reject(name, `unreadable: ${err.message}`));
+    }
+    if (--this.runners === 0) this.whenIdle?.();
+  }
+
+  /** Whether this output name was seen already (shipped, being shipped, or skipped). */
+  has(name: string): boolean {
+    return this.files.has(name);
   }
 
   skip(file: SkippedFile): void {
-    if (this.names.has(file.name)) return;
-    this.names.add(file.name);
-    this.manifest.skipped.push(file);
+    if (this.files.has(file.name)) return;
+    this.files.set(file.name, 'skipped');
+    this.skipped.push(file);
   }
 
   /** Adds the response body, closes the zip and waits for the upload to be accepted. */
   async finish(body: BodySource): Promise<Manifest> {
-    this.attempt ??= this.startAttempt();
-    await this.queue;
-    await this.reshipChanged();
-    const response: Entry = { name: `${this.requestId}.response`, source: body };
-    this.entries.push(response);
-    let current = this.attempt;
-    if (!this.failure) {
-      addEntry(current.zip, response, true, this.realRoot);
-      current.zip.end();
-    }
+    let attempt = (this.attempt ??= this.startAttempt());
+    if (this.runners > 0) await new Promise<void>((resolve) => (this.whenIdle = resolve));
+    await this.reshipChanged(attempt);
     for (let retry = 0; ; retry++) {
       try {
-        if (this.failure) throw this.failure;
-        await current.done;
-        return this.manifest;
+        await this.addBody(attempt, body);
+        await attempt.zip.end();
+        await attempt.done;
+        return this.manifest();
       } catch (err) {
-        this.failure = undefined;
-        if (this.signal.aborted) throw this.signal.reason;
-        if (!isRetryable(err) || retry >= UPLOAD_RETRIES) {
-          throw new SidecarError('LARGE_RESULT_FAILED', `uploading the large result failed: ${(err as Error).message}`, { cause: err });
+        if (this.options.signal.aborted) throw this.options.signal.reason;
+        const cause = attempt.cause(err);
+        if (!isRetryable(cause) || retry >= UPLOAD_RETRIES) {
+          throw new SidecarError('LARGE_RESULT_FAILED', `uploading the large result failed: ${(cause as Error).message}`, { cause });
         }
         await sleep(FIRST_RETRY_DELAY_MS * 2 ** retry);
-        current = this.startAttempt();
-        for (const entry of this.entries) addEntry(current.zip, entry, entry === response, this.realRoot);
-        current.zip.end();
+        attempt = this.attempt = this.startAttempt();
+        await this.rebuild(attempt).catch(() => undefined); // A broken rebuild breaks the attempt: the loop retries.
       }
+    }
+  }
+
+  /** Stops the upload; the storage side never sees a complete object. */
+  abandon(): void {
+    this.abandoned = true;
+    this.attempt?.abort(new Error('the large result was abandoned'));
+  }
+
+  private manifest(): Manifest {
+    const files: OutputFile[] = [];
+    for (const [name, shipped] of this.files) if (typeof shipped === 'object') files.push({ name, size: shipped.size, sha256: shipped.sha256 });
+    return { files, skipped: this.skipped };
+  }
+
+  private async shipFirst(name: string, attempt: UploadAttempt): Promise<void> {
+    if (this.abandoned) return;
+    const shipped = await this.withOutput(name, (opened) => this.addFile(attempt, name, opened).catch((err: Error) => this.reject(name, `unreadable: ${err.message}`)));
+    if (shipped === undefined) return;
+    this.files.set(name, shipped);
+    this.options.onShipped({ name, size: shipped.size, sha256: shipped.sha256 });
+  }
+
+  /**
+   * Adds one open file to the zip, reading only the bytes it had when opened, and hashes it on
+   * the way. If the zip breaks meanwhile (the upload failed), the file is still recorded: the
+   * next attempt ships it from disk. Throws only when the file itself cannot be read; if that
+   * happens mid-entry, the zip holds half an entry and the upload starts over at the end.
+   */
+  private async addFile(attempt: UploadAttempt, name: string, { handle, size, mtimeMs }: Extract<Opened, { handle: FileHandle }>): Promise<Shipped> {
+    if (size <= READ_WHOLE_BYTES) {
+      const bytes = await readWhole(handle, size);
+      const shipped = { size: bytes.length, mtimeMs, sha256: createHash('sha256').update(bytes).digest('hex') };
+      if (!attempt.broken) await attempt.zip.addBuffer(name, bytes, entryOptions(name, bytes.length, mtimeMs)).catch(() => undefined);
+      return shipped;
+    }
+    if (attempt.broken) return { mtimeMs, ...(await digest(handle, size)) };
+    const hash = createHash('sha256');
+    let readFailure: Error | undefined;
+    const input = handle.createReadStream({ start: 0, end: size - 1, autoClose: false });
+    input.on('error', (err) => (readFailure ??= err));
+    try {
+      const written = await attempt.zip.addStream(name, input, { expectedSize: size, observe: (chunk) => hash.update(chunk), ...entryOptions(name, size, mtimeMs) });
+      return { size: written.size, mtimeMs, sha256: hash.digest('hex') };
+    } catch (err) {
+      if (readFailure) {
+        attempt.abort(readFailure);
+        throw readFailure;
+      }
+      if (!attempt.broken) throw err;
+      return { mtimeMs, ...(await digest(handle, size)) };
     }
   }
 
@@ -114,169 +173,97 @@ export class LargeResult {
    * Any shipped file whose size or mtime moved since is hashed again, and the zip is rebuilt from
    * disk, so the result always holds the files as they were when the response arrived.
    */
-  private async reshipChanged(): Promise<void> {
+  private async reshipChanged(attempt: UploadAttempt): Promise<void> {
     let changed = 0;
-    for (const entry of [...this.entries]) {
-      const source = entry.source;
-      if (!('path' in source)) continue;
-      const now = await lstat(source.path).catch(() => undefined);
-      if (now && now.size === source.size && now.mtimeMs === source.mtimeMs) continue;
+    await this.eachShipped(async (name, before) => {
+      const now = await lstat(join(this.options.dir, name)).catch(() => undefined);
+      if (now && now.size === before.size && now.mtimeMs === before.mtimeMs) return;
       changed++;
-      const file = await this.withOutput(entry.name, source.path, async (handle) => {
-        const { size, mtimeMs } = await handle.stat();
-        Object.assign(source, { size, mtimeMs });
-        return { name: entry.name, ...(await digest(handle)) };
-      });
-      const index = this.manifest.files.findIndex((f) => f.name === entry.name);
-      if (file === SKIPPED) {
-        this.manifest.files.splice(index, 1);
-        this.entries.splice(this.entries.indexOf(entry), 1);
-      } else this.manifest.files[index] = file;
-    }
-    if (changed > 0) {
-      this.failure ??= new Error(`${changed} output file(s) changed after they were shipped`);
-      this.attempt?.abort();
-    }
+      const shipped = await this.withOutput(name, ({ handle, mtimeMs }) =>
+        digest(handle).then(
+          (hashed) => ({ mtimeMs, ...hashed }),
+          (err: Error) => this.reject(name, `unreadable: ${err.message}`),
+        ),
+      );
+      if (shipped) this.files.set(name, shipped);
+    });
+    if (changed > 0) attempt.abort(new Error(`${changed} output file(s) changed after they were shipped`));
   }
 
-  /** Stops the upload; the storage side never sees a complete object. */
-  abandon(): void {
-    this.abandoned = true;
-    this.attempt?.abort();
+  /** Adds every shipped file to a new attempt's zip, as each was recorded. */
+  private async rebuild(attempt: UploadAttempt): Promise<void> {
+    await this.eachShipped(async (name, recorded) => {
+      const opened = await openOutput(this.options.realRoot, join(this.options.dir, name));
+      if ('skipped' in opened) throw new Error(`${name} changed since it was first shipped: ${opened.skipped}`);
+      try {
+        if (opened.size !== recorded.size) throw new Error(`${name} changed since it was first shipped: now ${opened.size} bytes`);
+        const again = await this.addFile(attempt, name, opened);
+        if (again.sha256 !== recorded.sha256) throw new Error(`${name} changed since it was first shipped`);
+      } finally {
+        await opened.handle.close().catch(() => undefined);
+      }
+    }).catch((err: Error) => attempt.abort(err));
   }
 
-  private async ship(name: string, path: string): Promise<void> {
-    if (this.abandoned) return;
-    let stamp: Stamp = { size: 0, mtimeMs: 0 };
-    const stamped = async (handle: FileHandle) => {
-      const { size, mtimeMs } = await handle.stat();
-      stamp = { size, mtimeMs };
-    };
-    let file = this.failure ? undefined : await this.withOutput(name, path, async (handle) => (await stamped(handle), this.streamInto(this.attempt!, name, handle, stamp.size)));
-    // The upload broke meanwhile: only record the file now; the retry at the end ships it.
-    file ??= await this.withOutput(name, path, async (handle) => (await stamped(handle), { name, ...(await digest(handle)) }));
-    if (file === SKIPPED) return;
-    this.entries.push({ name, source: { path, ...stamp } });
-    this.manifest.files.push(file);
-    this.onShipped(file);
+  private async addBody(attempt: UploadAttempt, body: BodySource): Promise<void> {
+    const name = `${this.options.requestId}.response`;
+    if ('bytes' in body) return attempt.zip.addBuffer(name, body.bytes, { compressionLevel: 1 });
+    const { size } = await stat(body.file);
+    await attempt.zip.addStream(name, createReadStream(body.file), { expectedSize: size, compressionLevel: 1 });
   }
 
-  /** Opens an output under the safety rules, or records why it is skipped (and gives SKIPPED). */
-  private async withOutput<T>(name: string, path: string, use: (handle: FileHandle) => Promise<T>): Promise<T | typeof SKIPPED> {
-    const opened = await openOutput(this.realRoot, path);
-    if ('skipped' in opened) {
-      this.manifest.skipped.push({ name, reason: opened.skipped });
-      return SKIPPED;
+  /** Runs `visit` for every shipped file, a few at once; the first failure stops it. */
+  private async eachShipped(visit: (name: string, shipped: Shipped) => Promise<void>): Promise<void> {
+    const running = new Set<Promise<void>>();
+    for (const [name, shipped] of [...this.files]) {
+      if (typeof shipped !== 'object') continue;
+      const work = visit(name, shipped);
+      running.add(work);
+      void work.finally(() => running.delete(work)).catch(() => undefined);
+      if (running.size >= FILES_AT_ONCE) await Promise.race(running);
     }
+    await Promise.all(running);
+  }
+
+  /** Opens an output under the safety rules and uses it, or records why it is skipped (and gives undefined). */
+  private async withOutput<T>(name: string, use: (opened: Extract<Opened, { handle: FileHandle }>) => Promise<T>): Promise<T | undefined> {
+    const opened = await openOutput(this.options.realRoot, join(this.options.dir, name));
+    if ('skipped' in opened) return this.reject(name, opened.skipped);
     try {
-      return await use(opened.handle);
+      return await use(opened);
     } finally {
       await opened.handle.close().catch(() => undefined);
     }
   }
 
-  /**
-   * Streams an open file into the zip, hashing it on the way, and resolves when it is all in;
-   * resolves with undefined if the upload fails meanwhile (the file is shipped on the retry).
-   */
-  private streamInto(attempt: Attempt, name: string, handle: FileHandle, size: number): Promise<OutputFile | undefined> {
-    return new Promise((resolve) => {
-      const hasher = new Hasher();
-      const input = handle.createReadStream({ start: 0, autoClose: false });
-      // Any break leaves half an entry in this zip: end the attempt; the retry rebuilds it whole.
-      input.on('error', () => {
-        resolve(undefined);
-        attempt.abort();
-      });
-      hasher.on('finish', () => resolve({ name, size: hasher.size, sha256: hasher.hex() }));
-      attempt.done.catch(() => {
-        resolve(undefined);
-        input.destroy();
-      });
-      attempt.zip.addReadStream(input.pipe(hasher), name, entryOptions(name, false, size));
-    });
+  private reject(name: string, reason: string): undefined {
+    this.files.set(name, 'skipped');
+    this.skipped.push({ name, reason });
+    return undefined;
   }
 
-  private startAttempt(): Attempt {
-    const attempt = new Attempt(this.uploadUrl, this.signal);
-    attempt.done.catch((err: Error) => (this.failure ??= err));
-    return attempt;
+  private startAttempt(): UploadAttempt {
+    return new UploadAttempt(this.options.uploadUrl, this.options.signal);
   }
 }
 
-class Attempt {
-  readonly zip = new ZipFile();
-  readonly done: Promise<void>;
-  private readonly controller = new AbortController();
-
-  constructor(url: string, signal: AbortSignal) {
-    const body = new PassThrough();
-    this.zip.outputStream.pipe(body);
-    this.zip.on('error', (err: Error) => body.destroy(err));
-    const stop = () => this.abort();
-    signal.addEventListener('abort', stop, { once: true });
-    this.done = request(url, {
-      method: 'PUT',
-      body,
-      headers: { 'content-type': 'application/zip' },
-      signal: this.controller.signal,
-    })
-      .then(async (answer) => {
-        await answer.body.dump();
-        if (answer.statusCode < 200 || answer.statusCode > 299) throw new UploadRejected(answer.statusCode);
-      })
-      .finally(() => signal.removeEventListener('abort', stop));
-    this.done.catch(() => undefined);
+/** The first `size` bytes of a file (fewer if it shrank), in as few reads as it takes. */
+async function readWhole(handle: FileHandle, size: number): Promise<Buffer> {
+  const buffer = Buffer.allocUnsafe(size);
+  let filled = 0;
+  while (filled < size) {
+    const { bytesRead } = await handle.read(buffer, filled, size - filled, filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
   }
-
-  abort(): void {
-    this.controller.abort();
-  }
-}
-
-class UploadRejected extends Error {
-  constructor(readonly status: number) {
-    super(`storage answered ${status}`);
-  }
-}
-
-function isRetryable(err: unknown): boolean {
-  if (err instanceof UploadRejected) return err.status >= 500;
-  return !(err instanceof SidecarError);
-}
-
-/** Adds an entry for a retry: output files are re-opened under the same rules as the first time. */
-function addEntry(zip: ZipFile, entry: Entry, isResponse: boolean, realRoot: string): void {
-  const { source } = entry;
-  const options = entryOptions(entry.name, isResponse, 'size' in source ? source.size : Infinity);
-  if ('bytes' in source) return zip.addBuffer(Buffer.from(source.bytes), entry.name, options);
-  if ('file' in source) return zip.addReadStreamLazy(entry.name, options, (cb) => cb(null, createReadStream(source.file) as Readable));
-  zip.addReadStreamLazy(entry.name, options, (cb) => {
-    openOutput(realRoot, source.path).then(
-      (opened) => ('skipped' in opened ? cb(new Error(`${entry.name} changed since it was first shipped: ${opened.skipped}`), undefined as never) : cb(null, opened.handle.createReadStream() as Readable)),
-      (err: Error) => cb(err, undefined as never),
-    );
-  });
+  return buffer.subarray(0, filled);
 }
 
 /**
  * Fast deflate (level 1) for everything but formats that are compressed already and tiny files,
- * whose few bytes are not worth a compressor each (100,000 of them made a run take minutes).
+ * whose few bytes are not worth a compressor each.
  */
-function entryOptions(name: string, isResponse: boolean, size = Infinity): { compress: false } | { compressionLevel: number } {
-  if (isResponse) return { compressionLevel: 1 };
-  return size < TINY_FILE_BYTES || STORED_EXTENSIONS.has(extname(name).toLowerCase()) ? { compress: false } : { compressionLevel: 1 };
-}
-
-class Hasher extends Transform {
-  private readonly hash = createHash('sha256');
-  size = 0;
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.hash.update(chunk);
-    this.size += chunk.length;
-    done(null, chunk);
-  }
-  hex(): string {
-    return this.hash.digest('hex');
-  }
+function entryOptions(name: string, size: number, mtimeMs: number): EntryOptions {
+  const mtime = new Date(mtimeMs);
+  return size < TINY_FILE_BYTES || STORED_EXTENSIONS.has(extname(name).toLowerCase()) ? { mtime } : { mtime, compressionLevel: 1 };
 }

@@ -32,7 +32,7 @@ export function classify(name: string): OutputKind {
   return 'final';
 }
 
-export type Opened = { handle: FileHandle; size: number } | { skipped: string };
+export type Opened = { handle: FileHandle; size: number; mtimeMs: number } | { skipped: string };
 
 /** Opens a candidate output for reading, or says why it is not shipped. */
 export async function openOutput(realRoot: string, path: string): Promise<Opened> {
@@ -52,7 +52,7 @@ export async function openOutput(realRoot: string, path: string): Promise<Opened
     if (!stat.isFile()) throw new Error('not a regular file');
     const real = await whereIs(handle, path);
     if (!real.startsWith(realRoot + sep)) throw new Error('outside the output directory');
-    return { handle, size: stat.size };
+    return { handle, size: stat.size, mtimeMs: stat.mtimeMs };
   } catch (err) {
     await handle.close();
     return { skipped: (err as Error).message };
@@ -86,13 +86,16 @@ export async function readSmallOutput(realRoot: string, path: string, maxBytes: 
   }
 }
 
-/** Size and SHA-256 of an open file, read with positioned reads (no stream state on the handle). */
-export async function digest(handle: FileHandle): Promise<{ size: number; sha256: string }> {
+/**
+ * Size and SHA-256 of an open file (of its first `maxBytes` at most), read with positioned reads
+ * (no stream state on the handle).
+ */
+export async function digest(handle: FileHandle, maxBytes = Infinity): Promise<{ size: number; sha256: string }> {
   const hash = createHash('sha256');
   const buffer = Buffer.allocUnsafe(256 * 1024);
   let size = 0;
-  for (;;) {
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, size);
+  while (size < maxBytes) {
+    const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, maxBytes - size), size);
     if (bytesRead === 0) break;
     hash.update(buffer.subarray(0, bytesRead));
     size += bytesRead;

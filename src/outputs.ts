@@ -52,7 +52,10 @@ export class RequestOutputs {
     // Every shipped file's real path is checked against this: a request directory swapped for
     // a link by the container leads nowhere useful.
     this.realRoot = join(this.options.realBase, this.options.requestId);
-    this.watcher = new TreeWatcher((path) => this.seen(path));
+    this.watcher = new TreeWatcher(
+      (path) => this.seen(path),
+      (path) => this.large?.has(entryName(this.options.dir, path) ?? '') ?? false,
+    );
     this.watcher.watchDir(this.options.dir);
     return this;
   }
@@ -69,7 +72,7 @@ export class RequestOutputs {
     const kind = classify(name);
     if (kind === 'progress') this.progress.changed();
     // Shipped once per name; a file that keeps changing after that is shipped again at the end.
-    else if (kind === 'final' && this.options.uploadUrl) this.largeResult().addOutput(name, path);
+    else if (kind === 'final' && this.options.uploadUrl) this.largeResult().addOutput(name);
   }
 
   /**
@@ -85,7 +88,7 @@ export class RequestOutputs {
     if (scan.finals.length > 0 && !this.options.uploadUrl) {
       throw new SidecarError('LARGE_RESULT_FAILED', `the container left ${scan.finals.length} output file(s) but the request has no upload URL for a large result`);
     }
-    for (const { name, path } of scan.finals) this.largeResult().addOutput(name, path);
+    for (const { name } of scan.finals) this.largeResult().addOutput(name);
     for (const skipped of scan.skipped) {
       this.options.log.warn({ file: skipped.name, reason: skipped.reason }, 'output file not shipped');
       this.large?.skip(skipped);
@@ -113,7 +116,14 @@ export class RequestOutputs {
   }
 
   private largeResult(): LargeResult {
-    this.large ??= new LargeResult(this.options.requestId, this.options.uploadUrl!, this.realRoot, (file) => this.queueAnnouncement(file), this.options.signal);
+    this.large ??= new LargeResult({
+      requestId: this.options.requestId,
+      uploadUrl: this.options.uploadUrl!,
+      dir: this.options.dir,
+      realRoot: this.realRoot,
+      onShipped: (file) => this.queueAnnouncement(file),
+      signal: this.options.signal,
+    });
     return this.large;
   }
 

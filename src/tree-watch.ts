@@ -18,7 +18,14 @@ export class TreeWatcher {
   private inspecting = 0;
   private readonly backlog: string[] = [];
 
-  constructor(private readonly onFile: (path: string) => void) {}
+  /**
+   * `onFile` hears every path that is not a directory; `known` may say a path needs no second
+   * look (a file already handled), which spares a stat per event when files come by the thousand.
+   */
+  constructor(
+    private readonly onFile: (path: string) => void,
+    private readonly known: (path: string) => boolean = () => false,
+  ) {}
 
   /** Starts watching `dir` (synchronously: the watch is in place when this returns). */
   watchDir(dir: string): void {
@@ -26,7 +33,9 @@ export class TreeWatcher {
     let watcher: FSWatcher;
     try {
       watcher = watch(dir, { persistent: false }, (_event, name) => {
-        if (name) void this.inspect(join(dir, name.toString()));
+        if (!name) return;
+        const path = join(dir, name.toString());
+        if (!this.known(path)) void this.inspect(path);
       });
     } catch {
       return; // Gone already: nothing left to see in it.

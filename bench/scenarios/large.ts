@@ -62,7 +62,8 @@ async function one(rig: Rig, caller: NatsCaller, sink: UploadSink, name: string,
 
 /**
  * Scenario 3: large results. A 12 MiB body alone; one big output file (1 GiB; 256 MiB with
- * --quick) with the 12 MiB body; 1,000 small files. Each ends in a zip PUT to the sink and a 302.
+ * --quick) with the 12 MiB body; 1,000 small files; 100,000 tiny files (10,000 with --quick).
+ * Each ends in a zip PUT to the sink and a 302.
  */
 export async function largeOutputs(rig: Rig, sink: UploadSink, quick: boolean): Promise<LargeRow[]> {
   const caller = await NatsCaller.connect(rig.nats.url);
@@ -71,7 +72,9 @@ export async function largeOutputs(rig: Rig, sink: UploadSink, quick: boolean): 
     // that has not yet held a large body.
     const big = await one(rig, caller, sink, quick ? '256 MiB file + 12 MiB body' : '1 GiB file + 12 MiB body', quick ? 256 * MiB : 1024 * MiB, 0, 12 * MiB);
     const body = await one(rig, caller, sink, '12 MiB body', 0, 0, 12 * MiB);
-    return [body, big, await one(rig, caller, sink, '1,000 small files', 0, 1000, 1024)];
+    const small = await one(rig, caller, sink, '1,000 small files', 0, 1000, 1024);
+    const many = quick ? 10_000 : 100_000;
+    return [body, big, small, await one(rig, caller, sink, `${many.toLocaleString('en')} tiny files`, 0, many, 1024)];
   } finally {
     await caller.close();
   }

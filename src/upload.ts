@@ -1,0 +1,66 @@
+import { request } from 'undici';
+import { SidecarError } from './errors.js';
+import { ZipWriter } from './zip-writer.js';
+
+/**
+ * One try at uploading a large result: a zip written while it is PUT to the request's upload
+ * URL. Once anything goes wrong (the storage side, a file that broke mid-entry, the request
+ * ending) the try is broken for good; a new one rebuilds the archive from the start.
+ */
+export class UploadAttempt {
+  readonly zip = new ZipWriter();
+  readonly done: Promise<void>;
+  private failure: Error | undefined;
+  private readonly controller = new AbortController();
+
+  constructor(url: string, signal: AbortSignal) {
+    const stop = () => this.abort(new Error('the request ended'));
+    signal.addEventListener('abort', stop, { once: true });
+    this.done = request(url, {
+      method: 'PUT',
+      body: this.zip.output,
+      headers: { 'content-type': 'application/zip' },
+      signal: this.controller.signal,
+    })
+      .then(async (answer) => {
+        await answer.body.dump();
+        if (answer.statusCode < 200 || answer.statusCode > 299) throw new UploadRejected(answer.statusCode);
+      })
+      .catch((err: Error) => {
+        this.failure ??= err;
+        // Nothing reads the archive any more: entries still waiting to be written must fail, not wait.
+        this.zip.destroy(err);
+        throw err;
+      })
+      .finally(() => signal.removeEventListener('abort', stop));
+    this.done.catch(() => undefined);
+  }
+
+  /** Whether this try can no longer produce a whole archive. */
+  get broken(): boolean {
+    return this.failure !== undefined;
+  }
+
+  /** Why the try broke: the storage side's answer when there is one, else the first error seen. */
+  cause(fallback: unknown): unknown {
+    return this.failure ?? fallback;
+  }
+
+  abort(reason: Error): void {
+    this.failure ??= reason;
+    this.zip.destroy(reason);
+    this.controller.abort(reason);
+  }
+}
+
+export class UploadRejected extends Error {
+  constructor(readonly status: number) {
+    super(`storage answered ${status}`);
+  }
+}
+
+/** Storage errors (5xx) and broken connections are worth another try; a 4xx or a refusal of ours is not. */
+export function isRetryable(err: unknown): boolean {
+  if (err instanceof UploadRejected) return err.status >= 500;
+  return !(err instanceof SidecarError);
+}
