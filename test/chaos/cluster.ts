@@ -82,10 +82,11 @@ export class WorkerSlot {
     this.process = spawnSidecar(['worker'], this.env);
   }
 
-  /** Resident memory of the process now, in bytes (Linux). */
-  async rss(): Promise<number> {
+  /** Resident memory of the process now and at its highest since it started, in bytes (Linux). */
+  async memory(): Promise<{ rss: number; peak: number }> {
     const status = await readFile(`/proc/${this.pid}/status`, 'utf8');
-    return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+    const kB = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
+    return { rss: kB('VmRSS'), peak: kB('VmHWM') };
   }
 }
 

@@ -169,7 +169,7 @@ const progressContents = (rng: Random, otherId: string): string =>
 
 const outputNames = ['..x', '...', 'a\\b', 'line\nbreak', 'tab\tx', '\u0001ctl', 'é漢字.txt', 'x'.repeat(255), ' lead', '-dash', '.hidden', 'left.partial', `${'d/'.repeat(40)}deep.txt`, 'sub/../up.txt', 'progress.json', 'a:b', '\u007f'];
 
-function containerAct(rng: Random): ContainerAct {
+export function containerAct(rng: Random): ContainerAct {
   const roll = rng.int(0, 11);
   if (roll <= 3) return { act: 'progress', content: progressContents(rng, rng.uuid()) };
   if (roll <= 5) return { act: 'outputs', names: Array.from({ length: rng.int(1, 4) }, () => rng.pick(outputNames)) };

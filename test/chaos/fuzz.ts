@@ -6,8 +6,10 @@ import { subjects, streams } from '../../src/protocol.js';
 import { workerEnv } from '../support/env.js';
 import { TestStorage } from '../support/storage.js';
 import { readZip } from '../support/zip.js';
-import { WorkerSlot } from './cluster.js';
+import { waitForStatus } from '../support/gateway.js';
+import { GatewayProcess, WorkerSlot } from './cluster.js';
 import { generateCase, manyFilesCase, type FrameCase } from './fuzz-cases.js';
+import { runGatewayFuzz, type GatewayFuzzReport } from './fuzz-gateway.js';
 import { Canaries, startFuzzContainer } from './fuzz-container.js';
 import { Random } from './random.js';
 
@@ -22,6 +24,8 @@ export interface FuzzOptions {
   cases: number;
   /** Tiny output files written by the one many-files case. */
   manyFiles: number;
+  /** Hostile calls to the gateway's HTTP API, after the frame cases. */
+  gatewayCases: number;
   batch?: number;
 }
 
@@ -37,10 +41,13 @@ export interface FuzzReport {
   wrongAnswers: string[];
   spoofed: number;
   escapes: string[];
+  /** Worker memory after the first batch and after the last (RSS), and its peak (high-water mark) over them. */
   rssStartBytes: number;
   rssEndBytes: number;
   rssMaxBytes: number;
-  manyFiles: { count: number; status?: number; fileCount?: number };
+  /** The many-files case, run last and alone: its answer, the worker's peak memory by its end, and its memory after. */
+  manyFiles: { count: number; status?: number; fileCount?: number; rssPeakBytes?: number; rssAfterBytes?: number };
+  gateway?: GatewayFuzzReport;
   elapsedMs: number;
 }
 
@@ -81,10 +88,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
         return worker.running();
       }
     };
-    for (let done = 0; done < options.cases; ) {
-      const cases: FrameCase[] = [];
-      for (let i = 0; i < batch && done < options.cases; i++, done++) cases.push(generateCase(done, rng, target));
-      if (done === options.cases && options.manyFiles > 0) cases.push(manyFilesCase(done, rng, target, options.manyFiles));
+    const runBatch = async (cases: FrameCase[], waitMs: number) => {
       for (const c of cases) {
         report.cases++;
         try {
@@ -96,15 +100,28 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       }
       const waitFor = cases.filter((c) => c.expect !== 'none' && c.replyTo);
       report.addressable += waitFor.length;
-      await untilAnswered(finals.byReplyTo, waitFor, options.manyFiles > 0 && done === options.cases ? 300_000 : Number(process.env.FUZZ_BATCH_WAIT_MS ?? 60_000), () => !worker.alive());
+      await untilAnswered(finals.byReplyTo, waitFor, waitMs, () => !worker.alive());
       judge(waitFor, finals.byReplyTo, report);
       await checkAlive();
-      const rss = worker.alive() ? await worker.rss() : 0;
-      if (report.rssStartBytes === 0) report.rssStartBytes = rss;
-      report.rssMaxBytes = Math.max(report.rssMaxBytes, rss);
-      report.rssEndBytes = rss;
+      const memory = worker.alive() ? await worker.memory() : { rss: 0, peak: 0 };
+      if (report.rssStartBytes === 0) report.rssStartBytes = memory.rss;
+      report.rssMaxBytes = Math.max(report.rssMaxBytes, memory.peak);
+      report.rssEndBytes = memory.rss;
+    };
+    for (let done = 0; done < options.cases; ) {
+      const cases: FrameCase[] = [];
+      for (let i = 0; i < batch && done < options.cases; i++, done++) cases.push(generateCase(done, rng, target));
+      await runBatch(cases, Number(process.env.FUZZ_BATCH_WAIT_MS ?? 60_000));
     }
-    const many = [...finals.byReplyTo.values()].find((f) => f.fileCount !== undefined && f.fileCount >= options.manyFiles);
+    if (options.gatewayCases > 0) report.gateway = await fuzzThroughGateway(nats.url, target, canaries.marker, rng, options.gatewayCases);
+    // Alone, so the memory it takes is told apart from the run's.
+    if (options.manyFiles > 0) {
+      const regular = { rssEndBytes: report.rssEndBytes, rssMaxBytes: report.rssMaxBytes };
+      await runBatch([manyFilesCase(options.cases, rng, target, options.manyFiles)], 300_000);
+      Object.assign(report.manyFiles, { rssPeakBytes: report.rssMaxBytes, rssAfterBytes: report.rssEndBytes });
+      Object.assign(report, regular);
+    }
+    const many = options.manyFiles > 0 ? [...finals.byReplyTo.values()].find((f) => f.fileCount !== undefined && f.fileCount >= options.manyFiles) : undefined;
     if (many) Object.assign(report.manyFiles, { status: many.status, fileCount: many.fileCount });
     report.spoofed = findings.spoofed.length + findings.wrongRequestId;
     report.escapes.push(...(await canaries.changes()));
@@ -204,4 +221,24 @@ async function zipsWithCanary(dir: string, marker: string): Promise<string[]> {
     for (const [entry, bytes] of entries) if (bytes.includes(marker)) found.push(`zip ${name} entry ${JSON.stringify(entry)} carries the canary`);
   }
   return found;
+}
+
+/** The gateway in front of the fuzzed worker, with one uploaded and one empty asset to refer to. */
+async function fuzzThroughGateway(natsUrl: string, target: { functionId: string; versionId: string }, marker: string, rng: Random, cases: number): Promise<GatewayFuzzReport> {
+  const gateway = await GatewayProcess.start(natsUrl);
+  try {
+    await waitForStatus(gateway.url, target.functionId, target.versionId, 'ACTIVE', 30_000);
+    const createAsset = async () => {
+      const res = await fetch(`${gateway.url}/v2/nvcf/assets`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ contentType: 'text/plain' }) });
+      return (await res.json()) as { assetId: string; uploadUrl: string };
+    };
+    const uploaded = await createAsset();
+    const put = await fetch(uploaded.uploadUrl, { method: 'PUT', headers: { 'content-type': 'text/plain' }, body: 'asset bytes' });
+    if (!put.ok) throw new Error(`the fuzz asset could not be uploaded: ${put.status}`);
+    const empty = await createAsset();
+    const alive = () => gateway.process.child.exitCode === null && gateway.process.child.signalCode === null;
+    return await runGatewayFuzz({ url: gateway.url, ...target, uploadedAsset: uploaded.assetId, emptyAsset: empty.assetId, marker }, rng, cases, 16, alive);
+  } finally {
+    await gateway.stop();
+  }
 }

@@ -22,9 +22,25 @@ export function drainTable(row: DrainRow | undefined): string {
 export function fuzzTable(f: FuzzReport | undefined): string {
   if (!f) return '';
   return [
-    '| seed | cases | refused by NATS (over max_payload) | addressable | answered | unanswered | wrong answers | crashes | escapes | spoofed headers | 100k-files case | worker RSS start → end (max) |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
-    `| ${f.seed} | ${f.cases} | ${f.refusedByNats} | ${f.addressable} | ${f.answered} | ${f.unanswered.length} | ${f.wrongAnswers.length} | ${f.crashes} | ${f.escapes.length} | ${f.spoofed} | ${f.manyFiles.count} files → ${f.manyFiles.status ?? 'no final'}${f.manyFiles.fileCount !== undefined ? `, ${f.manyFiles.fileCount} shipped` : ''} | ${mb(f.rssStartBytes)} → ${mb(f.rssEndBytes)} (${mb(f.rssMaxBytes)}) |`,
+    '| seed | cases | refused by NATS (over max_payload) | addressable | answered | unanswered | wrong answers | crashes | escapes | spoofed headers | worker RSS: first → last batch (peak) | many-files case, run last | worker RSS peak with it → after |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    `| ${f.seed} | ${f.cases} | ${f.refusedByNats} | ${f.addressable} | ${f.answered} | ${f.unanswered.length} | ${f.wrongAnswers.length} | ${f.crashes} | ${f.escapes.length} | ${f.spoofed} | ${mb(f.rssStartBytes)} → ${mb(f.rssEndBytes)} (${mb(f.rssMaxBytes)}) | ${manyFilesCell(f)} |`,
+  ].join('\n');
+}
+
+function manyFilesCell(f: FuzzReport): string {
+  const m = f.manyFiles;
+  if (m.count === 0) return 'not run | –';
+  return `${m.count} files → ${m.status ?? 'no final'}${m.fileCount !== undefined ? `, ${m.fileCount} shipped` : ''} | ${mb(m.rssPeakBytes ?? 0)} → ${mb(m.rssAfterBytes ?? 0)}`;
+}
+
+export function gatewayFuzzTable(f: FuzzReport | undefined): string {
+  const g = f?.gateway;
+  if (!g) return '';
+  return [
+    '| calls | answered (polled to a final) | refused with a 4xx problem | wrong answers | gateway 500s | hung | canary leaks | gateway alive after |',
+    '|---|---|---|---|---|---|---|---|',
+    `| ${g.cases} | ${g.answered} | ${g.refused} | ${g.wrong.length} | ${g.gatewayErrors.length} | ${g.hung.length} | ${g.leaks.length} | ${g.gatewayAlive ? 'yes' : 'NO'} |`,
   ].join('\n');
 }
 
@@ -35,7 +51,10 @@ export function details(rows: ScenarioRow[], fuzz: FuzzReport | undefined): stri
     for (const f of r.failures) out.push(`  - ${f}`);
   }
   if (fuzz) {
-    for (const [name, list] of [['crash', fuzz.crashDetails], ['unanswered', fuzz.unanswered], ['wrong answer', fuzz.wrongAnswers], ['escape', fuzz.escapes]] as const) {
+    const g = fuzz.gateway;
+    const lists = [['crash', fuzz.crashDetails], ['unanswered', fuzz.unanswered], ['wrong answer', fuzz.wrongAnswers], ['escape', fuzz.escapes]] as [string, string[]][];
+    if (g) lists.push(['gateway wrong answer', g.wrong], ['gateway 500', g.gatewayErrors], ['gateway hung', g.hung], ['gateway leak', g.leaks]);
+    for (const [name, list] of lists) {
       for (const item of list.slice(0, 10)) out.push(`- fuzz ${name}: ${item}`);
     }
   }
@@ -85,7 +104,25 @@ many tiny files. An addressable case (request id and reply subject readable) mus
 final, and an error final must be a problem with a detail. Canary files outside the request
 directories (one a valid progress file) must keep their content and mtime and never appear in a
 response or a zip; request directories must be gone afterwards; the container checks every request
-for a spoofed worker-owned header.
+for a spoofed worker-owned header. Worker memory is read from \`/proc\`: RSS after the first and
+after the last batch of cases (flat memory means these stay close), the high-water mark over
+them, and, for the many-files case, which runs last and alone, the high-water mark it reached.
+
+### Through the gateway
+
+${gatewayFuzzTable(fuzz)}
+
+Calls to the gateway's HTTP API, as any client could make them, against the same worker and
+container: well-formed calls that also send worker-owned \`NVCF-*\` headers (in any case) and
+Latin-1 values, with the container doing the hostile things above; bodies over NATS's frame
+limit (fetched by the worker from the gateway's storage) and over the gateway's request limit;
+unknown and malformed function and version ids (\`..%2F\`, \`%zz\`, NUL, 5,000 characters); bad
+\`NVCF-POLL-SECONDS\`; asset references that are malformed, unknown, never uploaded or too many;
+status polls for ids that are not the caller's; wrong methods and paths with dot segments;
+storage URLs with forged or missing signatures; malformed asset requests. A call that must be
+refused must get a 4xx problem with a detail; any other call is polled to its final, which must
+be its own echo, a 302 whose archive downloads, or a problem with a detail, never the gateway's
+own 500. No answer or archive may carry the canary, and the gateway must be alive at the end.
 
 ## Details of the last run
 

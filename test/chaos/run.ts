@@ -2,11 +2,11 @@ import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runFuzz, type FuzzReport } from './fuzz.js';
-import { reliabilityDoc, details, drainTable, fuzzTable, scenarioTable } from './report.js';
+import { reliabilityDoc, details, drainTable, fuzzTable, gatewayFuzzTable, scenarioTable } from './report.js';
 import { containerCrash, drain, gatewayAway, natsRestart, workerCrash, type DrainRow, type ScenarioRow, type ScenarioSize } from './scenarios.js';
 
 /**
- * `npm run chaos [-- --n 1000 --fuzz 10000 --seed 42 --only crash,fuzz]`: every scenario at full
+ * `npm run chaos [-- --n 1000 --fuzz 10000 --gateway-fuzz 1000 --many-files 100000 --seed 42 --only crash,fuzz]`: every scenario at full
  * size, a table on stdout, and docs/reliability.md rewritten with the figures (full runs only).
  */
 const { values } = parseArgs({
@@ -15,6 +15,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '32' },
     fuzz: { type: 'string', default: '10000' },
     'many-files': { type: 'string', default: '100000' },
+    'gateway-fuzz': { type: 'string', default: '1000' },
     seed: { type: 'string' },
     'away-seconds': { type: 'string', default: '30' },
     only: { type: 'string' },
@@ -44,17 +45,18 @@ for (const [name, run] of scenarios) {
   process.stdout.write(`${scenarioTable(rows.slice(-1))}\n`);
 }
 if (wanted('fuzz')) {
-  process.stdout.write(`running fuzz: ${values.fuzz} cases, seed ${seed} (replay with --only fuzz --seed ${seed})…\n`);
-  fuzz = await runFuzz({ seed, cases: Number(values.fuzz), manyFiles: Number(values['many-files']) });
+  process.stdout.write(`running fuzz: ${values.fuzz} cases, ${values['gateway-fuzz']} through the gateway, seed ${seed} (replay with --only fuzz --seed ${seed})…\n`);
+  fuzz = await runFuzz({ seed, cases: Number(values.fuzz), manyFiles: Number(values['many-files']), gatewayCases: Number(values['gateway-fuzz']) });
 }
 
-process.stdout.write(`\n${scenarioTable(rows)}\n\n${drainTable(drainRow)}\n\n${fuzzTable(fuzz)}\n\n${details(rows, fuzz)}\n`);
+process.stdout.write(`\n${scenarioTable(rows)}\n\n${drainTable(drainRow)}\n\n${fuzzTable(fuzz)}\n\n${gatewayFuzzTable(fuzz)}\n\n${details(rows, fuzz)}\n`);
 const failed =
   rows.some((r) => r.lost > 0 || r.duplicated > 0) ||
   (drainRow?.drains.some((d) => d.exitCode !== 0) ?? false) ||
-  (fuzz !== undefined && (fuzz.crashes > 0 || fuzz.escapes.length > 0 || fuzz.unanswered.length > 0 || fuzz.wrongAnswers.length > 0 || fuzz.spoofed > 0));
+  (fuzz !== undefined && (fuzz.crashes > 0 || fuzz.escapes.length > 0 || fuzz.unanswered.length > 0 || fuzz.wrongAnswers.length > 0 || fuzz.spoofed > 0)) ||
+  (fuzz?.gateway !== undefined && (!fuzz.gateway.gatewayAlive || [fuzz.gateway.wrong, fuzz.gateway.gatewayErrors, fuzz.gateway.hung, fuzz.gateway.leaks].some((list) => list.length > 0)));
 if (!values['no-doc'] && !only) {
-  const doc = reliabilityDoc(rows, drainRow, fuzz, { when: new Date().toISOString().slice(0, 10), command: 'npm run chaos', size: `N = ${size.n} at concurrency ${size.concurrency}, ${values.fuzz} fuzz cases, gateway away ${size.gatewayAwayMs / 1000} s` });
+  const doc = reliabilityDoc(rows, drainRow, fuzz, { when: new Date().toISOString().slice(0, 10), command: 'npm run chaos', size: `N = ${size.n} at concurrency ${size.concurrency}, ${values.fuzz} fuzz cases on the work queue and ${values['gateway-fuzz']} through the gateway, gateway away ${size.gatewayAwayMs / 1000} s` });
   await writeFile(fileURLToPath(new URL('../../docs/reliability.md', import.meta.url)), doc);
   process.stdout.write('wrote docs/reliability.md\n');
 }
