@@ -124,6 +124,39 @@ refused must get a 4xx problem with a detail; any other call is polled to its fi
 be its own echo, a 302 whose archive downloads, or a problem with a detail, never the gateway's
 own 500. No answer or archive may carry the canary, and the gateway must be alive at the end.
 
+## What the suite found, and what was done
+
+Every failure below was found by this suite, fixed, and given a regression test that fails
+without the fix.
+
+- **A deeply nested progress file crashed the worker** (a JSON parser's recursion, uncaught).
+- **Header values beyond Latin-1 wedged the container connection pool**: the HTTP client refuses
+  them, and each such request left a pooled connection stuck; after a handful the worker served
+  nothing. Such values are refused at the door with a 400, and a pool watchdog replaces a
+  stalled pool.
+- **A stopping gateway orphaned its callers**, and **status polls answered 500 during a NATS
+  outage**: both now answer 202 with \`NVCF-REQID\`, so the caller polls again.
+- **Requests were lost after NATS outages longer than 10 s**: the gateway counted the outage
+  against unpolled requests and cancelled them; an outage no longer counts.
+- **Cancelling one queued request lost others**: a subject-filtered purge on nats-server 2.9 moves
+  the shared consumer past earlier waiting messages; the gateway deletes the one message by
+  sequence instead.
+- **100,000 tiny output files took minutes and about 600 MiB**: the zip library slowed with the
+  square of the entry count and kept every entry's stream, and files were shipped one at a time.
+  The sidecar now has its own streaming zip writer (Zip64 included) and ships eight files at
+  once: the same case takes seconds, with the worker's memory up by tens of MiB
+  (docs/performance.md, "Large results of many files").
+
+What stays: during a NATS outage a few calls get a clear 500 (\`TIMEOUT\`) from the gateway (it
+cannot write the request record, or claim a result it has read); none is lost or answered twice.
+Answering those with a 202 instead would risk a 404 later, when nats.js flushes the buffered
+claim after reconnecting.
+
+**Memory over a longer run.** Seed 99, 30,000 cases on the work queue, no many-files case
+(2026-11-25): the worker's RSS was 171 MiB after the first batch and 193 MiB after the last,
+sampled every 10 s between 188 and 223 MiB with no upward trend; the high-water mark was
+251 MiB. The rise in the first batches is V8 sizing its heap, not a leak.
+
 ## Details of the last run
 
 ${details(rows, fuzz)}
