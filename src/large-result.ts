@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, stat, type FileHandle } from 'node:fs/promises';
 import { extname, join } from 'node:path';
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SidecarError } from './errors.js';
 import { digest, openOutput, type Opened } from './output-files.js';
@@ -16,6 +17,7 @@ const FIRST_RETRY_DELAY_MS = 100;
 const FILES_AT_ONCE = 8;
 /** Files up to this size are read whole and added from memory; larger ones are streamed. */
 const READ_WHOLE_BYTES = 64 * 1024;
+const STREAM_CHUNK_BYTES = 256 * 1024;
 const TINY_FILE_BYTES = 4 * 1024;
 /** Already-compressed formats gain nothing from deflate and would only cost CPU. */
 const STORED_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.gif', '.webp', '.avif', '.mp4', '.webm', '.mov', '.mkv', '.mp3', '.ogg', '.opus', '.flac', '.aac', '.m4a', '.zip', '.gz', '.tgz', '.bz2', '.xz', '.zst', '.7z', '.npz', '.safetensors']);
@@ -147,23 +149,20 @@ export class LargeResult {
     if (size <= READ_WHOLE_BYTES) {
       const bytes = await readWhole(handle, size);
       const shipped = { size: bytes.length, mtimeMs, sha256: createHash('sha256').update(bytes).digest('hex') };
-      if (!attempt.broken) await attempt.zip.addBuffer(name, bytes, entryOptions(name, bytes.length, mtimeMs)).catch(() => undefined);
+      // If the archive broke, the file is still fine: the next attempt ships it from disk.
+      if (!attempt.broken) await attempt.zip.addBuffer(name, bytes, entryOptions(name, bytes.length, mtimeMs)).catch((err: Error) => attempt.abort(err));
       return shipped;
     }
     if (attempt.broken) return { mtimeMs, ...(await digest(handle, size)) };
     const hash = createHash('sha256');
-    let readFailure: Error | undefined;
-    const input = handle.createReadStream({ start: 0, end: size - 1, autoClose: false });
-    input.on('error', (err) => (readFailure ??= err));
     try {
-      const written = await attempt.zip.addStream(name, input, { expectedSize: size, observe: (chunk) => hash.update(chunk), ...entryOptions(name, size, mtimeMs) });
+      const written = await attempt.zip.addStream(name, Readable.from(chunksOf(handle, size)), { expectedSize: size, observe: (chunk) => hash.update(chunk), ...entryOptions(name, size, mtimeMs) });
       return { size: written.size, mtimeMs, sha256: hash.digest('hex') };
     } catch (err) {
-      if (readFailure) {
-        attempt.abort(readFailure);
-        throw readFailure;
-      }
-      if (!attempt.broken) throw err;
+      // Half an entry is in this zip either way: the upload starts over at the end.
+      attempt.abort(err as Error);
+      if (err instanceof FileReadError) throw err.cause;
+      // The archive broke (the upload failed or ended early), not the file: record it for the next attempt.
       return { mtimeMs, ...(await digest(handle, size)) };
     }
   }
@@ -244,6 +243,25 @@ export class LargeResult {
 
   private startAttempt(): UploadAttempt {
     return new UploadAttempt(this.options.uploadUrl, this.options.signal);
+  }
+}
+
+/** A read of the file itself failed, as opposed to the archive it was being written into. */
+class FileReadError extends Error {}
+
+/** The first `size` bytes of an open file, in chunks, by positioned reads. */
+async function* chunksOf(handle: FileHandle, size: number): AsyncGenerator<Buffer> {
+  for (let position = 0; position < size; ) {
+    const chunk = Buffer.allocUnsafe(Math.min(STREAM_CHUNK_BYTES, size - position));
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await handle.read(chunk, 0, chunk.length, position));
+    } catch (err) {
+      throw new FileReadError((err as Error).message, { cause: err });
+    }
+    if (bytesRead === 0) return;
+    position += bytesRead;
+    yield chunk.subarray(0, bytesRead);
   }
 }
 

@@ -264,6 +264,50 @@ describe('assets, progress and output files', () => {
     expect(String(problemOf(refused.body).detail)).toBe('Internal error while uploading the large response: uploading the large result failed: storage answered 403');
   });
 
+  it('ships large and tiny files together, byte-exact with their SHA-256 in the manifest, from many files written at once', async () => {
+    const big = randomBytes(5 * 1024 * 1024);
+    const medium = Buffer.from('compressible text\n'.repeat(20_000));
+    container.route = async (req, res) => {
+      const dir = outDir(req);
+      await writeFile(join(dir, 'big.bin.partial'), big);
+      await rename(join(dir, 'big.bin.partial'), join(dir, 'big.bin'));
+      await writeFile(join(dir, 'medium.txt'), medium);
+      await mkdir(join(dir, 'many'));
+      await Promise.all(Array.from({ length: 500 }, (_, i) => writeFile(join(dir, 'many', `${i}.txt`), String(i))));
+      res.writeHead(200).end('{}');
+    };
+    const invocation = withLargeResult();
+    const result = await client.result(await client.invoke(invocation));
+    expect(result.status).toBe(302);
+    const zip = await readZip(storage.path(`${invocation.requestId}.zip`));
+    expect(zip.size).toBe(503);
+    expect(sha256(zip.get('big.bin')!)).toBe(sha256(big));
+    expect(sha256(zip.get('medium.txt')!)).toBe(sha256(medium));
+    expect(zip.get('many/499.txt')!.toString()).toBe('499');
+    const listed = Object.fromEntries(result.manifest!.files.map((f) => [f.name, f]));
+    expect(listed['big.bin']).toEqual({ name: 'big.bin', size: big.length, sha256: sha256(big) });
+    expect(result.manifest).toMatchObject({ fileCount: 502, skippedCount: 0 });
+  });
+
+  it('does not answer 302 when storage says yes before it has read the whole archive', async () => {
+    // A store that answers at once and drops the rest would hold a truncated zip.
+    const hasty = createServer((req, res) => void res.writeHead(200).end());
+    await new Promise<void>((resolve) => hasty.listen(0, '127.0.0.1', resolve));
+    const hastyUrl = `http://127.0.0.1:${(hasty.address() as AddressInfo).port}/upload`;
+    container.route = async (req, res) => {
+      await writeFile(join(outDir(req), 'big.bin'), randomBytes(20 * 1024 * 1024));
+      res.writeHead(200).end('{}');
+    };
+    try {
+      const result = await client.result(await client.invoke(withLargeResult({ largeResult: { uploadUrl: hastyUrl, downloadUrl: hastyUrl } })));
+      expect(result.status).toBe(500);
+      expect(String(problemOf(result.body).detail)).toContain('before it had the whole archive');
+    } finally {
+      hasty.closeAllConnections();
+      hasty.close();
+    }
+  });
+
   it('removes both request directories after success, a container error and a cancel', async () => {
     const assetId = randomUUID();
     await writeFile(storage.path(assetId), 'asset');
