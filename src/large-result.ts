@@ -58,15 +58,25 @@ export class LargeResult {
   private readonly waiting: string[] = [];
   private next = 0;
   private runners = 0;
+  /** Names added by the watcher that are put back if they are still empty when opened. */
+  private readonly early = new Set<string>();
   private whenIdle: (() => void) | undefined;
   private attempt: UploadAttempt | undefined;
   private abandoned = false;
 
   constructor(private readonly options: LargeResultOptions) {}
 
-  /** Ships a finished output file; a name seen before is ignored (a changed file is caught at the end). */
-  addOutput(name: string): void {
+  /**
+   * Ships a finished output file; a name seen before is ignored (a changed file is caught at the
+   * end). A file `seenEarly` (by the watcher, while the container works) that is still empty
+   * when its turn comes is most likely being written under its final name: it is put back, to
+   * be shipped on its next event or by the final sweep, rather than shipped empty now and force
+   * a rebuild of the whole zip at the end.
+   */
+  addOutput(name: string, seenEarly = false): void {
+    if (!seenEarly) this.early.delete(name);
     if (this.files.has(name)) return;
+    if (seenEarly) this.early.add(name);
     this.files.set(name, 'pending');
     this.attempt ??= this.startAttempt();
     this.waiting.push(name);
@@ -133,7 +143,12 @@ export class LargeResult {
 
   private async shipFirst(name: string, attempt: UploadAttempt): Promise<void> {
     if (this.abandoned) return;
-    const shipped = await this.withOutput(name, (opened) => this.addFile(attempt, name, opened).catch((err: Error) => this.reject(name, `unreadable: ${err.message}`)));
+    const putBack = Symbol('put back');
+    const shipped = await this.withOutput(name, async (opened) => {
+      if (this.early.delete(name) && opened.size === 0) return putBack;
+      return this.addFile(attempt, name, opened).catch((err: Error) => this.reject(name, `unreadable: ${err.message}`));
+    });
+    if (shipped === putBack) return void this.files.delete(name);
     if (shipped === undefined) return;
     this.files.set(name, shipped);
     this.options.onShipped({ name, size: shipped.size, sha256: shipped.sha256 });

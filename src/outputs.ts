@@ -72,7 +72,7 @@ export class RequestOutputs {
     const kind = classify(name);
     if (kind === 'progress') this.progress.changed();
     // Shipped once per name; a file that keeps changing after that is shipped again at the end.
-    else if (kind === 'final' && this.options.uploadUrl) this.largeResult().addOutput(name);
+    else if (kind === 'final' && this.options.uploadUrl) this.largeResult().addOutput(name, true);
   }
 
   /**

@@ -17,6 +17,8 @@ export class TreeWatcher {
   private closed = false;
   private inspecting = 0;
   private readonly backlog: string[] = [];
+  /** Paths waiting for or under a look. */
+  private readonly queued = new Set<string>();
 
   /**
    * `onFile` hears every path that is not a directory; `known` may say a path needs no second
@@ -33,9 +35,7 @@ export class TreeWatcher {
     let watcher: FSWatcher;
     try {
       watcher = watch(dir, { persistent: false }, (_event, name) => {
-        if (!name) return;
-        const path = join(dir, name.toString());
-        if (!this.known(path)) void this.inspect(path);
+        if (name) this.consider(join(dir, name.toString()));
       });
     } catch {
       return; // Gone already: nothing left to see in it.
@@ -50,8 +50,19 @@ export class TreeWatcher {
   close(): void {
     this.closed = true;
     this.backlog.length = 0;
+    this.queued.clear();
     for (const watcher of this.watchers.values()) watcher.close();
     this.watchers.clear();
+  }
+
+  /**
+   * A file being written raises several events at once: one look is enough. (What a look misses,
+   * such as a file swapped for a directory meanwhile, the final scan of the directory still finds.)
+   */
+  private consider(path: string): void {
+    if (this.queued.has(path) || this.known(path)) return;
+    this.queued.add(path);
+    void this.inspect(path);
   }
 
   /** Events can come by the hundred thousand: look at a bounded number of paths at a time. */
@@ -64,6 +75,7 @@ export class TreeWatcher {
     try {
       await this.look(path);
     } finally {
+      this.queued.delete(path);
       this.inspecting--;
       const next = this.backlog.shift();
       if (next !== undefined && !this.closed) void this.inspect(next);
@@ -76,6 +88,6 @@ export class TreeWatcher {
     if (!stats.isDirectory()) return this.onFile(path);
     this.watchDir(path);
     // Files made before the watch on their directory existed have raised no event of their own.
-    for (const name of await readdir(path).catch(() => [] as string[])) void this.inspect(join(path, name));
+    for (const name of await readdir(path).catch(() => [] as string[])) this.consider(join(path, name));
   }
 }

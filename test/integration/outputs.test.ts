@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, open, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -209,6 +209,25 @@ describe('assets, progress and output files', () => {
     expect(result.manifest!.files).toEqual([{ name: 'direct.bin', size: whole.length, sha256: sha256(whole) }]);
     const zip = await readZip(storage.path(`${invocation.requestId}.zip`));
     expect(zip.get('direct.bin')!.equals(whole)).toBe(true);
+  });
+
+  it('waits for a file created empty under its final name to be written, instead of shipping it empty and uploading twice', async () => {
+    const content = randomBytes(1024);
+    container.route = async (req, res) => {
+      const file = join(outDir(req), 'later.bin');
+      const handle = await open(file, 'w');
+      await sleep(300);
+      await handle.write(content);
+      await handle.close();
+      await sleep(300);
+      res.writeHead(200).end('{}');
+    };
+    const putsBefore = storage.puts;
+    const invocation = withLargeResult();
+    const result = await client.result(await client.invoke(invocation));
+    expect(result.status).toBe(302);
+    expect(result.manifest!.files).toEqual([{ name: 'later.bin', size: 1024, sha256: sha256(content) }]);
+    expect(storage.puts - putsBefore).toBe(1);
   });
 
   it('turns a 12 MiB body into a 302 whose zip holds the body byte-exact', async () => {
