@@ -5,7 +5,7 @@ import { extname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SidecarError } from './errors.js';
-import { digest, openOutput, type Opened } from './output-files.js';
+import { digest, openOutput, REMOVED_BEFORE_READ, type Opened } from './output-files.js';
 import type { OutputFile, SkippedFile } from './protocol.js';
 import { isRetryable, UploadAttempt } from './upload.js';
 import type { EntryOptions } from './zip-writer.js';
@@ -107,9 +107,16 @@ export class LargeResult {
 
   /** Adds the response body, closes the zip and waits for the upload to be accepted. */
   async finish(body: BodySource): Promise<Manifest> {
+    const { signal } = this.options;
     let attempt = (this.attempt ??= this.startAttempt());
     if (this.runners > 0) await new Promise<void>((resolve) => (this.whenIdle = resolve));
     await this.reshipChanged(attempt);
+    // Broken while the container ran (a file changed, a store hiccup): starting over is not a retry.
+    if (attempt.broken && !signal.aborted) {
+      const cause = attempt.cause(undefined);
+      if (!isRetryable(cause)) throw uploadFailed(cause);
+      attempt = await this.startOver();
+    }
     for (let retry = 0; ; retry++) {
       try {
         await this.addBody(attempt, body);
@@ -117,16 +124,21 @@ export class LargeResult {
         await attempt.done;
         return this.manifest();
       } catch (err) {
-        if (this.options.signal.aborted) throw this.options.signal.reason;
+        if (signal.aborted) throw signal.reason;
         const cause = attempt.cause(err);
-        if (!isRetryable(cause) || retry >= UPLOAD_RETRIES) {
-          throw new SidecarError('LARGE_RESULT_FAILED', `uploading the large result failed: ${(cause as Error).message}`, { cause });
-        }
-        await sleep(FIRST_RETRY_DELAY_MS * 2 ** retry);
-        attempt = this.attempt = this.startAttempt();
-        await this.rebuild(attempt).catch(() => undefined); // A broken rebuild breaks the attempt: the loop retries.
+        if (!isRetryable(cause) || retry >= UPLOAD_RETRIES) throw uploadFailed(cause);
+        await sleep(FIRST_RETRY_DELAY_MS * 2 ** retry, undefined, { signal }).catch(() => undefined);
+        if (signal.aborted) throw signal.reason;
+        attempt = await this.startOver();
       }
     }
+  }
+
+  /** A new attempt with every shipped file added again; a rebuild that breaks leaves it broken, for the caller to retry. */
+  private async startOver(): Promise<UploadAttempt> {
+    const attempt = (this.attempt = this.startAttempt());
+    await this.rebuild(attempt);
+    return attempt;
   }
 
   /** Stops the upload; the storage side never sees a complete object. */
@@ -143,12 +155,23 @@ export class LargeResult {
 
   private async shipFirst(name: string, attempt: UploadAttempt): Promise<void> {
     if (this.abandoned) return;
-    const putBack = Symbol('put back');
-    const shipped = await this.withOutput(name, async (opened) => {
-      if (this.early.delete(name) && opened.size === 0) return putBack;
-      return this.addFile(attempt, name, opened).catch((err: Error) => this.reject(name, `unreadable: ${err.message}`));
-    });
-    if (shipped === putBack) return void this.files.delete(name);
+    const seenEarly = this.early.delete(name);
+    const path = join(this.options.dir, name);
+    const opened = await openOutput(this.options.realRoot, path);
+    if ('skipped' in opened) {
+      // Gone since the watcher saw it (renamed, or replaced): the final sweep decides about the name.
+      if (seenEarly && opened.skipped === REMOVED_BEFORE_READ) this.files.delete(name);
+      else this.reject(name, opened.skipped);
+      return;
+    }
+    let shipped: Shipped | undefined;
+    try {
+      // Put back at once, before anything else can run: a sweep adding the name meanwhile must not find it pending.
+      if (seenEarly && opened.size === 0) return void this.files.delete(name);
+      shipped = await this.addFile(attempt, name, opened).catch((err: Error) => this.reject(name, `unreadable: ${err.message}`));
+    } finally {
+      await opened.handle.close().catch(() => undefined);
+    }
     if (shipped === undefined) return;
     this.files.set(name, shipped);
     this.options.onShipped({ name, size: shipped.size, sha256: shipped.sha256 });
@@ -171,12 +194,12 @@ export class LargeResult {
     if (attempt.broken) return { mtimeMs, ...(await digest(handle, size)) };
     const hash = createHash('sha256');
     try {
-      const written = await attempt.zip.addStream(name, Readable.from(chunksOf(handle, size)), { expectedSize: size, observe: (chunk) => hash.update(chunk), ...entryOptions(name, size, mtimeMs) });
+      const written = await attempt.zip.addStream(name, Readable.from(chunksOf(handle, size, name)), { expectedSize: size, observe: (chunk) => hash.update(chunk), ...entryOptions(name, size, mtimeMs) });
       return { size: written.size, mtimeMs, sha256: hash.digest('hex') };
     } catch (err) {
       // Half an entry is in this zip either way: the upload starts over at the end.
       attempt.abort(err as Error);
-      if (err instanceof FileReadError) throw err.cause;
+      if (err instanceof FileReadError && err.file === name) throw err.cause;
       // The archive broke (the upload failed or ended early), not the file: record it for the next attempt.
       return { mtimeMs, ...(await digest(handle, size)) };
     }
@@ -261,18 +284,29 @@ export class LargeResult {
   }
 }
 
-/** A read of the file itself failed, as opposed to the archive it was being written into. */
-class FileReadError extends Error {}
+function uploadFailed(cause: unknown): SidecarError {
+  return new SidecarError('LARGE_RESULT_FAILED', `uploading the large result failed: ${(cause as Error).message}`, { cause });
+}
+
+/** A read of one file failed, as opposed to the archive it was being written into. */
+class FileReadError extends Error {
+  constructor(
+    readonly file: string,
+    cause: unknown,
+  ) {
+    super((cause as Error).message, { cause });
+  }
+}
 
 /** The first `size` bytes of an open file, in chunks, by positioned reads. */
-async function* chunksOf(handle: FileHandle, size: number): AsyncGenerator<Buffer> {
+async function* chunksOf(handle: FileHandle, size: number, name: string): AsyncGenerator<Buffer> {
   for (let position = 0; position < size; ) {
     const chunk = Buffer.allocUnsafe(Math.min(STREAM_CHUNK_BYTES, size - position));
     let bytesRead: number;
     try {
       ({ bytesRead } = await handle.read(chunk, 0, chunk.length, position));
     } catch (err) {
-      throw new FileReadError((err as Error).message, { cause: err });
+      throw new FileReadError(name, err);
     }
     if (bytesRead === 0) return;
     position += bytesRead;

@@ -32,6 +32,9 @@ export function classify(name: string): OutputKind {
   return 'final';
 }
 
+/** Why a file that was listed could not be opened: it is gone (removed or renamed meanwhile). */
+export const REMOVED_BEFORE_READ = 'removed before it was read';
+
 export type Opened = { handle: FileHandle; size: number; mtimeMs: number } | { skipped: string };
 
 /** Opens a candidate output for reading, or says why it is not shipped. */
@@ -45,7 +48,7 @@ export async function openOutput(realRoot: string, path: string): Promise<Opened
     handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    return { skipped: code === 'ELOOP' ? 'symbolic link' : code === 'ENOENT' ? 'removed before it was read' : `unreadable (${code})` };
+    return { skipped: code === 'ELOOP' ? 'symbolic link' : code === 'ENOENT' ? REMOVED_BEFORE_READ : `unreadable (${code})` };
   }
   try {
     const stat = await handle.stat();

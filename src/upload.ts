@@ -16,6 +16,8 @@ export class UploadAttempt {
   constructor(url: string, signal: AbortSignal) {
     const stop = () => this.abort(new Error('the request ended'));
     signal.addEventListener('abort', stop, { once: true });
+    // A listener added to a signal that has already fired is never called.
+    if (signal.aborted) queueMicrotask(stop);
     this.done = request(url, {
       method: 'PUT',
       body: this.zip.output,

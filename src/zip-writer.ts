@@ -66,6 +66,12 @@ interface Written {
 
 export class ZipWriter {
   readonly output = new PassThrough({ highWaterMark: 256 * 1024 });
+
+  constructor() {
+    // Failures reach callers as rejected entries; an 'error' nobody listens to must not end the process.
+    this.output.on('error', () => undefined);
+  }
+
   private offset = 0;
   private entries = 0;
   private readonly directory = new DirectoryPages();
@@ -89,6 +95,11 @@ export class ZipWriter {
 
   /** Adds an entry read from a stream; resolves with its size once the last byte is handed on. */
   addStream(name: string, source: Readable, options: StreamEntryOptions): Promise<{ size: number }> {
+    // A source that never gets its turn must still be closed (it may hold a file open).
+    const destroySource = (err: unknown) => {
+      source.destroy();
+      throw err;
+    };
     return this.inTurn(async () => {
       const entry: Written = { name: encodeName(name), method: options.compressionLevel === undefined ? STORED : DEFLATED, flags: FLAG_UTF8 | FLAG_DATA_DESCRIPTOR, ...dosTime(options.mtime), crc: 0, compressedSize: 0, size: 0, offset: this.offset, zip64: options.expectedSize >= STREAMED_ZIP64_FROM };
       await this.write(localHeader(entry));
@@ -114,7 +125,7 @@ export class ZipWriter {
       await this.write(dataDescriptor(entry));
       this.directory.push(centralHeader(entry));
       return { size: entry.size };
-    });
+    }).catch(destroySource);
   }
 
   /** Writes the central directory and ends `output`; resolves when the last byte is handed on. */
@@ -134,10 +145,18 @@ export class ZipWriter {
     this.output.destroy(err);
   }
 
+  /**
+   * The error for an entry that finds the archive broken: its own, so that what broke another
+   * entry (a file that could not be read, say) is never mistaken for this entry's fault.
+   */
+  private brokenBy(): Error {
+    return new Error(`the archive is broken: ${this.failure?.message ?? 'its output is closed'}`, { cause: this.failure });
+  }
+
   /** Entries are written strictly one after the other; once one fails, the archive is broken. */
   private inTurn<T>(work: () => Promise<T>): Promise<T> {
     const run = this.turn.then(() => {
-      if (this.failure) throw this.failure;
+      if (this.failure) throw this.brokenBy();
       if (this.ended) throw new Error('the archive is already ended');
       return work();
     });
@@ -149,14 +168,14 @@ export class ZipWriter {
   }
 
   private async write(chunk: Buffer): Promise<void> {
-    if (this.output.destroyed) throw this.failure ?? new Error('the archive output is closed');
+    if (this.output.destroyed) throw this.brokenBy();
     this.offset += chunk.length;
     if (this.output.write(chunk)) return;
     await new Promise<void>((resolve, reject) => {
       const settle = () => {
         this.output.off('drain', settle);
         this.output.off('close', settle);
-        if (this.output.destroyed) reject(this.failure ?? new Error('the archive output is closed'));
+        if (this.output.destroyed) reject(this.brokenBy());
         else resolve();
       };
       this.output.on('drain', settle);
@@ -176,7 +195,7 @@ class DirectoryPages {
 
   push(record: Buffer): void {
     if (record.length > DIRECTORY_PAGE_BYTES - this.used) {
-      // The full page keeps only what it holds; the rest is never written out.
+      // Only the filled part of a full page is written out.
       if (this.pages.length > 0) this.pages[this.pages.length - 1] = this.pages.at(-1)!.subarray(0, this.used);
       this.pages.push(Buffer.allocUnsafeSlow(Math.max(DIRECTORY_PAGE_BYTES, record.length)));
       this.used = 0;

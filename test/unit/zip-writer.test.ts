@@ -95,6 +95,22 @@ describe('the zip writer', () => {
     expect(await outputError).toMatchObject({ message: 'disk went away' });
   });
 
+  it('fails an entry queued behind a broken one with an error of its own, never with the cause of the other', async () => {
+    const zip = new ZipWriter();
+    zip.output.resume();
+    const cause = new Error('disk went away');
+    const broken = new Readable({ read() { this.destroy(cause); } });
+    const first = zip.addStream('broken.bin', broken, { expectedSize: 10 });
+    const queued = new Readable({ read() {} });
+    const second = zip.addStream('queued.bin', queued, { expectedSize: 10 });
+    await expect(first).rejects.toBe(cause);
+    const error = await second.catch((err: Error) => err);
+    expect(error).not.toBe(cause);
+    expect(error).toMatchObject({ message: 'the archive is broken: disk went away', cause });
+    // The queued entry's source never got its turn, and is closed all the same.
+    expect(queued.destroyed).toBe(true);
+  });
+
   it('holds entries back while nobody reads the output, instead of buffering the whole archive', async () => {
     const zip = new ZipWriter();
     let accepted = 0;
