@@ -1,7 +1,7 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from 'nats';
-import { closeServer, listen } from '../admin.js';
+import { listen } from '../admin.js';
 import { ProtocolClient } from '../client.js';
 import type { Logger } from '../log.js';
 import { connectNats, ensureResults } from '../nats.js';
@@ -20,6 +20,8 @@ import { NatsBlobStore } from './storage.js';
 const SWEEP_INTERVAL_MS = 2_000;
 /** How long a stopping gateway waits for its waiting calls to be answered 202 before it cuts connections. */
 const SHUTDOWN_ANSWER_MS = 5_000;
+/** How long a stopping gateway still answers calls on open connections, each with `Connection: close`. */
+const SHUTDOWN_LINGER_MS = 500;
 
 /**
  * The NVCF-compatible invocation API over NATS. All state a client call depends on lives in
@@ -35,6 +37,8 @@ export class Gateway {
   private reconnectedAt = 0;
   private stopping: Promise<void> | undefined;
   private readonly shutdown = new AbortController();
+  /** Calls not yet answered in full: a stopping gateway answers them before it closes their connections. */
+  private readonly inFlight = new Set<ServerResponse>();
   port = 0;
 
   constructor(
@@ -83,7 +87,12 @@ export class Gateway {
       shutdown: this.shutdown.signal,
     };
     const ctx = this.ctx;
-    this.server = createServer((req, res) => void route(ctx, req, res));
+    this.server = createServer((req, res) => {
+      this.inFlight.add(res);
+      res.once('close', () => this.inFlight.delete(res));
+      if (this.stopping) res.setHeader('Connection', 'close');
+      void route(ctx, req, res);
+    });
     // Long polls and event streams outlive Node's default request timeout.
     this.server.requestTimeout = 0;
     this.port = await listen(this.server, config.port, config.host);
@@ -121,13 +130,20 @@ export class Gateway {
     this.stopping ??= (async () => {
       clearInterval(this.sweeper);
       this.ctx?.registry.stop();
-      this.ctx?.live.close();
       // A caller still inside its first pexec call has no request id yet: dropping its
-      // connection would orphan the request. Answer every waiting call 202 first.
+      // connection would orphan the request. So every call is answered (a waiting one 202 at
+      // once) on a connection that then closes; for a moment calls still arriving on kept-alive
+      // connections are answered too, so the close of an idle connection rarely crosses a
+      // request on its way. Only calls running past SHUTDOWN_ANSWER_MS (event streams) are cut.
+      for (const res of this.inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
       this.shutdown.abort();
-      const waiting = this.ctx?.waiting;
-      for (let waited = 0; waiting && waiting.size > 0 && waited < SHUTDOWN_ANSWER_MS; waited += 20) await sleep(20);
-      if (this.server) await closeServer(this.server);
+      await sleep(SHUTDOWN_LINGER_MS);
+      const server = this.server;
+      const closed = server?.listening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+      for (let waited = 0; this.inFlight.size > 0 && waited < SHUTDOWN_ANSWER_MS; waited += 20) await sleep(20);
+      this.ctx?.live.close();
+      server?.closeAllConnections();
+      await closed;
       await this.nc?.drain().catch(() => undefined);
       this.log.info('gateway stopped');
     })();

@@ -53,7 +53,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     while (next < options.count) {
       const record: RequestRecord = { index: next++, token: randomUUID(), startedAt: Date.now() };
       requests.push(record);
-      await invoke(options, record).catch((err: Error) => finish(record, 'errored', 0, `client error: ${err.message}`));
+      await invoke(options, record).catch((err: Error) => finish(record, 'errored', 0, `client error: ${err.message}${err.cause ? ` (${String((err.cause as Error).message ?? err.cause)})` : ''}`));
       options.onFinished?.(++done);
     }
   };

@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsServer } from '../../src/nats-server.js';
 import { TestContainer } from '../support/container.js';
@@ -48,5 +50,31 @@ describe('a gateway that stops while callers wait', () => {
     const done = await fetch(`${gw.url}/v2/nvcf/pexec/status/${requestId}`, { headers: { 'nvcf-poll-seconds': '20' } });
     expect(done.status).toBe(200);
     expect(await done.text()).toBe('{"token":"kept"}');
+  });
+
+  it('answers a pexec call whose body is still arriving when it stops, with its request id, on a connection it then closes', async () => {
+    release();
+    const gateway = await startGateway(nats.url);
+    gw = gateway;
+    const { FUNCTION_ID: fid, FUNCTION_VERSION_ID: fvid } = worker.env;
+    await waitForStatus(gateway.url, fid!, fvid!, 'ACTIVE');
+    const { port } = new URL(gateway.url);
+    const body = '{"token":"late"}';
+    const socket = connect(Number(port), '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(`POST /v2/nvcf/pexec/functions/${fid}/versions/${fvid} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nNVCF-POLL-SECONDS: 30\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`);
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+    const ended = once(socket, 'close');
+    await new Promise((r) => setTimeout(r, 100));
+    const stopped = gateway.stop();
+    await new Promise((r) => setTimeout(r, 100));
+    socket.write(body.slice(5));
+    await ended;
+    await stopped;
+    // Cut off here, the caller would have no id for a request that may well be queued.
+    expect(answer).toMatch(/^HTTP\/1\.1 (200|202) /);
+    expect(answer).toMatch(/\r\nnvcf-reqid: [0-9a-f-]{36}\r\n/i);
+    expect(answer).toMatch(/\r\nconnection: close\r\n/i);
   });
 });
