@@ -71,7 +71,20 @@ export async function route(ctx: GatewayContext, req: IncomingMessage, res: Serv
       ctx.log.info({ method: req.method, path: path.slice(0, 200), status: err.status, detail: err.message, requestId }, 'request refused');
       return sendProblem(res, err.status, err.message, { ...err.headers, ...(requestId ? { 'NVCF-REQID': requestId, 'NVCF-STATUS': 'errored' } : {}) }, requestId);
     }
+    const natsCode = unreachableNats(err);
+    if (natsCode && !requestId) {
+      ctx.log.warn({ method: req.method, path: path.slice(0, 200), err: (err as Error).message }, 'NATS unreachable; answering 503');
+      return sendProblem(res, 503, `the gateway cannot reach NATS right now (${natsCode}); retry later`, { 'Retry-After': '1' });
+    }
     ctx.log.error({ method: req.method, path: path.slice(0, 200), err: (err as Error).message, requestId }, 'request failed inside the gateway');
     sendProblem(res, 500, `the gateway failed: ${(err as Error).message}`, requestId ? { 'NVCF-REQID': requestId, 'NVCF-STATUS': 'errored' } : {}, requestId);
   }
+}
+
+/** nats.js error codes that mean NATS is out of reach for now, not that the call is wrong. */
+const NATS_UNREACHABLE = new Set(['TIMEOUT', 'DISCONNECT', 'CONNECTION_CLOSED', 'CONNECTION_DRAINING', 'CONNECTION_REFUSED', '503']);
+
+function unreachableNats(err: unknown): string | undefined {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && NATS_UNREACHABLE.has(code) ? code : undefined;
 }
