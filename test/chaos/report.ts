@@ -147,10 +147,16 @@ without the fix.
   once: the same case takes seconds, with the worker's memory up by tens of MiB
   (docs/performance.md, "Large results of many files").
 
-What stays: during a NATS outage a few calls get a clear 500 (\`TIMEOUT\`) from the gateway (it
-cannot write the request record, or claim a result it has read); none is lost or answered twice.
-Answering those with a 202 instead would risk a 404 later, when nats.js flushes the buffered
-claim after reconnecting.
+- **A stopping gateway cut calls still in flight**: a pexec call not yet waiting for its result
+  (its body still arriving, or being queued) lost its connection and never learnt its request
+  id; 14 to 32 callers per gateway-away run saw "other side closed". The gateway now answers
+  every call in flight before closing its connection, says \`Connection: close\`, and answers
+  calls arriving on open connections for another 500 ms: 0 in the runs since.
+
+What stays: during a NATS outage a new call that cannot be queued gets a 503 with
+\`Retry-After\`, and a status poll whose result was read but could not be claimed gets a clear
+500 (\`TIMEOUT\`); none is lost or answered twice. Answering the latter with a 202 instead would
+risk a 404 later, when nats.js flushes the buffered claim after reconnecting.
 
 **Memory over a longer run.** Seed 99, 30,000 cases on the work queue, no many-files case
 (2026-11-25): the worker's RSS was 171 MiB after the first batch and 193 MiB after the last,
