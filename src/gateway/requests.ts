@@ -49,11 +49,18 @@ export class RequestStore {
     await this.kv.update(requestId, JSON.stringify(record), entry.revision).catch(() => undefined);
   }
 
-  /** True for exactly one caller: the one that removes the record and so owns the result. */
+  /**
+   * True for exactly one caller: the one that removes the record and so owns the result. Throws
+   * ClaimNotTried when the record could not even be read, so nothing was changed and the result
+   * is still there for the next call; any other error leaves the claim's fate unknown (a delete
+   * sent while NATS was away may still be applied when it is back).
+   */
   async claim(requestId: string): Promise<boolean> {
     // A touch by another call changes the revision without taking the result: read and try again.
     for (let tries = 0; tries < 10; tries++) {
-      const entry = await this.get(requestId);
+      const entry = await this.get(requestId).catch((err: Error) => {
+        throw tries === 0 ? new ClaimNotTried(err) : err;
+      });
       if (!entry) return false;
       try {
         await this.kv.delete(requestId, { previousSeq: entry.revision });
@@ -80,4 +87,11 @@ export class RequestStore {
 /** NVCF's rule: a request nobody has polled for this long is taken as abandoned. */
 export function abandonAfterMs(pollSeconds: number): number {
   return Math.max(2 * pollSeconds * 1000, 10_000);
+}
+
+/** The record could not be read (NATS out of reach): no claim was attempted. */
+export class ClaimNotTried extends Error {
+  constructor(cause: Error) {
+    super(`the request record could not be read: ${cause.message}`, { cause });
+  }
 }

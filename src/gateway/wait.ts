@@ -4,7 +4,7 @@ import { ResultAssembler, type ResultEvent } from '../results.js';
 import { cancelRequest, type GatewayContext } from './context.js';
 import type { LiveRequest } from './live.js';
 import { sendProblem } from './http.js';
-import type { PendingRequest } from './requests.js';
+import { ClaimNotTried, type PendingRequest } from './requests.js';
 
 /** NVCF's wait for a worker beyond the poll window before it answers 504. */
 export const NO_WORKER_GRACE_MS = 2_000;
@@ -67,7 +67,16 @@ export async function answerWhenReady(ctx: GatewayContext, record: PendingReques
           if (!streaming) {
             settled = true;
             timers.forEach(clearTimeout);
-            if (!(await ctx.requests.claim(requestId))) {
+            let claimed: boolean;
+            try {
+              claimed = await ctx.requests.claim(requestId);
+            } catch (err) {
+              if (!(err instanceof ClaimNotTried)) throw err;
+              // Nothing was taken: the result stays in NVCF_RS for the caller's next poll.
+              log.warn({ err: err.message }, 'the result is here but NATS is out of reach; answering 202 so the caller polls again');
+              return answerStillRunning(res, requestId);
+            }
+            if (!claimed) {
               // Another call took the result between our reads: this one ends as a late poll would.
               sendProblem(res, 404, `request ${requestId} was already answered`, { 'NVCF-REQID': requestId, 'NVCF-STATUS': 'errored' }, requestId);
               return;

@@ -154,9 +154,11 @@ without the fix.
   calls arriving on open connections for another 500 ms: 0 in the runs since.
 
 What stays: during a NATS outage a new call that cannot be queued gets a 503 with
-\`Retry-After\`, and a status poll whose result was read but could not be claimed gets a clear
-500 (\`TIMEOUT\`); none is lost or answered twice. Answering the latter with a 202 instead would
-risk a 404 later, when nats.js flushes the buffered claim after reconnecting.
+\`Retry-After\`; none is lost or answered twice. A call that has read its result but cannot
+reach the request record to claim it answers 202, and the result waits for the next poll. Only
+when the claim itself was sent and its answer lost does the caller get a clear 500
+(\`TIMEOUT\`): a 202 then could end in a 404, when nats.js flushes the buffered claim after
+reconnecting. (The run above predates this last change and shows 4 such 500s.)
 
 **Memory over a longer run.** Seed 99, 30,000 cases on the work queue, no many-files case
 (2026-11-25): the worker's RSS was 171 MiB after the first batch and 193 MiB after the last,
