@@ -5,7 +5,7 @@ import { extname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SidecarError } from './errors.js';
-import { digest, openOutput, REMOVED_BEFORE_READ, type Opened } from './output-files.js';
+import { chunksOf, digest, FileReadError, openOutput, readWhole, REMOVED_BEFORE_READ, type Opened } from './output-files.js';
 import type { OutputFile, SkippedFile } from './protocol.js';
 import { isRetryable, UploadAttempt } from './upload.js';
 import type { EntryOptions } from './zip-writer.js';
@@ -17,7 +17,6 @@ const FIRST_RETRY_DELAY_MS = 100;
 const FILES_AT_ONCE = 8;
 /** Files up to this size are read whole and added from memory; larger ones are streamed. */
 const READ_WHOLE_BYTES = 64 * 1024;
-const STREAM_CHUNK_BYTES = 256 * 1024;
 const TINY_FILE_BYTES = 4 * 1024;
 /** Already-compressed formats gain nothing from deflate and would only cost CPU. */
 const STORED_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.gif', '.webp', '.avif', '.mp4', '.webm', '.mov', '.mkv', '.mp3', '.ogg', '.opus', '.flac', '.aac', '.m4a', '.zip', '.gz', '.tgz', '.bz2', '.xz', '.zst', '.7z', '.npz', '.safetensors']);
@@ -286,44 +285,6 @@ export class LargeResult {
 
 function uploadFailed(cause: unknown): SidecarError {
   return new SidecarError('LARGE_RESULT_FAILED', `uploading the large result failed: ${(cause as Error).message}`, { cause });
-}
-
-/** A read of one file failed, as opposed to the archive it was being written into. */
-class FileReadError extends Error {
-  constructor(
-    readonly file: string,
-    cause: unknown,
-  ) {
-    super((cause as Error).message, { cause });
-  }
-}
-
-/** The first `size` bytes of an open file, in chunks, by positioned reads. */
-async function* chunksOf(handle: FileHandle, size: number, name: string): AsyncGenerator<Buffer> {
-  for (let position = 0; position < size; ) {
-    const chunk = Buffer.allocUnsafe(Math.min(STREAM_CHUNK_BYTES, size - position));
-    let bytesRead: number;
-    try {
-      ({ bytesRead } = await handle.read(chunk, 0, chunk.length, position));
-    } catch (err) {
-      throw new FileReadError(name, err);
-    }
-    if (bytesRead === 0) return;
-    position += bytesRead;
-    yield chunk.subarray(0, bytesRead);
-  }
-}
-
-/** The first `size` bytes of a file (fewer if it shrank), in as few reads as it takes. */
-async function readWhole(handle: FileHandle, size: number): Promise<Buffer> {
-  const buffer = Buffer.allocUnsafe(size);
-  let filled = 0;
-  while (filled < size) {
-    const { bytesRead } = await handle.read(buffer, filled, size - filled, filled);
-    if (bytesRead === 0) break;
-    filled += bytesRead;
-  }
-  return buffer.subarray(0, filled);
 }
 
 /**

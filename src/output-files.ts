@@ -146,4 +146,44 @@ async function* walk(root: string): AsyncGenerator<Dirent> {
   }
 }
 
+const STREAM_CHUNK_BYTES = 256 * 1024;
+
+/** A read of one file failed, as opposed to the archive it was being written into. */
+export class FileReadError extends Error {
+  constructor(
+    readonly file: string,
+    cause: unknown,
+  ) {
+    super((cause as Error).message, { cause });
+  }
+}
+
+/** The first `size` bytes of an open file, in chunks, by positioned reads. */
+export async function* chunksOf(handle: FileHandle, size: number, name: string): AsyncGenerator<Buffer> {
+  for (let position = 0; position < size; ) {
+    const chunk = Buffer.allocUnsafe(Math.min(STREAM_CHUNK_BYTES, size - position));
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await handle.read(chunk, 0, chunk.length, position));
+    } catch (err) {
+      throw new FileReadError(name, err);
+    }
+    if (bytesRead === 0) return;
+    position += bytesRead;
+    yield chunk.subarray(0, bytesRead);
+  }
+}
+
+/** The first `size` bytes of a file (fewer if it shrank), in as few reads as it takes. */
+export async function readWhole(handle: FileHandle, size: number): Promise<Buffer> {
+  const buffer = Buffer.allocUnsafe(size);
+  let filled = 0;
+  while (filled < size) {
+    const { bytesRead } = await handle.read(buffer, filled, size - filled, filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return buffer.subarray(0, filled);
+}
+
 export type { OutputFile };
