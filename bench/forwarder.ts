@@ -1,7 +1,7 @@
 import { connect } from 'nats';
 import { Pool, type Dispatcher } from 'undici';
-import { ensureResults, ensureWorkQueue } from '../src/nats.js';
-import { encodeFrame, streams } from '../src/protocol.js';
+import { ensureResults, ensureWorkQueue } from '../src/shared/nats.js';
+import { encodeFrame, streams } from '../src/shared/protocol.js';
 
 /**
  * Scenario 1(b), the floor of this design: pull from the work queue, call the container with

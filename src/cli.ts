@@ -1,10 +1,10 @@
-import { ConfigError, loadWorkerConfig } from './config.js';
-import { runDev } from './dev.js';
+import { ConfigError, loadWorkerConfig } from './worker/config.js';
+import { runDev } from './dev/command.js';
 import { runGateway } from './gateway/command.js';
 import { runInvoke } from './invoke/command.js';
-import { createLogger } from './log.js';
-import { exitSoonIfStillAlive, installSignalHandlers } from './signals.js';
-import { Worker } from './worker.js';
+import { createLogger } from './shared/log.js';
+import { exitSoonIfStillAlive, installSignalHandlers } from './shared/signals.js';
+import { Worker } from './worker/lifecycle.js';
 
 const USAGE = `usage: nvcf-sidecar <command>
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { connect, type NatsConnection, type JetStreamClient, type Subscription } from 'nats';
-import { encodeFrame, subjects, type ResponseMeta } from '../../src/protocol.js';
+import { encodeFrame, subjects, type ResponseMeta } from '../../src/shared/protocol.js';
 
 const decoder = new TextDecoder();
 

@@ -1,6 +1,6 @@
-import { ConfigError } from '../env.js';
-import { createLogger } from '../log.js';
-import { exitSoonIfStillAlive, installSignalHandlers } from '../signals.js';
+import { ConfigError } from '../shared/env.js';
+import { createLogger } from '../shared/log.js';
+import { exitSoonIfStillAlive, installSignalHandlers } from '../shared/signals.js';
 import { loadGatewayConfig } from './config.js';
 import { Gateway } from './server.js';
 

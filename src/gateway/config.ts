@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { ConfigError, checkNatsCredentials, deepFreeze, duration, logLevel, natsEnv, natsSettings, optionalText, parseEnv, present, whole } from '../env.js';
+import { ConfigError, checkNatsCredentials, deepFreeze, duration, logLevel, natsEnv, natsSettings, optionalText, parseEnv, present, whole } from '../shared/env.js';
 
 /**
  * Gateway configuration: command-line flags win over environment variables, which win over the

@@ -1,7 +1,7 @@
 import type { JetStreamManager, KV, NatsConnection } from 'nats';
-import type { ProtocolClient } from '../client.js';
-import type { Logger } from '../log.js';
-import type { AssetCatalog } from './assets.js';
+import type { ProtocolClient } from './protocol-client.js';
+import type { Logger } from '../shared/log.js';
+import type { AssetCatalog } from './asset-store.js';
 import type { GatewayConfig } from './config.js';
 import type { LiveResults } from './live.js';
 import type { Queues } from './queues.js';
@@ -46,7 +46,7 @@ export async function cancelRequest(ctx: GatewayContext, record: Pick<PendingReq
   ctx.log.info({ requestId: record.requestId, reason }, 'request cancelled');
 }
 
-export { UUID_PATTERN } from '../protocol.js';
+export { UUID_PATTERN } from '../shared/protocol.js';
 
 /** Every key of a bucket. Collected before use: awaiting inside nats.js's key iterator ends it early. */
 export async function allKeys(kv: KV): Promise<string[]> {

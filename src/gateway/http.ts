@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { slug, titleOf } from '../errors.js';
-import { PROBLEM_CONTENT_TYPE } from '../errors.js';
+import { slug, titleOf } from '../shared/errors.js';
+import { PROBLEM_CONTENT_TYPE } from '../shared/errors.js';
 
 /**
  * An error a route throws to answer the client with problem+json. The type URNs follow the

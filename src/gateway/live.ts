@@ -1,6 +1,6 @@
 import type { NatsConnection, Subscription } from 'nats';
-import type { Logger } from '../log.js';
-import { decodeResponse, type Frame, type ResponseMeta } from '../protocol.js';
+import type { Logger } from '../shared/log.js';
+import { decodeResponse, type Frame, type ResponseMeta } from '../shared/protocol.js';
 
 /**
  * The fast path for a pexec call's own wait: JetStream publishes are also ordinary NATS

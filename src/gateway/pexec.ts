@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import { acceptsEventStream, queueableClientHeaders } from '../headers.js';
-import { ensureWorkQueue, frameBodyLimit } from '../nats.js';
-import { Invocation, type InvocationInput } from '../protocol.js';
-import { resolveAssetReferences } from './assets.js';
+import { acceptsEventStream, queueableClientHeaders } from '../shared/headers.js';
+import { ensureWorkQueue, frameBodyLimit } from '../shared/nats.js';
+import { Invocation, type InvocationInput } from '../shared/protocol.js';
+import { resolveAssetReferences } from './asset-store.js';
 import { UUID_PATTERN, type GatewayContext } from './context.js';
 import { HttpProblem, requestHeader, rawHeaderPairs, readBody } from './http.js';
 import type { PendingRequest } from './requests.js';

@@ -1,5 +1,5 @@
 import type { JetStreamManager } from 'nats';
-import { streams, subjects } from '../protocol.js';
+import { streams, subjects } from '../shared/protocol.js';
 
 /** Where a queued request stands: still waiting (with its place), taken by a worker, or gone. */
 export type QueueState = { state: 'waiting'; position: number } | { state: 'taken' } | { state: 'absent' };

@@ -1,11 +1,11 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from 'nats';
-import { listen } from '../admin.js';
-import { ProtocolClient } from '../client.js';
-import type { Logger } from '../log.js';
-import { connectNats, ensureResults } from '../nats.js';
-import { AssetCatalog } from './assets.js';
+import { listen } from '../shared/probe-servers.js';
+import { ProtocolClient } from './protocol-client.js';
+import type { Logger } from '../shared/log.js';
+import { connectNats, ensureResults } from '../shared/nats.js';
+import { AssetCatalog } from './asset-store.js';
 import type { GatewayConfig } from './config.js';
 import { cancelRequest, type GatewayContext } from './context.js';
 import { Queues } from './queues.js';

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
-import type { HeaderList } from '../protocol.js';
-import { ResultAssembler, type ResultEvent } from '../results.js';
+import type { HeaderList } from '../shared/protocol.js';
+import { ResultAssembler, type ResultEvent } from './result-assembler.js';
 import { cancelRequest, type GatewayContext } from './context.js';
 import type { LiveRequest } from './live.js';
 import { sendProblem } from './http.js';

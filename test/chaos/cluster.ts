@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { NatsServer } from '../../src/nats-server.js';
+import { NatsServer } from '../../src/dev/nats-server.js';
 import { workerEnv } from '../support/env.js';
 import { waitForStatus } from '../support/gateway.js';
 import { isState, spawnSidecar, type WorkerProcess } from '../support/process.js';

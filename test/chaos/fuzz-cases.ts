@@ -1,5 +1,5 @@
-import { WORKER_OWNED } from '../../src/headers.js';
-import { encodeFrame } from '../../src/protocol.js';
+import { WORKER_OWNED } from '../../src/shared/headers.js';
+import { encodeFrame } from '../../src/shared/protocol.js';
 import type { Random } from './random.js';
 
 /**

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdir, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { WORKER_OWNED } from '../../src/headers.js';
+import { WORKER_OWNED } from '../../src/shared/headers.js';
 import { TestContainer } from '../support/container.js';
 import { SPOOF, type ContainerAct } from './fuzz-cases.js';
 

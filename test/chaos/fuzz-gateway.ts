@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
-import { WORKER_OWNED } from '../../src/headers.js';
+import { WORKER_OWNED } from '../../src/shared/headers.js';
 import { SPOOF, containerAct } from './fuzz-cases.js';
 import type { Random } from './random.js';
 

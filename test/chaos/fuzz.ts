@@ -1,8 +1,8 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
-import { NatsServer } from '../../src/nats-server.js';
-import { subjects, streams } from '../../src/protocol.js';
+import { NatsServer } from '../../src/dev/nats-server.js';
+import { subjects, streams } from '../../src/shared/protocol.js';
 import { workerEnv } from '../support/env.js';
 import { TestStorage } from '../support/storage.js';
 import { readZip } from '../support/zip.js';

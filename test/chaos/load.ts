@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from 'nats';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { streams } from '../../src/protocol.js';
+import { streams } from '../../src/shared/protocol.js';
 
 /**
  * An NVCF client population: each request is a pexec POST followed by status polls, as a real

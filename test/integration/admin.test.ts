@@ -1,6 +1,6 @@
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../src/nats-server.js';
+import { NatsServer } from '../../src/dev/nats-server.js';
 import { TestContainer, echo } from '../support/container.js';
 import { clientFor, invocationFor, startWorker, workerEnv } from '../support/env.js';
 

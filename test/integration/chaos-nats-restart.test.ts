@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../src/nats-server.js';
+import { NatsServer } from '../../src/dev/nats-server.js';
 import { TestContainer } from '../support/container.js';
 import { startWorker, workerEnv, type RunningWorker } from '../support/env.js';
 import { startGateway, waitForStatus, type RunningGateway } from '../support/gateway.js';

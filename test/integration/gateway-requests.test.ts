@@ -1,7 +1,7 @@
 import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClaimNotTried, RequestStore } from '../../src/gateway/requests.js';
-import { NatsServer } from '../../src/nats-server.js';
+import { NatsServer } from '../../src/dev/nats-server.js';
 
 describe('the request records', () => {
   let nats: NatsServer;

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection } from 'nats';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ProtocolClient } from '../../src/client.js';
-import { NatsServer } from '../../src/nats-server.js';
-import { encodeFrame, streams } from '../../src/protocol.js';
+import type { ProtocolClient } from '../../src/gateway/protocol-client.js';
+import { NatsServer } from '../../src/dev/nats-server.js';
+import { encodeFrame, streams } from '../../src/shared/protocol.js';
 import { TestContainer, echo } from '../support/container.js';
 import { clientFor, invocationFor, startWorker, workerEnv, type RunningWorker } from '../support/env.js';
 

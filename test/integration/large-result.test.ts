@@ -4,7 +4,7 @@ import { mkdtemp, readdir, readlink, realpath, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LargeResult } from '../../src/large-result.js';
+import { LargeResult } from '../../src/worker/outputs/large-result.js';
 
 /**
  * A store that answers each PUT with the next status in `answers` (200 once they run out): a

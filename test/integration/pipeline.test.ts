@@ -3,8 +3,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ProtocolClient } from '../../src/client.js';
-import { NatsServer } from '../../src/nats-server.js';
+import type { ProtocolClient } from '../../src/gateway/protocol-client.js';
+import { NatsServer } from '../../src/dev/nats-server.js';
 import { TestContainer, echo } from '../support/container.js';
 import { clientFor, invocationFor, startWorker, workerEnv, type RunningWorker } from '../support/env.js';
 

@@ -1,7 +1,7 @@
 import type { NatsConnection } from 'nats';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ProtocolClient } from '../../src/client.js';
-import { NatsServer } from '../../src/nats-server.js';
+import type { ProtocolClient } from '../../src/gateway/protocol-client.js';
+import { NatsServer } from '../../src/dev/nats-server.js';
 import { TestContainer } from '../support/container.js';
 import { clientFor, invocationFor, startWorker, workerEnv, type RunningWorker } from '../support/env.js';
 

@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { NatsServer } from '../../src/nats-server.js';
+import { NatsServer } from '../../src/dev/nats-server.js';
 import { TestContainer, echo } from '../support/container.js';
 import { clientFor, invocationFor, startWorker, workerEnv } from '../support/env.js';
 import { useWorkerRig } from '../support/rig.js';

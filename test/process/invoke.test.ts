@@ -3,7 +3,7 @@ import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../src/nats-server.js';
+import { NatsServer } from '../../src/dev/nats-server.js';
 import { TestContainer } from '../support/container.js';
 import { startWorker, workerEnv, type RunningWorker } from '../support/env.js';
 import { startGateway, waitForStatus, type RunningGateway } from '../support/gateway.js';

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { NatsConnection } from 'nats';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ProtocolClient } from '../../src/client.js';
-import { NatsServer } from '../../src/nats-server.js';
+import type { ProtocolClient } from '../../src/gateway/protocol-client.js';
+import { NatsServer } from '../../src/dev/nats-server.js';
 import { TestContainer } from '../support/container.js';
 import { clientFor, invocationFor, workerEnv } from '../support/env.js';
 import { isState, spawnSidecar, type WorkerProcess } from '../support/process.js';

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { connect, type NatsConnection } from 'nats';
-import { loadWorkerConfig } from '../../src/config.js';
-import { ProtocolClient, type InvocationRequest } from '../../src/client.js';
-import { createLogger } from '../../src/log.js';
-import { Worker } from '../../src/worker.js';
+import { loadWorkerConfig } from '../../src/worker/config.js';
+import { ProtocolClient, type InvocationRequest } from '../../src/gateway/protocol-client.js';
+import { createLogger } from '../../src/shared/log.js';
+import { Worker } from '../../src/worker/lifecycle.js';
 
 /** Environment for a worker under test: private dirs, ports chosen by the OS, fast health checks. */
 export async function workerEnv(natsUrl: string, containerPort: number, extra: Record<string, string> = {}): Promise<Record<string, string>> {

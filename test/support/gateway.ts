@@ -1,6 +1,6 @@
 import { loadGatewayConfig } from '../../src/gateway/config.js';
 import { Gateway } from '../../src/gateway/server.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger } from '../../src/shared/log.js';
 import { LogSink } from './env.js';
 
 export interface RunningGateway {

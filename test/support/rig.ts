@@ -1,7 +1,7 @@
 import type { NatsConnection } from 'nats';
 import { afterAll, beforeAll } from 'vitest';
-import type { ProtocolClient } from '../../src/client.js';
-import { NatsServer } from '../../src/nats-server.js';
+import type { ProtocolClient } from '../../src/gateway/protocol-client.js';
+import { NatsServer } from '../../src/dev/nats-server.js';
 import { TestContainer, echo } from './container.js';
 import { clientFor, startWorker, workerEnv, type RunningWorker } from './env.js';
 

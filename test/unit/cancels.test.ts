@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CancelRegistry } from '../../src/cancels.js';
-import { SidecarError } from '../../src/errors.js';
+import { CancelRegistry } from '../../src/worker/cancels.js';
+import { SidecarError } from '../../src/shared/errors.js';
 
 describe('cancel registry', () => {
   it('aborts the running request a cancel names', () => {

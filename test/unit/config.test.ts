@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadWorkerConfig, parseDurationMs } from '../../src/config.js';
+import { ConfigError, loadWorkerConfig, parseDurationMs } from '../../src/worker/config.js';
 
 const base = { FUNCTION_ID: '7a5b0c5e-3c1e-4e0a-9c57-1f2d3e4a5b6c', FUNCTION_VERSION_ID: '0c1d2e3f-4a5b-4c6d-8e9f-a0b1c2d3e4f5' };
 

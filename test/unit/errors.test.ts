@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SidecarError, problemForContainer, problemForError } from '../../src/errors.js';
+import { SidecarError, problemForContainer, problemForError } from '../../src/shared/errors.js';
 
 describe('problem details', () => {
   it('take the detail from a container error object that is not a string', () => {

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { loadWorkerConfig } from '../../src/config.js';
+import { loadWorkerConfig } from '../../src/worker/config.js';
 import { loadGatewayConfig } from '../../src/gateway/config.js';
 
 const read = (path: string) => readFileSync(new URL(`../../examples/${path}`, import.meta.url), 'utf8');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { containerRequestHeaders, queueableClientHeaders, relayableResponseHeaders, wantsPassThrough, type WorkerHeaderValues } from '../../src/headers.js';
+import { containerRequestHeaders, queueableClientHeaders, relayableResponseHeaders, wantsPassThrough, type WorkerHeaderValues } from '../../src/shared/headers.js';
 
 const owned: WorkerHeaderValues = {
   requestId: 'req', subject: 'sub', ncaId: 'nca', functionName: 'fn', functionId: 'fid', functionVersionId: 'fvid',

@@ -4,8 +4,8 @@ import { mkdir, mkdtemp, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Janitor } from '../../src/janitor.js';
-import { createLogger } from '../../src/log.js';
+import { Janitor } from '../../src/worker/janitor.js';
+import { createLogger } from '../../src/shared/log.js';
 
 describe('the janitor', () => {
   it('removes request leftovers older than any request can live, and nothing else', async () => {

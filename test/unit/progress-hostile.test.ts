@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readProgress } from '../../src/progress.js';
+import { readProgress } from '../../src/worker/outputs/progress-file.js';
 
 const requestId = '11111111-2222-4333-8444-555555555555';
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { FrameError, decodeInvocation, decodeResponse, encodeFrame, functionStatus, replyAddressOf, type WorkerState } from '../../src/protocol.js';
+import { FrameError, decodeInvocation, decodeResponse, encodeFrame, functionStatus, replyAddressOf, type WorkerState } from '../../src/shared/protocol.js';
 
 const invocation = () => ({
   v: 1, requestId: randomUUID(), functionId: randomUUID(), functionVersionId: randomUUID(), method: 'POST', path: '/infer',

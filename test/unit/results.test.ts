@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decodeResponse, encodeFrame } from '../../src/protocol.js';
-import { ResultAssembler, ResultAssemblyError } from '../../src/results.js';
+import { decodeResponse, encodeFrame } from '../../src/shared/protocol.js';
+import { ResultAssembler, ResultAssemblyError } from '../../src/gateway/result-assembler.js';
 
 const frame = (meta: Record<string, unknown>, body = '') =>
   decodeResponse(encodeFrame({ v: 1, requestId: 'r', workerId: 'w', attempt: 1, ...meta }, Buffer.from(body)));

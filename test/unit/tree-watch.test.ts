@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rename, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { TreeWatcher } from '../../src/tree-watch.js';
+import { TreeWatcher } from '../../src/worker/outputs/tree-watch.js';
 
 describe('the tree watcher', () => {
   it('reports files made, renamed into place and linked, in directories made after it started, until closed', async () => {

@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import yauzl from 'yauzl';
-import { ZipWriter } from '../../src/zip-writer.js';
+import { ZipWriter } from '../../src/zip/writer.js';
 import { readZip } from '../support/zip.js';
 
 async function saved(zip: ZipWriter, build: () => Promise<unknown>): Promise<string> {

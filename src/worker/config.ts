@@ -2,10 +2,10 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { UUID_PATTERN } from './protocol.js';
-import { checkNatsCredentials, deepFreeze, duration, flag, logLevel, natsEnv, natsSettings, optionalText, parseEnv, port, present, whole } from './env.js';
+import { UUID_PATTERN } from '../shared/protocol.js';
+import { checkNatsCredentials, deepFreeze, duration, flag, logLevel, natsEnv, natsSettings, optionalText, parseEnv, port, present, whole } from '../shared/env.js';
 
-export { ConfigError, deepFreeze, parseDurationMs } from './env.js';
+export { ConfigError, deepFreeze, parseDurationMs } from '../shared/env.js';
 
 /**
  * Worker configuration, read once from the environment under the same names NVCF's own worker

@@ -1,6 +1,6 @@
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from './log.js';
+import type { Logger } from '../shared/log.js';
 
 /** Older than any request can live (work messages expire after 2 h), so nobody still uses it. */
 const STALE_AFTER_MS = 2 * 3_600_000;

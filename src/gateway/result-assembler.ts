@@ -1,4 +1,4 @@
-import type { Frame, HeaderList, OutputFile, ResponseMeta, SkippedFile } from './protocol.js';
+import type { Frame, HeaderList, OutputFile, ResponseMeta, SkippedFile } from '../shared/protocol.js';
 
 export type ResultEvent =
   | { type: 'progress'; percentComplete: number; headers: HeaderList; body: Uint8Array }

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { Pool, request, type Dispatcher } from 'undici';
-import { SidecarError, errorCode } from './errors.js';
-import type { HeaderList } from './protocol.js';
+import { SidecarError, errorCode } from '../../shared/errors.js';
+import type { HeaderList } from '../../shared/protocol.js';
 
 const STALL_CHECK_MS = 1_000;
 const STALL_CHECKS = 3;

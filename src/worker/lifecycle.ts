@@ -2,20 +2,20 @@ import { appendFile, chmod, mkdir, realpath } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection, Subscription } from 'nats';
-import { closeServer, createHealthServer, createMetricsServer, listen } from './admin.js';
+import { closeServer, createHealthServer, createMetricsServer, listen } from '../shared/probe-servers.js';
 import { CancelRegistry } from './cancels.js';
 import type { WorkerConfig } from './config.js';
-import { SidecarError } from './errors.js';
-import { ContainerClient } from './forward.js';
-import { handleDelivery, refuseDelivery, RETRY_DELAY_MS } from './handle.js';
-import { HealthMonitor, waitUntilHealthy } from './health.js';
+import { SidecarError } from '../shared/errors.js';
+import { ContainerClient } from './request/container-client.js';
+import { handleDelivery, refuseDelivery, RETRY_DELAY_MS } from './request/handle.js';
+import { HealthMonitor, waitUntilHealthy } from './container-health.js';
 import { Heartbeat, type WorkerStateName } from './heartbeat.js';
 import { Intake, type GateState } from './intake.js';
 import { Janitor } from './janitor.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../shared/log.js';
 import { createWorkerMetrics } from './metrics.js';
-import { connectNats, ensureResults, ensureWorkQueue, frameBodyLimit } from './nats.js';
-import { streams, subjects } from './protocol.js';
+import { connectNats, ensureResults, ensureWorkQueue, frameBodyLimit } from '../shared/nats.js';
+import { streams, subjects } from '../shared/protocol.js';
 
 /**
  * The worker's life: starting → waiting for the container → running ⇄ unhealthy → draining →

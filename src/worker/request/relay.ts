@@ -2,12 +2,12 @@ import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { PROBLEM_CONTENT_TYPE, SidecarError, problemForContainer, type Problem } from './errors.js';
-import type { ContainerAnswer } from './forward.js';
-import { isEventStream, relayableResponseHeaders } from './headers.js';
-import type { RequestOutputs } from './outputs.js';
-import type { HeaderList } from './protocol.js';
-import type { ResponsePublisher } from './publish.js';
+import { PROBLEM_CONTENT_TYPE, SidecarError, problemForContainer, type Problem } from '../../shared/errors.js';
+import type { ContainerAnswer } from './container-client.js';
+import { isEventStream, relayableResponseHeaders } from '../../shared/headers.js';
+import type { RequestOutputs } from '../outputs/output-dir.js';
+import type { HeaderList } from '../../shared/protocol.js';
+import type { ResponsePublisher } from './publisher.js';
 
 export type Relayed = { status: number; mode: 'inline' | 'streamed' | 'problem' | 'large' };
 

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import type { Logger } from './log.js';
-import { readSmallOutput } from './output-files.js';
-import type { HeaderList } from './protocol.js';
+import type { Logger } from '../../shared/log.js';
+import { readSmallOutput } from './file-rules.js';
+import type { HeaderList } from '../../shared/protocol.js';
 
 /** NVCF's documented bound on a partial response ("smaller than 250KB"), enforced here. */
 export const MAX_PARTIAL_RESPONSE_BYTES = 250_000;

@@ -1,6 +1,6 @@
 import { DeliverPolicy, type JetStreamClient, type NatsConnection } from 'nats';
-import { PROTOCOL_VERSION, decodeResponse, encodeFrame, streams, subjects, type Frame, type InvocationInput, type OutputFile, type ResponseMeta } from './protocol.js';
-import { ResultAssembler, type ResultEvent } from './results.js';
+import { PROTOCOL_VERSION, decodeResponse, encodeFrame, streams, subjects, type Frame, type InvocationInput, type OutputFile, type ResponseMeta } from '../shared/protocol.js';
+import { ResultAssembler, type ResultEvent } from './result-assembler.js';
 
 export type InvocationRequest = Omit<InvocationInput, 'v' | 'replyTo'> & { replyTo?: string };
 

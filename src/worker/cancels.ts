@@ -1,4 +1,4 @@
-import { SidecarError } from './errors.js';
+import { SidecarError } from '../shared/errors.js';
 
 /** Cancels that arrive before their request is picked up are remembered this long. */
 const REMEMBER_MS = 10 * 60_000;

@@ -4,13 +4,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, loadWorkerConfig } from './config.js';
-import { loadGatewayConfig } from './gateway/config.js';
-import { Gateway } from './gateway/server.js';
-import { createLogger } from './log.js';
+import { ConfigError, loadWorkerConfig } from '../worker/config.js';
+import { loadGatewayConfig } from '../gateway/config.js';
+import { Gateway } from '../gateway/server.js';
+import { createLogger } from '../shared/log.js';
 import { NatsServer, NatsServerMissingError, stopChild } from './nats-server.js';
-import { exitSoonIfStillAlive, installSignalHandlers } from './signals.js';
-import { Worker } from './worker.js';
+import { exitSoonIfStillAlive, installSignalHandlers } from '../shared/signals.js';
+import { Worker } from '../worker/lifecycle.js';
 
 /** Fixed ids, so the curl line in the README works run after run. */
 export const DEV_FUNCTION_ID = 'de7e1000-0000-4000-8000-000000000001';

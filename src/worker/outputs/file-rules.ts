@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
 import { lstat, open, readdir, readlink, realpath, type FileHandle } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
-import type { OutputFile, SkippedFile } from './protocol.js';
+import type { OutputFile, SkippedFile } from '../../shared/protocol.js';
 
 /**
  * The rules for what may leave a request's output directory. Only regular files strictly inside

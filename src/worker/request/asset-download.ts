@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { request } from 'undici';
-import { SidecarError, errorCode } from './errors.js';
-import type { AssetReference } from './protocol.js';
+import { SidecarError, errorCode } from '../../shared/errors.js';
+import type { AssetReference } from '../../shared/protocol.js';
 
 export interface AssetLimits {
   maxBytes: number;

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Consumer, JsMsg } from 'nats';
-import type { Logger } from './log.js';
+import type { Logger } from '../shared/log.js';
 import type { WorkerMetrics } from './metrics.js';
 
 /**

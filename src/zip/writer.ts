@@ -2,7 +2,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { crc32, createDeflateRaw, deflateRaw } from 'node:zlib';
 import { promisify } from 'node:util';
-import { DEFLATED, FLAG_DATA_DESCRIPTOR, FLAG_UTF8, MAX_32, STORED, centralHeader, dataDescriptor, dosTime, encodeName, endRecords, localHeader, type EntryRecord } from './zip-records.js';
+import { DEFLATED, FLAG_DATA_DESCRIPTOR, FLAG_UTF8, MAX_32, STORED, centralHeader, dataDescriptor, dosTime, encodeName, endRecords, localHeader, type EntryRecord } from './records.js';
 
 /**
  * A streaming zip writer (stored and deflated entries, Zip64 when sizes, offsets or the entry

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
-import { errorCode } from './errors.js';
-import type { Logger } from './log.js';
+import { errorCode } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
 
 export interface ProbeSettings {
   url: string;

@@ -1,6 +1,6 @@
 import { request } from 'undici';
-import { SidecarError } from './errors.js';
-import { ZipWriter } from './zip-writer.js';
+import { SidecarError } from '../../shared/errors.js';
+import { ZipWriter } from '../../zip/writer.js';
 
 /**
  * One try at uploading a large result: a zip written while it is PUT to the request's upload

@@ -1,11 +1,11 @@
 import { join } from 'node:path';
-import { SidecarError } from './errors.js';
+import { SidecarError } from '../../shared/errors.js';
 import { LargeResult, type BodySource, type Manifest } from './large-result.js';
-import type { Logger } from './log.js';
-import { PROGRESS_FILE, classify, entryName, scanOutputs } from './output-files.js';
-import { ProgressReporter } from './progress.js';
-import type { OutputFile } from './protocol.js';
-import type { ResponsePublisher, ResultManifest } from './publish.js';
+import type { Logger } from '../../shared/log.js';
+import { PROGRESS_FILE, classify, entryName, scanOutputs } from './file-rules.js';
+import { ProgressReporter } from './progress-file.js';
+import type { OutputFile } from '../../shared/protocol.js';
+import type { ResponsePublisher, ResultManifest } from '../request/publisher.js';
 import { TreeWatcher } from './tree-watch.js';
 
 /** Announcements of finished files are batched for this long, and at most this many per message. */

@@ -4,11 +4,11 @@ import { lstat, stat, type FileHandle } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SidecarError } from './errors.js';
-import { chunksOf, digest, FileReadError, openOutput, readWhole, REMOVED_BEFORE_READ, type Opened } from './output-files.js';
-import type { OutputFile, SkippedFile } from './protocol.js';
+import { SidecarError } from '../../shared/errors.js';
+import { chunksOf, digest, FileReadError, openOutput, readWhole, REMOVED_BEFORE_READ, type Opened } from './file-rules.js';
+import type { OutputFile, SkippedFile } from '../../shared/protocol.js';
 import { isRetryable, UploadAttempt } from './upload.js';
-import type { EntryOptions } from './zip-writer.js';
+import type { EntryOptions } from '../../zip/writer.js';
 
 /** Retries of a failed upload (NVCF's worker tries three more times), starting at 100 ms. */
 const UPLOAD_RETRIES = 3;

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JetStreamClient, JetStreamManager } from 'nats';
-import { SidecarError } from './errors.js';
-import { encodeFrame, streams, subjects, type HeaderList, type OutputFile, type ResponseKind, type ResponseMetaInput } from './protocol.js';
+import { SidecarError } from '../../shared/errors.js';
+import { encodeFrame, streams, subjects, type HeaderList, type OutputFile, type ResponseKind, type ResponseMetaInput } from '../../shared/protocol.js';
 
 /** How long a durable publish keeps retrying through a NATS outage before giving up. */
 const PUBLISH_RETRY_MS = 60_000;

@@ -1,18 +1,18 @@
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JetStreamClient, JetStreamManager, JsMsg } from 'nats';
-import { downloadAssets } from './assets.js';
-import type { CancelRegistry } from './cancels.js';
-import type { WorkerConfig } from './config.js';
-import { SidecarError, problemForError } from './errors.js';
-import type { ContainerClient } from './forward.js';
-import { containerRequestHeaders, wantsPassThrough } from './headers.js';
-import type { Logger } from './log.js';
-import type { Outcome, WorkerMetrics } from './metrics.js';
-import { RequestOutputs } from './outputs.js';
-import { DEFAULT_REQUEST_LIFETIME_MS, EXPIRY_GRACE_MS, FrameError, decodeInvocation, replyAddressOf, type Invocation } from './protocol.js';
-import { ResponsePublisher, alreadyAnswered } from './publish.js';
-import { discard, publishProblem, relayCompatible, relayStream, type Relayed } from './respond.js';
+import { downloadAssets } from './asset-download.js';
+import type { CancelRegistry } from '../cancels.js';
+import type { WorkerConfig } from '../config.js';
+import { SidecarError, problemForError } from '../../shared/errors.js';
+import type { ContainerClient } from './container-client.js';
+import { containerRequestHeaders, wantsPassThrough } from '../../shared/headers.js';
+import type { Logger } from '../../shared/log.js';
+import type { Outcome, WorkerMetrics } from '../metrics.js';
+import { RequestOutputs } from '../outputs/output-dir.js';
+import { DEFAULT_REQUEST_LIFETIME_MS, EXPIRY_GRACE_MS, FrameError, decodeInvocation, replyAddressOf, type Invocation } from '../../shared/protocol.js';
+import { ResponsePublisher, alreadyAnswered } from './publisher.js';
+import { discard, publishProblem, relayCompatible, relayStream, type Relayed } from './relay.js';
 
 export interface HandlerDeps {
   config: WorkerConfig;

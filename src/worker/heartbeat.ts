@@ -1,6 +1,6 @@
 import type { KV, NatsConnection } from 'nats';
-import type { Logger } from './log.js';
-import { HEARTBEAT_INTERVAL_MS, PROTOCOL_VERSION, WORKER_RECORD_TTL_MS, streams, type WorkerState } from './protocol.js';
+import type { Logger } from '../shared/log.js';
+import { HEARTBEAT_INTERVAL_MS, PROTOCOL_VERSION, WORKER_RECORD_TTL_MS, streams, type WorkerState } from '../shared/protocol.js';
 
 export type WorkerStateName = WorkerState['state'];
 
