@@ -36,9 +36,24 @@ for await (const msg of messages) {
     const data = msg.data;
     const end = data.indexOf(0x0a);
     const meta = JSON.parse(decoder.decode(data.subarray(0, end))) as Meta;
-    const answer = await pool.request({ method: meta.method, path: meta.path, headers: meta.headers.flat(), body: data.subarray(end + 1) });
+    const answer = await pool.request({
+      method: meta.method,
+      path: meta.path,
+      headers: meta.headers.flat(),
+      body: data.subarray(end + 1),
+    });
     const body = new Uint8Array(await answer.body.arrayBuffer());
-    const final = { v: 1, requestId: meta.requestId, workerId: 'bare', attempt: 1, kind: 'final', status: answer.statusCode, headers: [], chunks: 0, streamed: false };
+    const final = {
+      v: 1,
+      requestId: meta.requestId,
+      workerId: 'bare',
+      attempt: 1,
+      kind: 'final',
+      status: answer.statusCode,
+      headers: [],
+      chunks: 0,
+      streamed: false,
+    };
     await js.publish(`${meta.replyTo}.final`, encodeFrame(final, body), { msgID: `${meta.requestId}.final` });
     msg.ack();
   })().catch((err: Error) => {

@@ -42,7 +42,8 @@ const machine = {
   commit: version('git', '-C', root, 'rev-parse', '--short', 'HEAD'),
 };
 const started = new Date();
-const log = (text: string) => process.stderr.write(`[bench ${((Date.now() - started.getTime()) / 1000).toFixed(0)}s] ${text}\n`);
+const log = (text: string) =>
+  process.stderr.write(`[bench ${((Date.now() - started.getTime()) / 1000).toFixed(0)}s] ${text}\n`);
 
 log(`starting nats-server, container, worker (dist/main.js), bare forwarder, gateway${quick ? ' (quick)' : ''}`);
 const rig = await startRig(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
@@ -74,7 +75,14 @@ try {
   await rig.close();
 }
 
-const report: Report & Record<string, unknown> = { startedAt: started.toISOString(), seconds: (Date.now() - started.getTime()) / 1000, quick, machine, worker: 'node dist/main.js worker (compiled)', ...results };
+const report: Report & Record<string, unknown> = {
+  startedAt: started.toISOString(),
+  seconds: (Date.now() - started.getTime()) / 1000,
+  quick,
+  machine,
+  worker: 'node dist/main.js worker (compiled)',
+  ...results,
+};
 mkdirSync(join(root, 'bench/results'), { recursive: true });
 writeFileSync(join(root, 'bench/results/latest.json'), `${JSON.stringify(report, null, 2)}\n`);
 process.stdout.write(`${renderTable(report)}\n`);

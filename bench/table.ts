@@ -24,16 +24,49 @@ export function renderTable(report: Report): string {
   const t = report.throughput;
   for (const r of t?.rows ?? []) {
     const label = `1. NATS c=${r.concurrency}`;
-    rows.push([label, '(a) worker', `${i(r.worker.rps)} req/s`, `p50 ${f(r.worker.p50)} ms, p99 ${f(r.worker.p99)} ms`, `a/b ${f(r.ratioAB)}, a/c ${f(r.ratioAC, 3)}`]);
-    rows.push([label, '(b) bare forwarder', `${i(r.bare.rps)} req/s`, `p50 ${f(r.bare.p50)} ms, p99 ${f(r.bare.p99)} ms`, `CPU/req: a ${f(r.workerCpuMsPerRequest)} ms, b ${f(r.bareCpuMsPerRequest)} ms`]);
-    rows.push([label, '(c) direct undici', `${i(r.direct.rps)} req/s`, `p50 ${f(r.direct.p50)} ms, p99 ${f(r.direct.p99)} ms`, '']);
+    rows.push([
+      label,
+      '(a) worker',
+      `${i(r.worker.rps)} req/s`,
+      `p50 ${f(r.worker.p50)} ms, p99 ${f(r.worker.p99)} ms`,
+      `a/b ${f(r.ratioAB)}, a/c ${f(r.ratioAC, 3)}`,
+    ]);
+    rows.push([
+      label,
+      '(b) bare forwarder',
+      `${i(r.bare.rps)} req/s`,
+      `p50 ${f(r.bare.p50)} ms, p99 ${f(r.bare.p99)} ms`,
+      `CPU/req: a ${f(r.workerCpuMsPerRequest)} ms, b ${f(r.bareCpuMsPerRequest)} ms`,
+    ]);
+    rows.push([
+      label,
+      '(c) direct undici',
+      `${i(r.direct.rps)} req/s`,
+      `p50 ${f(r.direct.p50)} ms, p99 ${f(r.direct.p99)} ms`,
+      '',
+    ]);
   }
   for (const r of report.gateway ?? []) {
-    rows.push([`2. gateway c=${r.concurrency}`, 'pexec vs direct', `${i(r.gateway.rps)} vs ${i(r.direct.rps)} req/s`, `added p50 ${f(r.addedP50)} ms, p99 ${f(r.addedP99)} ms`, `req/s ratio ${f(r.ratio, 3)}`]);
+    rows.push([
+      `2. gateway c=${r.concurrency}`,
+      'pexec vs direct',
+      `${i(r.gateway.rps)} vs ${i(r.direct.rps)} req/s`,
+      `added p50 ${f(r.addedP50)} ms, p99 ${f(r.addedP99)} ms`,
+      `req/s ratio ${f(r.ratio, 3)}`,
+    ]);
   }
   for (const r of report.large ?? []) {
-    const fromFile = r.secondsFromFinalFileTo302 === undefined ? '' : `, ${f(r.secondsFromFinalFileTo302)} s after the last file was final`;
-    rows.push(['3. large outputs', r.case, `302 in ${f(r.secondsTo302)} s${fromFile}`, `zip ${f(r.zipBytes / 1024 ** 2, 1)} MiB at ${f(r.uploadMBps, 0)} MiB/s`, `worker RSS +${f(r.rssGrowthMiB, 1)} MiB (${f(r.rssBeforeMiB, 0)} → ${f(r.rssPeakMiB, 0)})`]);
+    const fromFile =
+      r.secondsFromFinalFileTo302 === undefined
+        ? ''
+        : `, ${f(r.secondsFromFinalFileTo302)} s after the last file was final`;
+    rows.push([
+      '3. large outputs',
+      r.case,
+      `302 in ${f(r.secondsTo302)} s${fromFile}`,
+      `zip ${f(r.zipBytes / 1024 ** 2, 1)} MiB at ${f(r.uploadMBps, 0)} MiB/s`,
+      `worker RSS +${f(r.rssGrowthMiB, 1)} MiB (${f(r.rssBeforeMiB, 0)} → ${f(r.rssPeakMiB, 0)})`,
+    ]);
   }
   const s = report.streaming;
   for (const r of s?.sse ?? []) {
@@ -46,11 +79,29 @@ export function renderTable(report: Report): string {
     ]);
   }
   if (s) {
-    rows.push(['4. progress', 'file write → message', `${s.progress.count} messages`, `p50 ${f(s.progress.p50)} ms, p99 ${f(s.progress.p99)} ms`, '']);
-    rows.push(['4. `.partial` rename', 'rename → announcement', `${s.rename.count} files`, `p50 ${f(s.rename.p50)} ms, p99 ${f(s.rename.p99)} ms`, '']);
+    rows.push([
+      '4. progress',
+      'file write → message',
+      `${s.progress.count} messages`,
+      `p50 ${f(s.progress.p50)} ms, p99 ${f(s.progress.p99)} ms`,
+      '',
+    ]);
+    rows.push([
+      '4. `.partial` rename',
+      'rename → announcement',
+      `${s.rename.count} files`,
+      `p50 ${f(s.rename.p50)} ms, p99 ${f(s.rename.p99)} ms`,
+      '',
+    ]);
   }
   if (report.footprint) {
-    rows.push(['5. footprint', 'idle worker', `RSS ${f(report.footprint.idleRssMiB, 1)} MiB`, `CPU ${f(report.footprint.idleCpuPercent, 2)} % of a core`, '']);
+    rows.push([
+      '5. footprint',
+      'idle worker',
+      `RSS ${f(report.footprint.idleRssMiB, 1)} MiB`,
+      `CPU ${f(report.footprint.idleCpuPercent, 2)} % of a core`,
+      '',
+    ]);
   }
   if (t) rows.push(['5. footprint', 'worker at c=64', `peak RSS ${f(t.workerPeakRssMiB, 1)} MiB`, '', '']);
   const header = ['scenario', 'what', 'rate / size', 'latency', 'ratio / notes'];

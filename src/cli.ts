@@ -42,7 +42,9 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv): P
 
 async function runWorker(args: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (args.length > 0) {
-    process.stderr.write(`nvcf-sidecar worker takes no arguments (got "${args.join(' ')}"); it is configured by environment variables, see docs/configuration.md\n`);
+    process.stderr.write(
+      `nvcf-sidecar worker takes no arguments (got "${args.join(' ')}"); it is configured by environment variables, see docs/configuration.md\n`,
+    );
     return 2;
   }
   let config;

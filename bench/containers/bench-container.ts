@@ -57,7 +57,10 @@ async function progress(req: IncomingMessage, res: ServerResponse, dir: string, 
   const steps = number(req, 'x-bench-steps', 20);
   for (let i = 1; i <= steps; i++) {
     // In place, as NVCF's Python helper does it: open("w") then write.
-    writeFileSync(join(dir, 'progress'), JSON.stringify({ id: requestId, progress: Math.round((i * 100) / steps), partialResponse: { t: now() } }));
+    writeFileSync(
+      join(dir, 'progress'),
+      JSON.stringify({ id: requestId, progress: Math.round((i * 100) / steps), partialResponse: { t: now() } }),
+    );
     await sleep(50);
   }
   res.writeHead(200, { 'content-type': 'application/json' }).end('{"done":true}');
@@ -78,7 +81,8 @@ async function renames(req: IncomingMessage, res: ServerResponse, dir: string, r
 async function writeBig(path: string, bytes: number): Promise<void> {
   const out = createWriteStream(`${path}.partial`);
   for (let left = bytes; left > 0; left -= block.length) {
-    if (!out.write(left >= block.length ? block : block.subarray(0, left))) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+    if (!out.write(left >= block.length ? block : block.subarray(0, left)))
+      await new Promise<void>((resolve) => out.once('drain', () => resolve()));
   }
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
   await rename(`${path}.partial`, path);
@@ -95,7 +99,8 @@ async function large(req: IncomingMessage, res: ServerResponse, dir: string, req
   for (let i = 0; i < files; i++) writeFileSync(join(dir, `f${i}.txt`), block.subarray(0, 1024));
   if (files > 0) mark(requestId, 'files');
   res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bodyBytes });
-  for (let left = bodyBytes; left > 0; left -= block.length) await write(res, left >= block.length ? block : block.subarray(0, left));
+  for (let left = bodyBytes; left > 0; left -= block.length)
+    await write(res, left >= block.length ? block : block.subarray(0, left));
   res.end();
 }
 
@@ -111,7 +116,8 @@ const server = createServer((req, res) => {
     const dir = String(req.headers['nvcf-large-output-dir'] ?? '');
     const requestId = String(req.headers['nvcf-reqid'] ?? '');
     const body = await readAll(req);
-    if (mode === 'echo') return void res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length }).end(body);
+    if (mode === 'echo')
+      return void res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length }).end(body);
     if (mode === 'sse-fast') return sse(res, number(req, 'x-bench-events', 2000), 0);
     if (mode === 'sse-paced') return sse(res, number(req, 'x-bench-events', 200), 10);
     if (mode === 'progress') return progress(req, res, dir, requestId);
@@ -126,6 +132,8 @@ const server = createServer((req, res) => {
 server.keepAliveTimeout = 60_000;
 server.listen(0, '127.0.0.1', () => {
   const address = server.address();
-  process.stdout.write(`${JSON.stringify({ msg: 'listening', port: typeof address === 'object' && address ? address.port : 0 })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ msg: 'listening', port: typeof address === 'object' && address ? address.port : 0 })}\n`,
+  );
 });
 process.on('SIGTERM', () => process.exit(0));

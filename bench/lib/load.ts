@@ -12,7 +12,12 @@ export interface LoadResult extends LatencySummary {
  * Closed-loop load: `concurrency` callers, each starting its next call as soon as the last one
  * ends, for `durationMs`. A short warm-up (not counted) fills pools and JIT caches first.
  */
-export async function closedLoop(call: () => Promise<void>, concurrency: number, durationMs: number, warmupMs = Math.min(1_000, durationMs / 5)): Promise<LoadResult> {
+export async function closedLoop(
+  call: () => Promise<void>,
+  concurrency: number,
+  durationMs: number,
+  warmupMs = Math.min(1_000, durationMs / 5),
+): Promise<LoadResult> {
   const latencies: number[] = [];
   let errors = 0;
   let firstError: string | undefined;
@@ -38,5 +43,12 @@ export async function closedLoop(call: () => Promise<void>, concurrency: number,
   stopAt = began + durationMs;
   await Promise.all(Array.from({ length: concurrency }, caller));
   const seconds = (performance.now() - began) / 1000;
-  return { concurrency, seconds, rps: latencies.length / seconds, errors, ...(firstError ? { firstError } : {}), ...summarize(latencies) };
+  return {
+    concurrency,
+    seconds,
+    rps: latencies.length / seconds,
+    errors,
+    ...(firstError ? { firstError } : {}),
+    ...summarize(latencies),
+  };
 }

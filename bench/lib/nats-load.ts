@@ -48,7 +48,13 @@ export class NatsCaller {
   async invoke(
     functionId: string,
     functionVersionId: string,
-    options: { path?: string; headers?: [string, string][]; body?: Uint8Array; largeResult?: { uploadUrl: string; downloadUrl: string }; requestId?: string },
+    options: {
+      path?: string;
+      headers?: [string, string][];
+      body?: Uint8Array;
+      largeResult?: { uploadUrl: string; downloadUrl: string };
+      requestId?: string;
+    },
     onResponse?: (d: Delivered) => void,
   ): Promise<Delivered> {
     const requestId = options.requestId ?? randomUUID();
@@ -75,7 +81,9 @@ export class NatsCaller {
       replyTo,
       ...(options.largeResult ? { largeResult: options.largeResult } : {}),
     };
-    await this.js.publish(subjects.work(functionVersionId, requestId), encodeFrame(meta, options.body), { msgID: requestId });
+    await this.js.publish(subjects.work(functionVersionId, requestId), encodeFrame(meta, options.body), {
+      msgID: requestId,
+    });
     return final;
   }
 

@@ -26,12 +26,12 @@ export function startNode(args: string[], env: Record<string, string>, nodeOptio
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   let partial = '';
   const seen: Record<string, unknown>[] = [];
   const waiters = new Set<() => void>();
   let parsing = true;
-  child.stdout!.on('data', (d: Buffer) => {
+  child.stdout.on('data', (d: Buffer) => {
     if (!parsing) return;
     partial += d.toString();
     const lines = partial.split('\n');
@@ -59,7 +59,11 @@ export function startNode(args: string[], env: Record<string, string>, nodeOptio
         };
         const timer = setTimeout(() => {
           cleanup();
-          reject(new Error(`process ${args.join(' ')} never logged what we wait for; last lines ${JSON.stringify(seen.slice(-3))}; stderr ${stderr}`));
+          reject(
+            new Error(
+              `process ${args.join(' ')} never logged what we wait for; last lines ${JSON.stringify(seen.slice(-3))}; stderr ${stderr}`,
+            ),
+          );
         }, timeoutMs);
         const onExit = () => {
           cleanup();
@@ -109,7 +113,10 @@ export class RssSampler {
   private peak = 0;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly pid: number, everyMs = 20) {
+  constructor(
+    private readonly pid: number,
+    everyMs = 20,
+  ) {
     this.sample();
     this.timer = setInterval(() => this.sample(), everyMs);
   }

@@ -45,26 +45,23 @@ export async function startRig(workerNodeArgs: string[] = []): Promise<Rig> {
   const containerOrigin = `http://127.0.0.1:${port}`;
 
   const workerFn = newFn();
-  const worker = startNode(
-    [...workerNodeArgs, 'dist/main.js', 'worker'],
-    {
-      FUNCTION_ID: workerFn.functionId,
-      FUNCTION_VERSION_ID: workerFn.functionVersionId,
-      FUNCTION_NAME: 'bench',
-      INFERENCE_PORT: String(port),
-      INFERENCE_URL: '/echo',
-      BASE_ASSET_DIR: join(scratch, 'assets'),
-      BASE_RESPONSE_DIR: join(scratch, 'response'),
-      SPOOL_DIR: join(scratch, 'spool'),
-      TERMINATION_LOG_PATH: join(scratch, 'termination-log'),
-      HEALTH_PORT: '0',
-      METRICS_PORT: '0',
-      NATS_URL: nats.url,
-      MAX_REQUEST_CONCURRENCY: String(CONCURRENCY),
-      WORKER_ID: 'bench-worker',
-      LOG_LEVEL: 'info',
-    },
-  );
+  const worker = startNode([...workerNodeArgs, 'dist/main.js', 'worker'], {
+    FUNCTION_ID: workerFn.functionId,
+    FUNCTION_VERSION_ID: workerFn.functionVersionId,
+    FUNCTION_NAME: 'bench',
+    INFERENCE_PORT: String(port),
+    INFERENCE_URL: '/echo',
+    BASE_ASSET_DIR: join(scratch, 'assets'),
+    BASE_RESPONSE_DIR: join(scratch, 'response'),
+    SPOOL_DIR: join(scratch, 'spool'),
+    TERMINATION_LOG_PATH: join(scratch, 'termination-log'),
+    HEALTH_PORT: '0',
+    METRICS_PORT: '0',
+    NATS_URL: nats.url,
+    MAX_REQUEST_CONCURRENCY: String(CONCURRENCY),
+    WORKER_ID: 'bench-worker',
+    LOG_LEVEL: 'info',
+  });
   await worker.waitFor((l) => l.msg === 'worker state' && l.to === 'running');
   worker.quiet();
 
@@ -78,7 +75,12 @@ export async function startRig(workerNodeArgs: string[] = []): Promise<Rig> {
   await forwarder.waitFor((l) => l.msg === 'forwarding');
   forwarder.quiet();
 
-  const gateway = startNode(['dist/main.js', 'gateway'], { NATS_URL: nats.url, GATEWAY_PORT: '0', GATEWAY_ID: 'gwbench', LOG_LEVEL: 'info' });
+  const gateway = startNode(['dist/main.js', 'gateway'], {
+    NATS_URL: nats.url,
+    GATEWAY_PORT: '0',
+    GATEWAY_ID: 'gwbench',
+    LOG_LEVEL: 'info',
+  });
   const gatewayUrl = String((await gateway.waitFor((l) => l.msg === 'gateway listening')).url);
   gateway.quiet();
 

@@ -35,7 +35,12 @@ export class UploadSink {
         hash.update(part);
       });
       req.on('end', () => {
-        const upload = { bytes, sha256: hash.digest('hex'), firstByteAt, lastByteAt: performance.timeOrigin + performance.now() };
+        const upload = {
+          bytes,
+          sha256: hash.digest('hex'),
+          firstByteAt,
+          lastByteAt: performance.timeOrigin + performance.now(),
+        };
         sink.uploads.set(id, upload);
         sink.waiters.get(id)?.(upload);
         res.writeHead(200).end();

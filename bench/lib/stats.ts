@@ -13,7 +13,13 @@ export function summarize(samples: number[]): LatencySummary {
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
   let sum = 0;
   for (const s of sorted) sum += s;
-  return { count: sorted.length, p50: at(0.5), p99: at(0.99), mean: sum / sorted.length, max: sorted[sorted.length - 1]! };
+  return {
+    count: sorted.length,
+    p50: at(0.5),
+    p99: at(0.99),
+    mean: sum / sorted.length,
+    max: sorted[sorted.length - 1]!,
+  };
 }
 
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes of this machine. */

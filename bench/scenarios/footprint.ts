@@ -14,5 +14,9 @@ export async function idleFootprint(rig: Rig, seconds: number): Promise<Footprin
   const started = performance.now();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const elapsed = (performance.now() - started) / 1000;
-  return { idleRssMiB: rssMiB(rig.worker.pid), idleCpuPercent: ((cpuSeconds(rig.worker.pid) - cpu) / elapsed) * 100, idleSeconds: elapsed };
+  return {
+    idleRssMiB: rssMiB(rig.worker.pid),
+    idleCpuPercent: ((cpuSeconds(rig.worker.pid) - cpu) / elapsed) * 100,
+    idleSeconds: elapsed,
+  };
 }

@@ -37,20 +37,45 @@ export async function throughGateway(rig: Rig, levels: number[], durationMs: num
   const path = `/v2/nvcf/pexec/functions/${rig.workerFn.functionId}`;
   for (const concurrency of levels) {
     const gw = new Pool(gatewayOrigin, { connections: concurrency });
-    const gateway = await closedLoop(async () => {
-      const answer = await gw.request({ method: 'POST', path, headers: { 'content-type': 'application/json' }, body: PAYLOAD });
-      await answer.body.arrayBuffer();
-      if (answer.statusCode !== 200) throw new Error(`gateway answered ${answer.statusCode}`);
-    }, concurrency, durationMs);
+    const gateway = await closedLoop(
+      async () => {
+        const answer = await gw.request({
+          method: 'POST',
+          path,
+          headers: { 'content-type': 'application/json' },
+          body: PAYLOAD,
+        });
+        await answer.body.arrayBuffer();
+        if (answer.statusCode !== 200) throw new Error(`gateway answered ${answer.statusCode}`);
+      },
+      concurrency,
+      durationMs,
+    );
     await gw.close();
     const pool = new Pool(rig.containerOrigin, { connections: concurrency });
-    const direct = await closedLoop(async () => {
-      const answer = await pool.request({ method: 'POST', path: '/echo', headers: { 'content-type': 'application/json' }, body: PAYLOAD });
-      await answer.body.arrayBuffer();
-      if (answer.statusCode !== 200) throw new Error(`container answered ${answer.statusCode}`);
-    }, concurrency, durationMs);
+    const direct = await closedLoop(
+      async () => {
+        const answer = await pool.request({
+          method: 'POST',
+          path: '/echo',
+          headers: { 'content-type': 'application/json' },
+          body: PAYLOAD,
+        });
+        await answer.body.arrayBuffer();
+        if (answer.statusCode !== 200) throw new Error(`container answered ${answer.statusCode}`);
+      },
+      concurrency,
+      durationMs,
+    );
     await pool.close();
-    rows.push({ concurrency, gateway, direct, addedP50: gateway.p50 - direct.p50, addedP99: gateway.p99 - direct.p99, ratio: gateway.rps / direct.rps });
+    rows.push({
+      concurrency,
+      gateway,
+      direct,
+      addedP50: gateway.p50 - direct.p50,
+      addedP99: gateway.p99 - direct.p99,
+      ratio: gateway.rps / direct.rps,
+    });
   }
   return rows;
 }

@@ -24,7 +24,15 @@ export interface LargeRow {
 
 const MiB = 1024 * 1024;
 
-async function one(rig: Rig, caller: NatsCaller, sink: UploadSink, name: string, fileBytes: number, files: number, bodyBytes: number): Promise<LargeRow> {
+async function one(
+  rig: Rig,
+  caller: NatsCaller,
+  sink: UploadSink,
+  name: string,
+  fileBytes: number,
+  files: number,
+  bodyBytes: number,
+): Promise<LargeRow> {
   const requestId = crypto.randomUUID();
   const headers: [string, string][] = [
     ['Content-Type', 'application/json'],
@@ -39,11 +47,19 @@ async function one(rig: Rig, caller: NatsCaller, sink: UploadSink, name: string,
   const rssBeforeMiB = rssMiB(rig.worker.pid);
   const sampler = new RssSampler(rig.worker.pid, 20);
   const started = nowMs();
-  const final = await caller.invoke(rig.workerFn.functionId, rig.workerFn.functionVersionId, { headers, largeResult, requestId });
+  const final = await caller.invoke(rig.workerFn.functionId, rig.workerFn.functionVersionId, {
+    headers,
+    largeResult,
+    requestId,
+  });
   const rssPeakMiB = sampler.stop();
-  if (final.meta.kind !== 'final' || final.meta.status !== 302) throw new Error(`${name}: the worker answered ${JSON.stringify(final.meta)}`);
+  if (final.meta.kind !== 'final' || final.meta.status !== 302)
+    throw new Error(`${name}: the worker answered ${JSON.stringify(final.meta)}`);
   const upload = await sink.upload(requestId);
-  const marks = (await (await request(`${rig.containerOrigin}/marks?id=${requestId}`)).body.json()) as Record<string, number>;
+  const marks = (await (await request(`${rig.containerOrigin}/marks?id=${requestId}`)).body.json()) as Record<
+    string,
+    number
+  >;
   const lastFinal = Math.max(...Object.values(marks));
   return {
     case: name,
@@ -70,7 +86,15 @@ export async function largeOutputs(rig: Rig, sink: UploadSink, quick: boolean): 
   try {
     // The big file first: its RSS growth is the figure that matters, measured from a worker
     // that has not yet held a large body.
-    const big = await one(rig, caller, sink, quick ? '256 MiB file + 12 MiB body' : '1 GiB file + 12 MiB body', quick ? 256 * MiB : 1024 * MiB, 0, 12 * MiB);
+    const big = await one(
+      rig,
+      caller,
+      sink,
+      quick ? '256 MiB file + 12 MiB body' : '1 GiB file + 12 MiB body',
+      quick ? 256 * MiB : 1024 * MiB,
+      0,
+      12 * MiB,
+    );
     const body = await one(rig, caller, sink, '12 MiB body', 0, 0, 12 * MiB);
     const small = await one(rig, caller, sink, '1,000 small files', 0, 1000, 1024);
     const many = quick ? 10_000 : 100_000;

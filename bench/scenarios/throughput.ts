@@ -39,27 +39,53 @@ export async function throughput(rig: Rig, levels: number[], durationMs: number)
     for (const concurrency of levels) {
       const sampler = new RssSampler(rig.worker.pid, 100);
       let cpu = cpuSeconds(rig.worker.pid);
-      const worker = await closedLoop(async () => {
-        const { meta } = await caller.invoke(rig.workerFn.functionId, rig.workerFn.functionVersionId, { body: PAYLOAD });
-        if (meta.kind !== 'final' || meta.status !== 200) throw new Error(`worker answered ${JSON.stringify(meta)}`);
-      }, concurrency, durationMs);
+      const worker = await closedLoop(
+        async () => {
+          const { meta } = await caller.invoke(rig.workerFn.functionId, rig.workerFn.functionVersionId, {
+            body: PAYLOAD,
+          });
+          if (meta.kind !== 'final' || meta.status !== 200) throw new Error(`worker answered ${JSON.stringify(meta)}`);
+        },
+        concurrency,
+        durationMs,
+      );
       const workerCpu = cpuSeconds(rig.worker.pid) - cpu;
       const peak = sampler.stop();
       cpu = cpuSeconds(rig.forwarder.pid);
       if (concurrency === Math.max(...levels)) workerPeakRssMiB = peak;
-      const bare = await closedLoop(async () => {
-        const { meta } = await caller.invoke(rig.bareFn.functionId, rig.bareFn.functionVersionId, { body: PAYLOAD });
-        if (meta.kind !== 'final' || meta.status !== 200) throw new Error(`forwarder answered ${JSON.stringify(meta)}`);
-      }, concurrency, durationMs);
+      const bare = await closedLoop(
+        async () => {
+          const { meta } = await caller.invoke(rig.bareFn.functionId, rig.bareFn.functionVersionId, { body: PAYLOAD });
+          if (meta.kind !== 'final' || meta.status !== 200)
+            throw new Error(`forwarder answered ${JSON.stringify(meta)}`);
+        },
+        concurrency,
+        durationMs,
+      );
       const bareCpu = cpuSeconds(rig.forwarder.pid) - cpu;
       const pool = new Pool(rig.containerOrigin, { connections: concurrency });
-      const direct = await closedLoop(async () => {
-        const answer = await pool.request({ method: 'POST', path: '/echo', headers: { 'content-type': 'application/json' }, body: PAYLOAD });
-        await answer.body.arrayBuffer();
-        if (answer.statusCode !== 200) throw new Error(`container answered ${answer.statusCode}`);
-      }, concurrency, durationMs);
+      const direct = await closedLoop(
+        async () => {
+          const answer = await pool.request({
+            method: 'POST',
+            path: '/echo',
+            headers: { 'content-type': 'application/json' },
+            body: PAYLOAD,
+          });
+          await answer.body.arrayBuffer();
+          if (answer.statusCode !== 200) throw new Error(`container answered ${answer.statusCode}`);
+        },
+        concurrency,
+        durationMs,
+      );
       await pool.close();
-      rows.push({ concurrency, worker, bare, direct, ratioAB: worker.rps / bare.rps, ratioAC: worker.rps / direct.rps,
+      rows.push({
+        concurrency,
+        worker,
+        bare,
+        direct,
+        ratioAB: worker.rps / bare.rps,
+        ratioAC: worker.rps / direct.rps,
         // Warm-up calls are not in the counts but are in the CPU: an estimate, slightly high.
         workerCpuMsPerRequest: (workerCpu * 1000) / (worker.count * (1 + 1_000 / durationMs)),
         bareCpuMsPerRequest: (bareCpu * 1000) / (bare.count * (1 + 1_000 / durationMs)),

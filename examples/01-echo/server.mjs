@@ -11,10 +11,13 @@ import { createServer } from 'node:http';
 const host = process.env.HOST ?? '127.0.0.1';
 const port = Number(process.env.PORT ?? 8000);
 
-const server = createServer(async (req, res) => {
+async function handle(req, res) {
   const path = (req.url ?? '/').split('?')[0];
   if (path === '/v2/health/ready') return void res.writeHead(200).end();
-  if (path !== '/echo') return void res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: `no route ${path}` }));
+  if (path !== '/echo')
+    return void res
+      .writeHead(404, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ error: `no route ${path}` }));
   const parts = [];
   for await (const chunk of req) parts.push(chunk);
   const body = Buffer.concat(parts);
@@ -26,8 +29,15 @@ const server = createServer(async (req, res) => {
     }
     return void res.end();
   }
-  res.writeHead(200, { 'content-type': req.headers['content-type'] ?? 'application/octet-stream', 'x-request-id': String(req.headers['nvcf-reqid'] ?? '') });
+  res.writeHead(200, {
+    'content-type': req.headers['content-type'] ?? 'application/octet-stream',
+    'x-request-id': String(req.headers['nvcf-reqid'] ?? ''),
+  });
   res.end(body);
+}
+
+const server = createServer((req, res) => {
+  handle(req, res).catch((err) => res.destroy(err));
 });
 
 server.listen(port, host, () => {

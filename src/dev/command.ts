@@ -36,14 +36,28 @@ interface DevOptions {
 }
 
 function parseArgs(args: readonly string[]): DevOptions {
-  const options: DevOptions = { demo: false, inferenceUrl: new URL('http://127.0.0.1:8000/echo'), healthPath: '/v2/health/ready', port: '8090', concurrency: '4', logLevel: 'warn' };
+  const options: DevOptions = {
+    demo: false,
+    inferenceUrl: new URL('http://127.0.0.1:8000/echo'),
+    healthPath: '/v2/health/ready',
+    port: '8090',
+    concurrency: '4',
+    logLevel: 'warn',
+  };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
-    const value = () => args[++i] ?? (() => { throw new ConfigError(`${arg} needs a value`); })();
+    const value = () =>
+      args[++i] ??
+      (() => {
+        throw new ConfigError(`${arg} needs a value`);
+      })();
     if (arg === '--demo') options.demo = true;
     else if (arg === '--inference-url') {
       const text = value();
-      if (!URL.canParse(text) || !/^http:$/.test(new URL(text).protocol)) throw new ConfigError(`--inference-url must be an http:// URL such as http://127.0.0.1:8000/echo, not "${text}"`);
+      if (!URL.canParse(text) || !/^http:$/.test(new URL(text).protocol))
+        throw new ConfigError(
+          `--inference-url must be an http:// URL such as http://127.0.0.1:8000/echo, not "${text}"`,
+        );
       options.inferenceUrl = new URL(text);
     } else if (arg === '--health-path') options.healthPath = value();
     else if (arg === '--port') options.port = value();
@@ -65,11 +79,14 @@ function exampleFile(relative: string): string {
 
 /** Starts the echo example on a free port and resolves with that port once it listens. */
 async function startDemoContainer(): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [exampleFile('01-echo/server.mjs')], { env: { ...process.env, PORT: '0', HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [exampleFile('01-echo/server.mjs')], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const port = await new Promise<number>((resolve, reject) => {
     let seen = '';
     child.once('exit', (code) => reject(new Error(`the demo container exited with ${code} before it listened`)));
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       seen += d.toString();
       const match = /listening on http:\/\/[^:]+:(\d+)/.exec(seen);
       if (match) resolve(Number(match[1]));
@@ -115,7 +132,13 @@ export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): P
     const root = await mkdtemp(join(tmpdir(), 'nvcf-dev-'));
     cleanups.push(() => rm(root, { recursive: true, force: true }));
 
-    const gateway = new Gateway(loadGatewayConfig({ ...env, NATS_URL: natsUrl, GATEWAY_ID: 'dev', LOG_LEVEL: options.logLevel }, ['--port', options.port]), log.child({ part: 'gateway' }));
+    const gateway = new Gateway(
+      loadGatewayConfig({ ...env, NATS_URL: natsUrl, GATEWAY_ID: 'dev', LOG_LEVEL: options.logLevel }, [
+        '--port',
+        options.port,
+      ]),
+      log.child({ part: 'gateway' }),
+    );
     cleanups.push(() => gateway.stop());
     await gateway.start();
 
@@ -147,7 +170,10 @@ export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): P
     say(`gateway ${gateway.url}`);
     say(`function ${DEV_FUNCTION_ID} -> ${inference.href}; waiting for the container at ${options.healthPath} ...`);
     while (worker.state !== 'running' && worker.state !== 'failed' && worker.state !== 'stopped') {
-      const outcome = await Promise.race([stopped.then(() => 'stopped'), new Promise((r) => setTimeout(r, 100, 'tick'))]);
+      const outcome = await Promise.race([
+        stopped.then(() => 'stopped'),
+        new Promise((r) => setTimeout(r, 100, 'tick')),
+      ]);
       if (outcome === 'stopped') return 0;
     }
     if (worker.state !== 'running') {
@@ -155,12 +181,17 @@ export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): P
       return 1;
     }
     say('ready. Try:');
-    say(`  curl -s -X POST ${gateway.url}/v2/nvcf/pexec/functions/${DEV_FUNCTION_ID} -H 'Content-Type: application/json' -d '{"hello":"world"}'`);
+    say(
+      `  curl -s -X POST ${gateway.url}/v2/nvcf/pexec/functions/${DEV_FUNCTION_ID} -H 'Content-Type: application/json' -d '{"hello":"world"}'`,
+    );
     say('Ctrl-C stops everything.');
     await Promise.race([stopped, workerDone]);
     return 0;
   } catch (err) {
-    const message = err instanceof NatsServerMissingError || err instanceof ConfigError ? err.message : `dev failed: ${(err as Error).message}`;
+    const message =
+      err instanceof NatsServerMissingError || err instanceof ConfigError
+        ? err.message
+        : `dev failed: ${(err as Error).message}`;
     process.stderr.write(`nvcf-sidecar dev: ${message}\n`);
     return 1;
   } finally {
@@ -170,4 +201,3 @@ export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): P
     exitSoonIfStillAlive();
   }
 }
-

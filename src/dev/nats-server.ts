@@ -55,20 +55,32 @@ export class NatsServer {
 
   private async launch(): Promise<void> {
     const portsDir = join(this.workDir, `ports-${Date.now()}`);
-    const args = ['-js', '-a', '127.0.0.1', '-p', String(this.port || -1), '-sd', this.storeDir, '--ports_file_dir', portsDir];
+    const args = [
+      '-js',
+      '-a',
+      '127.0.0.1',
+      '-p',
+      String(this.port || -1),
+      '-sd',
+      this.storeDir,
+      '--ports_file_dir',
+      portsDir,
+    ];
     if (this.options.maxPayload) args.push('--max_payload', String(this.options.maxPayload));
     await mkdir(portsDir, { recursive: true });
     const child = spawn(this.options.binary ?? 'nats-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.child = child;
     let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => {
+    child.stderr.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-4000);
     });
     const spawnError = new Promise<never>((_, reject) =>
       child.once('error', (err: NodeJS.ErrnoException) =>
         reject(
           err.code === 'ENOENT'
-            ? new NatsServerMissingError('nats-server is not on PATH: install it (Debian/Ubuntu: apt-get install nats-server; or download it from https://github.com/nats-io/nats-server/releases), or set NATS_URL to a server you run')
+            ? new NatsServerMissingError(
+                'nats-server is not on PATH: install it (Debian/Ubuntu: apt-get install nats-server; or download it from https://github.com/nats-io/nats-server/releases), or set NATS_URL to a server you run',
+              )
             : err,
         ),
       ),
@@ -76,7 +88,11 @@ export class NatsServer {
     let gone = false;
     child.once('exit', () => (gone = true));
     child.once('error', () => (gone = true));
-    const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`nats-server exited with ${code} before it was ready: ${stderr.trim()}`))));
+    const exited = new Promise<never>((_, reject) =>
+      child.once('exit', (code) =>
+        reject(new Error(`nats-server exited with ${code} before it was ready: ${stderr.trim()}`)),
+      ),
+    );
     const ready = (async () => {
       while (!gone) {
         const files = await readdir(portsDir).catch(() => [] as string[]);
@@ -115,7 +131,11 @@ export class NatsServer {
 }
 
 /** Asks a child process to stop, insists with SIGKILL after `graceMs`, and waits until it has. */
-export async function stopChild(child: ChildProcess, graceMs: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+export async function stopChild(
+  child: ChildProcess,
+  graceMs: number,
+  signal: NodeJS.Signals = 'SIGTERM',
+): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const gone = new Promise((resolve) => child.once('exit', resolve));
   child.kill(signal);

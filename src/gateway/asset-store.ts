@@ -17,7 +17,12 @@ export const AssetRecord = z.object({
 export type AssetRecord = z.infer<typeof AssetRecord>;
 
 const CreateAsset = z.object({
-  contentType: z.string().trim().min(1, 'is required').max(256).regex(/^[^\s/]+\/[^\s]+/, 'must be a media type such as image/png'),
+  contentType: z
+    .string()
+    .trim()
+    .min(1, 'is required')
+    .max(256)
+    .regex(/^[^\s/]+\/[^\s]+/, 'must be a media type such as image/png'),
   description: z.string().max(1024).default(''),
 });
 
@@ -60,7 +65,11 @@ const publicView = (a: AssetRecord) => ({ assetId: a.assetId, contentType: a.con
 /** POST /v2/nvcf/assets: an id and a signed upload URL; the upload must use the same Content-Type. */
 export async function createAsset(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const parsed = CreateAsset.safeParse(await readJson(req));
-  if (!parsed.success) throw new HttpProblem(400, `invalid asset request: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'} ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new HttpProblem(
+      400,
+      `invalid asset request: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'} ${i.message}`).join('; ')}`,
+    );
   const record: AssetRecord = { assetId: randomUUID(), ...parsed.data, createdAt: Date.now(), uploaded: false };
   await ctx.assets.put(record);
   const uploadUrl = ctx.signer.url({ method: 'PUT', kind: 'assets', id: record.assetId }, ctx.config.urlTtlMs);
@@ -87,14 +96,23 @@ export async function deleteAsset(ctx: GatewayContext, res: ServerResponse, asse
  */
 export async function resolveAssetReferences(ctx: GatewayContext, header: string | undefined): Promise<AssetRecord[]> {
   if (!header) return [];
-  const ids = header.split(',').map((s) => s.trim()).filter(Boolean);
-  if (ids.length > 64) throw new HttpProblem(400, `NVCF-INPUT-ASSET-REFERENCES names ${ids.length} assets; at most 64 are allowed`);
+  const ids = header
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (ids.length > 64)
+    throw new HttpProblem(400, `NVCF-INPUT-ASSET-REFERENCES names ${ids.length} assets; at most 64 are allowed`);
   const bad = ids.find((id) => !UUID_PATTERN.test(id));
-  if (bad !== undefined) throw new HttpProblem(400, `NVCF-INPUT-ASSET-REFERENCES: "${bad.slice(0, 64)}" is not an asset id (a UUID)`);
+  if (bad !== undefined)
+    throw new HttpProblem(400, `NVCF-INPUT-ASSET-REFERENCES: "${bad.slice(0, 64)}" is not an asset id (a UUID)`);
   const records: AssetRecord[] = [];
   for (const id of new Set(ids.map((i) => i.toLowerCase()))) {
     const record = await ctx.assets.get(id);
-    if (!record?.uploaded || !(await ctx.store.has('assets', id))) throw new HttpProblem(404, `asset ${id} not found${record && !record.uploaded ? ' (created but never uploaded)' : ''}`);
+    if (!record?.uploaded || !(await ctx.store.has('assets', id)))
+      throw new HttpProblem(
+        404,
+        `asset ${id} not found${record && !record.uploaded ? ' (created but never uploaded)' : ''}`,
+      );
     records.push(record);
   }
   return records;

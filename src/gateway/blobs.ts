@@ -11,7 +11,13 @@ function target(kind: string, id: string): { kind: ObjectKind; id: string } {
   return { kind: kind as ObjectKind, id: id.toLowerCase() };
 }
 
-function verify(ctx: GatewayContext, method: 'GET' | 'PUT', kind: ObjectKind, id: string, query: URLSearchParams): void {
+function verify(
+  ctx: GatewayContext,
+  method: 'GET' | 'PUT',
+  kind: ObjectKind,
+  id: string,
+  query: URLSearchParams,
+): void {
   const problem = ctx.signer.check({ method, kind, id }, query);
   if (problem) throw new HttpProblem(403, `${problem}; ask the API for a new URL`);
 }
@@ -20,20 +26,36 @@ function verify(ctx: GatewayContext, method: 'GET' | 'PUT', kind: ObjectKind, id
  * GET on a signed URL: an asset for a worker, a request body too big for a frame, or a large
  * result (the 302's Location) for the client. Streams from the store with its length.
  */
-export async function downloadObject(ctx: GatewayContext, res: ServerResponse, kindName: string, idText: string, query: URLSearchParams): Promise<void> {
+export async function downloadObject(
+  ctx: GatewayContext,
+  res: ServerResponse,
+  kindName: string,
+  idText: string,
+  query: URLSearchParams,
+): Promise<void> {
   const { kind, id } = target(kindName, idText);
   verify(ctx, 'GET', kind, id, query);
   const object = await ctx.store.get(kind, id);
-  if (!object) throw new HttpProblem(404, `the ${kind.slice(0, -1)} ${id} is not stored (never uploaded, deleted, or expired)`);
+  if (!object)
+    throw new HttpProblem(404, `the ${kind.slice(0, -1)} ${id} is not stored (never uploaded, deleted, or expired)`);
   res.writeHead(200, { 'content-type': object.contentType, 'content-length': object.size });
-  await pipeline(object.body, res).catch((err: Error) => ctx.log.warn({ kind, id, err: err.message }, 'object download broke off'));
+  await pipeline(object.body, res).catch((err: Error) =>
+    ctx.log.warn({ kind, id, err: err.message }, 'object download broke off'),
+  );
 }
 
 /**
  * PUT on a signed URL: an asset from the client (its Content-Type must be the one declared at
  * creation) or a large result zip from a worker (which may retry; the last complete PUT wins).
  */
-export async function uploadObject(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, kindName: string, idText: string, query: URLSearchParams): Promise<void> {
+export async function uploadObject(
+  ctx: GatewayContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  kindName: string,
+  idText: string,
+  query: URLSearchParams,
+): Promise<void> {
   const { kind, id } = target(kindName, idText);
   verify(ctx, 'PUT', kind, id, query);
   const contentType = requestHeader(req, 'content-type')?.trim() ?? '';
@@ -41,7 +63,10 @@ export async function uploadObject(ctx: GatewayContext, req: IncomingMessage, re
     const record = await ctx.assets.get(id);
     if (!record) throw new HttpProblem(404, `asset ${id} not found (deleted or expired)`);
     if (contentType.toLowerCase() !== record.contentType.toLowerCase()) {
-      throw new HttpProblem(400, `Content-Type "${contentType}" does not match the asset's declared "${record.contentType}"`);
+      throw new HttpProblem(
+        400,
+        `Content-Type "${contentType}" does not match the asset's declared "${record.contentType}"`,
+      );
     }
     const size = await ctx.store.put(kind, id, req, record.contentType);
     await ctx.assets.put({ ...record, uploaded: true, size });

@@ -1,6 +1,18 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { ConfigError, checkNatsCredentials, deepFreeze, duration, logLevel, natsEnv, natsSettings, optionalText, parseEnv, present, whole } from '../shared/env.js';
+import {
+  ConfigError,
+  checkNatsCredentials,
+  deepFreeze,
+  duration,
+  logLevel,
+  natsEnv,
+  natsSettings,
+  optionalText,
+  parseEnv,
+  present,
+  whole,
+} from '../shared/env.js';
 
 /**
  * Gateway configuration: command-line flags win over environment variables, which win over the
@@ -45,7 +57,11 @@ function compile(env: z.output<typeof GatewayEnv>) {
     /** Base of the signed URLs handed to workers; undefined means "where this gateway listens". */
     publicUrl: env.GATEWAY_PUBLIC_URL?.replace(/\/+$/, ''),
     // Stable across restarts by default, so a restarted gateway finds its own pending results.
-    gatewayId: env.GATEWAY_ID ?? `gw-${hostname().replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60)}`,
+    gatewayId:
+      env.GATEWAY_ID ??
+      `gw-${hostname()
+        .replace(/[^A-Za-z0-9_-]/g, '_')
+        .slice(0, 60)}`,
     apiKey: env.GATEWAY_API_KEY,
     maxRequestBytes: env.GATEWAY_MAX_REQUEST_BYTES,
     queueMax: env.GATEWAY_QUEUE_MAX,
@@ -62,7 +78,9 @@ export function flagsToEnv(args: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
-    const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const [flag, inline] = arg.includes('=')
+      ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+      : [arg, undefined];
     const name = FLAGS[flag];
     if (!name) throw new ConfigError(`unknown option "${flag}"; gateway options are ${Object.keys(FLAGS).join(', ')}`);
     const value = inline ?? args[++i];

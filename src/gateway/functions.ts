@@ -33,14 +33,25 @@ export function listFunctions(ctx: GatewayContext, res: ServerResponse, function
 }
 
 /** GET /v2/nvcf/queues/functions/{functionId}[/versions/{versionId}] */
-export async function queueLengths(ctx: GatewayContext, res: ServerResponse, functionId: string, versionId?: string): Promise<void> {
+export async function queueLengths(
+  ctx: GatewayContext,
+  res: ServerResponse,
+  functionId: string,
+  versionId?: string,
+): Promise<void> {
   let versions = versionsOrNotFound(ctx, functionId);
   if (versionId !== undefined) {
     versions = versions.filter((v) => v.functionVersionId === versionId.toLowerCase());
-    if (versions.length === 0) throw new HttpProblem(404, `function ${functionId} has no version ${versionId.slice(0, 64)}`);
+    if (versions.length === 0)
+      throw new HttpProblem(404, `function ${functionId} has no version ${versionId.slice(0, 64)}`);
   }
   const queues = await Promise.all(
-    versions.map(async (v) => ({ functionVersionId: v.functionVersionId, functionName: v.name, functionStatus: v.status, queueLength: await ctx.queues.length(v.functionVersionId) })),
+    versions.map(async (v) => ({
+      functionVersionId: v.functionVersionId,
+      functionName: v.name,
+      functionStatus: v.status,
+      queueLength: await ctx.queues.length(v.functionVersionId),
+    })),
   );
   sendJson(res, 200, { functionId: functionId.toLowerCase(), queues });
 }
@@ -50,5 +61,9 @@ export async function queuePosition(ctx: GatewayContext, res: ServerResponse, re
   const entry = UUID_PATTERN.test(requestId) ? await ctx.requests.get(requestId.toLowerCase()) : undefined;
   if (!entry) throw new HttpProblem(404, `request ${requestId.slice(0, 64)} not found`);
   const where = await ctx.queues.stateOf(entry.record.functionVersionId, entry.record.requestId);
-  sendJson(res, 200, { requestId: entry.record.requestId, functionId: entry.record.functionId, positionInQueue: where.state === 'waiting' ? where.position : 0 });
+  sendJson(res, 200, {
+    requestId: entry.record.requestId,
+    functionId: entry.record.functionId,
+    positionInQueue: where.state === 'waiting' ? where.position : 0,
+  });
 }

@@ -20,20 +20,41 @@ export class HttpProblem extends Error {
 
 export function problemBody(status: number, detail: string, requestId?: string): string {
   const title = titleOf(status);
-  return JSON.stringify({ type: `urn:nvcf-invocation-service:problem-details:${slug(title)}`, title, status, detail, ...(requestId ? { requestId } : {}) });
+  return JSON.stringify({
+    type: `urn:nvcf-invocation-service:problem-details:${slug(title)}`,
+    title,
+    status,
+    detail,
+    ...(requestId ? { requestId } : {}),
+  });
 }
 
-export function sendProblem(res: ServerResponse, status: number, detail: string, headers: Record<string, string> = {}, requestId?: string): void {
+export function sendProblem(
+  res: ServerResponse,
+  status: number,
+  detail: string,
+  headers: Record<string, string> = {},
+  requestId?: string,
+): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
   const body = problemBody(status, detail, requestId);
-  res.writeHead(status, { ...headers, 'content-type': PROBLEM_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) });
+  res.writeHead(status, {
+    ...headers,
+    'content-type': PROBLEM_CONTENT_TYPE,
+    'content-length': Buffer.byteLength(body),
+  });
   res.end(body);
 }
 
-export function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  value: unknown,
+  headers: Record<string, string> = {},
+): void {
   const body = JSON.stringify(value);
   res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
@@ -42,12 +63,14 @@ export function sendJson(res: ServerResponse, status: number, value: unknown, he
 /** The whole request body, or a 413 problem as soon as it passes `limit` bytes. */
 export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) throw new HttpProblem(413, `the request body is ${declared} bytes; this gateway accepts at most ${limit}`);
+  if (declared > limit)
+    throw new HttpProblem(413, `the request body is ${declared} bytes; this gateway accepts at most ${limit}`);
   const parts: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > limit) throw new HttpProblem(413, `the request body is larger than ${limit} bytes, the most this gateway accepts`);
+    if (size > limit)
+      throw new HttpProblem(413, `the request body is larger than ${limit} bytes, the most this gateway accepts`);
     parts.push(chunk as Buffer);
   }
   return Buffer.concat(parts, size);

@@ -27,7 +27,10 @@ export class LiveResults {
         try {
           listener(decodeResponse(msg.data));
         } catch (decodeErr) {
-          log.warn({ requestId, err: (decodeErr as Error).message }, 'skipping a response message this gateway cannot read');
+          log.warn(
+            { requestId, err: (decodeErr as Error).message },
+            'skipping a response message this gateway cannot read',
+          );
         }
       },
     });

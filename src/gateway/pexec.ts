@@ -21,7 +21,10 @@ export function pollSecondsOf(req: IncomingMessage): number {
   if (text === undefined || text === '') return wantsEventStream(req) ? DEFAULT_SSE_POLL_SECONDS : DEFAULT_POLL_SECONDS;
   const value = Number(text);
   if (!/^\d+$/.test(text) || value < 1 || value > 3600) {
-    throw new HttpProblem(400, `NVCF-POLL-SECONDS must be a whole number of seconds from 1 to 3600, not "${text.slice(0, 32)}"`);
+    throw new HttpProblem(
+      400,
+      `NVCF-POLL-SECONDS must be a whole number of seconds from 1 to 3600, not "${text.slice(0, 32)}"`,
+    );
   }
   return value;
 }
@@ -35,11 +38,13 @@ function chooseVersion(ctx: GatewayContext, functionId: string, versionId: strin
   if (!UUID_PATTERN.test(functionId)) throw new HttpProblem(404, `function ${functionId.slice(0, 64)} not found`);
   if (versionId !== undefined) {
     const version = UUID_PATTERN.test(versionId) ? ctx.registry.version(versionId) : undefined;
-    if (!version || version.functionId !== functionId.toLowerCase()) throw new HttpProblem(404, `function ${functionId} has no version ${versionId.slice(0, 64)}`);
+    if (!version || version.functionId !== functionId.toLowerCase())
+      throw new HttpProblem(404, `function ${functionId} has no version ${versionId.slice(0, 64)}`);
     return version;
   }
   const versions = ctx.registry.versionsOf(functionId);
-  if (versions.length === 0) throw new HttpProblem(404, `function ${functionId} not found: no worker has registered it`);
+  if (versions.length === 0)
+    throw new HttpProblem(404, `function ${functionId} not found: no worker has registered it`);
   const active = versions.filter((v) => v.status === 'ACTIVE');
   // With nothing active the request still queues: a worker may come, or the caller gets NVCF's 504.
   const pool = active.length > 0 ? active : versions;
@@ -47,7 +52,13 @@ function chooseVersion(ctx: GatewayContext, functionId: string, versionId: strin
 }
 
 /** POST /v2/nvcf/pexec/functions/{functionId}[/versions/{versionId}] */
-export async function invokeFunction(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, functionId: string, versionId?: string): Promise<void> {
+export async function invokeFunction(
+  ctx: GatewayContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  functionId: string,
+  versionId?: string,
+): Promise<void> {
   const pollSeconds = pollSecondsOf(req);
   const version = chooseVersion(ctx, functionId, versionId);
   const assets = await resolveAssetReferences(ctx, requestHeader(req, 'nvcf-input-asset-references'));
@@ -57,17 +68,31 @@ export async function invokeFunction(ctx: GatewayContext, req: IncomingMessage, 
   const fv = version.functionVersionId;
 
   if (!ctx.ensuredQueues.has(fv)) {
-    await ensureWorkQueue(ctx.jsm, fv, { ackWaitMs: ctx.config.nats.ackWaitMs, maxDeliver: ctx.config.nats.maxDeliver, maxMessages: ctx.config.queueMax });
+    await ensureWorkQueue(ctx.jsm, fv, {
+      ackWaitMs: ctx.config.nats.ackWaitMs,
+      maxDeliver: ctx.config.nats.maxDeliver,
+      maxMessages: ctx.config.queueMax,
+    });
     ctx.ensuredQueues.add(fv);
   }
   if ((await ctx.queues.length(fv)) >= ctx.config.queueMax) {
     log.warn({ queueMax: ctx.config.queueMax }, 'queue full; answering 429');
-    throw new HttpProblem(429, `the queue of function version ${fv} is full (${ctx.config.queueMax} requests waiting); retry later`, { 'Retry-After': '1' });
+    throw new HttpProblem(
+      429,
+      `the queue of function version ${fv} is full (${ctx.config.queueMax} requests waiting); retry later`,
+      { 'Retry-After': '1' },
+    );
   }
 
   const ttl = ctx.config.urlTtlMs;
   const inline = body.length <= frameBodyLimit(ctx.nc);
-  if (!inline) await ctx.store.put('bodies', requestId, Readable.from([body]), requestHeader(req, 'content-type') ?? 'application/octet-stream');
+  if (!inline)
+    await ctx.store.put(
+      'bodies',
+      requestId,
+      Readable.from([body]),
+      requestHeader(req, 'content-type') ?? 'application/octet-stream',
+    );
   const now = Date.now();
   const replyTo = `nvcf.rs.${ctx.config.gatewayId}.${requestId}`;
   const invocation: Omit<InvocationInput, 'v'> = {
@@ -80,7 +105,11 @@ export async function invokeFunction(ctx: GatewayContext, req: IncomingMessage, 
     path: version.inferenceUrl,
     headers: queueableClientHeaders(rawHeaderPairs(req)),
     ...(inline ? {} : { bodyUrl: ctx.signer.url({ method: 'GET', kind: 'bodies', id: requestId }, ttl) }),
-    assets: assets.map((a) => ({ assetId: a.assetId, contentType: a.contentType, url: ctx.signer.url({ method: 'GET', kind: 'assets', id: a.assetId }, ttl) })),
+    assets: assets.map((a) => ({
+      assetId: a.assetId,
+      contentType: a.contentType,
+      url: ctx.signer.url({ method: 'GET', kind: 'assets', id: a.assetId }, ttl),
+    })),
     requestTime: now,
     pollSeconds,
     largeResult: {
@@ -91,10 +120,22 @@ export async function invokeFunction(ctx: GatewayContext, req: IncomingMessage, 
   };
   const checked = Invocation.safeParse({ v: 1, ...invocation });
   if (!checked.success) {
-    throw new HttpProblem(400, `the request cannot be queued: ${checked.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
+    throw new HttpProblem(
+      400,
+      `the request cannot be queued: ${checked.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`,
+    );
   }
 
-  const record: PendingRequest = { requestId, functionId: version.functionId, functionVersionId: fv, gatewayId: ctx.config.gatewayId, replyTo, createdAt: now, lastSeenAt: now, pollSeconds };
+  const record: PendingRequest = {
+    requestId,
+    functionId: version.functionId,
+    functionVersionId: fv,
+    gatewayId: ctx.config.gatewayId,
+    replyTo,
+    createdAt: now,
+    lastSeenAt: now,
+    pollSeconds,
+  };
   await ctx.requests.create(record);
   // Listening starts before the invocation exists, so not even the quickest answer is missed.
   const live = ctx.live.listen(requestId);
@@ -118,16 +159,28 @@ export async function invokeFunction(ctx: GatewayContext, req: IncomingMessage, 
 }
 
 /** GET /v2/nvcf/pexec/status/{requestId}: the same wait; after the result is out, 404. */
-export async function requestStatus(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+export async function requestStatus(
+  ctx: GatewayContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  requestId: string,
+): Promise<void> {
   const pollSeconds = pollSecondsOf(req);
   let entry;
   try {
     entry = UUID_PATTERN.test(requestId) ? await ctx.requests.get(requestId.toLowerCase()) : undefined;
   } catch (err) {
     // The record could not be read (NATS restarting): the request is not known to have failed.
-    ctx.log.warn({ requestId, err: (err as Error).message }, 'request record unreadable; answering 202 so the caller polls again');
+    ctx.log.warn(
+      { requestId, err: (err as Error).message },
+      'request record unreadable; answering 202 so the caller polls again',
+    );
     return answerStillRunning(res, requestId.toLowerCase());
   }
-  if (!entry) throw new HttpProblem(404, `request ${requestId.slice(0, 64)} not found: unknown, cancelled, or its result was already delivered`);
+  if (!entry)
+    throw new HttpProblem(
+      404,
+      `request ${requestId.slice(0, 64)} not found: unknown, cancelled, or its result was already delivered`,
+    );
   await answerWhenReady(ctx, entry.record, pollSeconds, res);
 }

@@ -1,5 +1,15 @@
 import { DeliverPolicy, type JetStreamClient, type NatsConnection } from 'nats';
-import { PROTOCOL_VERSION, decodeResponse, encodeFrame, streams, subjects, type Frame, type InvocationInput, type OutputFile, type ResponseMeta } from '../shared/protocol.js';
+import {
+  PROTOCOL_VERSION,
+  decodeResponse,
+  encodeFrame,
+  streams,
+  subjects,
+  type Frame,
+  type InvocationInput,
+  type OutputFile,
+  type ResponseMeta,
+} from '../shared/protocol.js';
 import { ResultAssembler, type ResultEvent } from './result-assembler.js';
 
 export type InvocationRequest = Omit<InvocationInput, 'v' | 'replyTo'> & { replyTo?: string };
@@ -34,7 +44,9 @@ export class ProtocolClient {
   async invoke(request: InvocationRequest, body: Uint8Array = new Uint8Array(0)): Promise<string> {
     const replyTo = request.replyTo ?? subjects.replyTo(request.requestId);
     const meta = { v: PROTOCOL_VERSION, ...request, replyTo };
-    await this.js.publish(subjects.work(request.functionVersionId, request.requestId), encodeFrame(meta, body), { msgID: request.requestId });
+    await this.js.publish(subjects.work(request.functionVersionId, request.requestId), encodeFrame(meta, body), {
+      msgID: request.requestId,
+    });
     return replyTo;
   }
 
@@ -54,9 +66,17 @@ export class ProtocolClient {
    * replay its whole progress history. A message that does not decode (say, a kind from a newer
    * protocol) throws, unless `onUndecodable` is given: then it is reported there and skipped.
    */
-  async *responses(replyTo: string, signal?: AbortSignal, onUndecodable?: (err: Error) => void, latest = false): AsyncGenerator<Frame<ResponseMeta>> {
+  async *responses(
+    replyTo: string,
+    signal?: AbortSignal,
+    onUndecodable?: (err: Error) => void,
+    latest = false,
+  ): AsyncGenerator<Frame<ResponseMeta>> {
     const filterSubjects = subjects.responsesOf(replyTo);
-    const consumer = await this.js.consumers.get(streams.results, latest ? { filterSubjects, deliver_policy: DeliverPolicy.LastPerSubject } : { filterSubjects });
+    const consumer = await this.js.consumers.get(
+      streams.results,
+      latest ? { filterSubjects, deliver_policy: DeliverPolicy.LastPerSubject } : { filterSubjects },
+    );
     const messages = await consumer.consume();
     const iterator = messages[Symbol.asyncIterator]();
     // Stopping a consumer does not always end a pending next(), so the abort ends it here.
@@ -88,16 +108,30 @@ export class ProtocolClient {
     const started = Date.now();
     const signal = AbortSignal.timeout(timeoutMs);
     const assembler = new ResultAssembler();
-    const collected: CollectedResult = { status: 0, headers: [], body: Buffer.alloc(0), streamed: false, progress: [], outputs: [], timeline: [] };
+    const collected: CollectedResult = {
+      status: 0,
+      headers: [],
+      body: Buffer.alloc(0),
+      streamed: false,
+      progress: [],
+      outputs: [],
+      timeline: [],
+    };
     const data: Uint8Array[] = [];
     for await (const frame of this.responses(replyTo, signal)) {
       for (const event of assembler.push(frame)) {
         collected.timeline.push({ type: event.type, at: Date.now() - started });
-        if (event.type === 'progress') collected.progress.push({ percentComplete: event.percentComplete, body: Buffer.from(event.body) });
+        if (event.type === 'progress')
+          collected.progress.push({ percentComplete: event.percentComplete, body: Buffer.from(event.body) });
         if (event.type === 'output') collected.outputs.push(...event.files);
         if (event.type === 'data') data.push(event.bytes);
         if (event.type === 'final') {
-          Object.assign(collected, { status: event.status, headers: event.headers, streamed: event.streamed, body: Buffer.concat([...data, event.body]) });
+          Object.assign(collected, {
+            status: event.status,
+            headers: event.headers,
+            streamed: event.streamed,
+            body: Buffer.concat([...data, event.body]),
+          });
           if (event.error) collected.error = event.error;
           if (event.manifest) collected.manifest = event.manifest;
           return collected;

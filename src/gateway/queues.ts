@@ -29,7 +29,9 @@ export class Queues {
     const stream = streams.work(functionVersionId);
     let seq: number;
     try {
-      const message = await this.jsm.streams.getMessage(stream, { last_by_subj: subjects.work(functionVersionId, requestId) });
+      const message = await this.jsm.streams.getMessage(stream, {
+        last_by_subj: subjects.work(functionVersionId, requestId),
+      });
       seq = message.seq;
     } catch (err) {
       if (isNotFound(err)) return { state: 'absent' };
@@ -55,7 +57,9 @@ export class Queues {
   async purge(functionVersionId: string, requestId: string): Promise<void> {
     const stream = streams.work(functionVersionId);
     try {
-      const message = await this.jsm.streams.getMessage(stream, { last_by_subj: subjects.work(functionVersionId, requestId) });
+      const message = await this.jsm.streams.getMessage(stream, {
+        last_by_subj: subjects.work(functionVersionId, requestId),
+      });
       await this.jsm.streams.deleteMessage(stream, message.seq, false);
     } catch (err) {
       if (!isNotFound(err)) throw err;

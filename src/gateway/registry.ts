@@ -62,14 +62,17 @@ export class FunctionRegistry {
           else this.log.warn({ key: entry.key }, 'ignoring a malformed worker state record');
         }
       }
-    })().catch((err: Error) => this.log.error({ err: err.message }, 'watching worker records stopped; function status may be stale'));
+    })().catch((err: Error) =>
+      this.log.error({ err: err.message }, 'watching worker records stopped; function status may be stale'),
+    );
     await initial;
   }
 
   private seen(key: string, record: WorkerState): void {
     this.workers.set(key, record);
     // TTL expiries make no watch event: forget records the bucket has dropped by now.
-    for (const [other, known] of this.workers) if (record.updatedAt - known.updatedAt > WORKER_RECORD_TTL_MS) this.workers.delete(other);
+    for (const [other, known] of this.workers)
+      if (record.updatedAt - known.updatedAt > WORKER_RECORD_TTL_MS) this.workers.delete(other);
     const fv = record.functionVersionId.toLowerCase();
     const known = this.versions.get(fv);
     if (known && known.inferenceUrl === (record.inferenceUrl ?? '/') && known.name === record.functionName) return;
@@ -82,7 +85,9 @@ export class FunctionRegistry {
       createdAt: known?.createdAt ?? Date.now(),
     };
     this.versions.set(fv, version);
-    void this.catalog.put(fv, JSON.stringify(version)).catch((err: Error) => this.log.warn({ err: err.message }, 'could not record a function version'));
+    void this.catalog
+      .put(fv, JSON.stringify(version))
+      .catch((err: Error) => this.log.warn({ err: err.message }, 'could not record a function version'));
   }
 
   version(functionVersionId: string): VersionView | undefined {
@@ -99,7 +104,9 @@ export class FunctionRegistry {
   }
 
   private view(known: KnownVersion): VersionView {
-    const records = [...this.workers.values()].filter((w) => w.functionVersionId.toLowerCase() === known.functionVersionId);
+    const records = [...this.workers.values()].filter(
+      (w) => w.functionVersionId.toLowerCase() === known.functionVersionId,
+    );
     return { ...known, status: functionStatus(records, Date.now()), workers: records.length };
   }
 

@@ -72,7 +72,8 @@ export class ResultAssembler {
     }
     if (meta.streamed && meta.attempt === this.streamAttempt) {
       const rest = this.flushStream();
-      if (this.nextIndex !== meta.chunks) throw new ResultAssemblyError(`stream ended after ${this.nextIndex} of ${meta.chunks} chunks`);
+      if (this.nextIndex !== meta.chunks)
+        throw new ResultAssemblyError(`stream ended after ${this.nextIndex} of ${meta.chunks} chunks`);
       return [...rest, { type: 'final', ...base, body: new Uint8Array(0), streamed: true }];
     }
     // A buffered final, or a streamed one whose head this caller never saw: collect its body.
@@ -99,7 +100,7 @@ export class ResultAssembler {
 
   private chunksOf(attempt: number): Map<number, Uint8Array> {
     let map = this.chunks.get(attempt);
-    if (!map) this.chunks.set(attempt, (map = new Map()));
+    if (!map) this.chunks.set(attempt, (map = new Map<number, Uint8Array>()));
     return map;
   }
 }

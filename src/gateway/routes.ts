@@ -7,7 +7,13 @@ import { listFunctions, queueLengths, queuePosition } from './functions.js';
 import { HttpProblem, requestHeader, sendJson, sendProblem } from './http.js';
 import { invokeFunction, requestStatus } from './pexec.js';
 
-type Handler = (ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, params: string[], query: URLSearchParams) => Promise<void> | void;
+type Handler = (
+  ctx: GatewayContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  params: string[],
+  query: URLSearchParams,
+) => Promise<void> | void;
 interface Route {
   method: string;
   pattern: RegExp;
@@ -18,21 +24,72 @@ interface Route {
 
 const seg = '([^/]+)';
 const routes: Route[] = [
-  { method: 'GET', pattern: /^\/v1\/health\/(?:live|ready)$/, handler: (_c, _q, res) => sendJson(res, 200, { status: 'ok' }), open: true },
-  { method: 'POST', pattern: new RegExp(`^/v2/nvcf/pexec/functions/${seg}$`), handler: (c, q, s, [f]) => invokeFunction(c, q, s, f!) },
-  { method: 'POST', pattern: new RegExp(`^/v2/nvcf/pexec/functions/${seg}/versions/${seg}$`), handler: (c, q, s, [f, v]) => invokeFunction(c, q, s, f!, v!) },
-  { method: 'GET', pattern: new RegExp(`^/v2/nvcf/pexec/status/${seg}$`), handler: (c, q, s, [r]) => requestStatus(c, q, s, r!) },
+  {
+    method: 'GET',
+    pattern: /^\/v1\/health\/(?:live|ready)$/,
+    handler: (_c, _q, res) => sendJson(res, 200, { status: 'ok' }),
+    open: true,
+  },
+  {
+    method: 'POST',
+    pattern: new RegExp(`^/v2/nvcf/pexec/functions/${seg}$`),
+    handler: (c, q, s, [f]) => invokeFunction(c, q, s, f!),
+  },
+  {
+    method: 'POST',
+    pattern: new RegExp(`^/v2/nvcf/pexec/functions/${seg}/versions/${seg}$`),
+    handler: (c, q, s, [f, v]) => invokeFunction(c, q, s, f!, v),
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v2/nvcf/pexec/status/${seg}$`),
+    handler: (c, q, s, [r]) => requestStatus(c, q, s, r!),
+  },
   { method: 'POST', pattern: /^\/v2\/nvcf\/assets$/, handler: (c, q, s) => createAsset(c, q, s) },
   { method: 'GET', pattern: /^\/v2\/nvcf\/assets$/, handler: (c, q, s) => listAssets(c, q, s) },
-  { method: 'DELETE', pattern: new RegExp(`^/v2/nvcf/assets/${seg}$`), handler: (c, _q, s, [a]) => deleteAsset(c, s, a!) },
+  {
+    method: 'DELETE',
+    pattern: new RegExp(`^/v2/nvcf/assets/${seg}$`),
+    handler: (c, _q, s, [a]) => deleteAsset(c, s, a!),
+  },
   { method: 'GET', pattern: /^\/v2\/nvcf\/functions$/, handler: (c, _q, s) => listFunctions(c, s) },
-  { method: 'GET', pattern: new RegExp(`^/v2/nvcf/functions/${seg}/versions$`), handler: (c, _q, s, [f]) => listFunctions(c, s, f!) },
-  { method: 'GET', pattern: new RegExp(`^/v2/nvcf/functions/${seg}/versions/${seg}$`), handler: (c, _q, s, [f, v]) => listFunctions(c, s, f!, v!) },
-  { method: 'GET', pattern: new RegExp(`^/v2/nvcf/queues/functions/${seg}$`), handler: (c, _q, s, [f]) => queueLengths(c, s, f!) },
-  { method: 'GET', pattern: new RegExp(`^/v2/nvcf/queues/functions/${seg}/versions/${seg}$`), handler: (c, _q, s, [f, v]) => queueLengths(c, s, f!, v!) },
-  { method: 'GET', pattern: new RegExp(`^/v2/nvcf/queues/${seg}/position$`), handler: (c, _q, s, [r]) => queuePosition(c, s, r!) },
-  { method: 'GET', pattern: new RegExp(`^/v2/nvcf/storage/${seg}/${seg}$`), handler: (c, _q, s, [k, i], query) => downloadObject(c, s, k!, i!, query), open: true },
-  { method: 'PUT', pattern: new RegExp(`^/v2/nvcf/storage/${seg}/${seg}$`), handler: (c, q, s, [k, i], query) => uploadObject(c, q, s, k!, i!, query), open: true },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v2/nvcf/functions/${seg}/versions$`),
+    handler: (c, _q, s, [f]) => listFunctions(c, s, f),
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v2/nvcf/functions/${seg}/versions/${seg}$`),
+    handler: (c, _q, s, [f, v]) => listFunctions(c, s, f, v),
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v2/nvcf/queues/functions/${seg}$`),
+    handler: (c, _q, s, [f]) => queueLengths(c, s, f!),
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v2/nvcf/queues/functions/${seg}/versions/${seg}$`),
+    handler: (c, _q, s, [f, v]) => queueLengths(c, s, f!, v),
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v2/nvcf/queues/${seg}/position$`),
+    handler: (c, _q, s, [r]) => queuePosition(c, s, r!),
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v2/nvcf/storage/${seg}/${seg}$`),
+    handler: (c, _q, s, [k, i], query) => downloadObject(c, s, k!, i!, query),
+    open: true,
+  },
+  {
+    method: 'PUT',
+    pattern: new RegExp(`^/v2/nvcf/storage/${seg}/${seg}$`),
+    handler: (c, q, s, [k, i], query) => uploadObject(c, q, s, k!, i!, query),
+    open: true,
+  },
 ];
 
 function authorized(ctx: GatewayContext, req: IncomingMessage): boolean {
@@ -57,32 +114,67 @@ export async function route(ctx: GatewayContext, req: IncomingMessage, res: Serv
   const found = candidates.find((r) => r.method === req.method);
   try {
     if (!found) {
-      if (candidates.length > 0) throw new HttpProblem(405, `${req.method} is not allowed on ${path}`, { Allow: candidates.map((r) => r.method).join(', ') });
+      if (candidates.length > 0)
+        throw new HttpProblem(405, `${req.method} is not allowed on ${path}`, {
+          Allow: candidates.map((r) => r.method).join(', '),
+        });
       throw new HttpProblem(404, `no API at ${path.slice(0, 200)}`);
     }
     if (!found.open && !authorized(ctx, req)) {
-      throw new HttpProblem(401, 'missing or wrong API key: send Authorization: Bearer <key>', { 'WWW-Authenticate': 'Bearer' });
+      throw new HttpProblem(401, 'missing or wrong API key: send Authorization: Bearer <key>', {
+        'WWW-Authenticate': 'Bearer',
+      });
     }
     const params = found.pattern.exec(path)!.slice(1);
     await found.handler(ctx, req, res, params, url.searchParams);
   } catch (err) {
     const requestId = res.getHeader('NVCF-REQID') as string | undefined;
     if (err instanceof HttpProblem) {
-      ctx.log.info({ method: req.method, path: path.slice(0, 200), status: err.status, detail: err.message, requestId }, 'request refused');
-      return sendProblem(res, err.status, err.message, { ...err.headers, ...(requestId ? { 'NVCF-REQID': requestId, 'NVCF-STATUS': 'errored' } : {}) }, requestId);
+      ctx.log.info(
+        { method: req.method, path: path.slice(0, 200), status: err.status, detail: err.message, requestId },
+        'request refused',
+      );
+      return sendProblem(
+        res,
+        err.status,
+        err.message,
+        { ...err.headers, ...(requestId ? { 'NVCF-REQID': requestId, 'NVCF-STATUS': 'errored' } : {}) },
+        requestId,
+      );
     }
     const natsCode = unreachableNats(err);
     if (natsCode && !requestId) {
-      ctx.log.warn({ method: req.method, path: path.slice(0, 200), err: (err as Error).message }, 'NATS unreachable; answering 503');
-      return sendProblem(res, 503, `the gateway cannot reach NATS right now (${natsCode}); retry later`, { 'Retry-After': '1' });
+      ctx.log.warn(
+        { method: req.method, path: path.slice(0, 200), err: (err as Error).message },
+        'NATS unreachable; answering 503',
+      );
+      return sendProblem(res, 503, `the gateway cannot reach NATS right now (${natsCode}); retry later`, {
+        'Retry-After': '1',
+      });
     }
-    ctx.log.error({ method: req.method, path: path.slice(0, 200), err: (err as Error).message, requestId }, 'request failed inside the gateway');
-    sendProblem(res, 500, `the gateway failed: ${(err as Error).message}`, requestId ? { 'NVCF-REQID': requestId, 'NVCF-STATUS': 'errored' } : {}, requestId);
+    ctx.log.error(
+      { method: req.method, path: path.slice(0, 200), err: (err as Error).message, requestId },
+      'request failed inside the gateway',
+    );
+    sendProblem(
+      res,
+      500,
+      `the gateway failed: ${(err as Error).message}`,
+      requestId ? { 'NVCF-REQID': requestId, 'NVCF-STATUS': 'errored' } : {},
+      requestId,
+    );
   }
 }
 
 /** nats.js error codes that mean NATS is out of reach for now, not that the call is wrong. */
-const NATS_UNREACHABLE = new Set(['TIMEOUT', 'DISCONNECT', 'CONNECTION_CLOSED', 'CONNECTION_DRAINING', 'CONNECTION_REFUSED', '503']);
+const NATS_UNREACHABLE = new Set([
+  'TIMEOUT',
+  'DISCONNECT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_DRAINING',
+  'CONNECTION_REFUSED',
+  '503',
+]);
 
 function unreachableNats(err: unknown): string | undefined {
   const code = (err as { code?: unknown }).code;

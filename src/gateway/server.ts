@@ -1,6 +1,6 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { NatsConnection } from 'nats';
+import { Events, type NatsConnection } from 'nats';
 import { listen } from '../shared/probe-servers.js';
 import { ProtocolClient } from './protocol-client.js';
 import type { Logger } from '../shared/log.js';
@@ -98,7 +98,10 @@ export class Gateway {
     this.port = await listen(this.server, config.port, config.host);
     this.sweeper = setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS);
     this.sweeper.unref();
-    this.log.info({ url: this.url, gatewayId: config.gatewayId, auth: Boolean(config.apiKey), nats: config.nats.servers }, 'gateway listening');
+    this.log.info(
+      { url: this.url, gatewayId: config.gatewayId, auth: Boolean(config.apiKey), nats: config.nats.servers },
+      'gateway listening',
+    );
   }
 
   /**
@@ -114,7 +117,8 @@ export class Gateway {
         if (record.gatewayId !== this.config.gatewayId || ctx.waiting.has(record.requestId)) continue;
         // Neither the gateway's own downtime nor a NATS outage counts: polls failed or were not recorded then.
         const idleSince = Math.max(record.lastSeenAt, this.startedAt, this.reconnectedAt);
-        if (now - idleSince > abandonAfterMs(record.pollSeconds)) await cancelRequest(ctx, record, 'nobody polled for the result');
+        if (now - idleSince > abandonAfterMs(record.pollSeconds))
+          await cancelRequest(ctx, record, 'nobody polled for the result');
       }
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'sweeping abandoned requests failed');
@@ -122,7 +126,7 @@ export class Gateway {
   }
 
   private async watchReconnects(nc: NatsConnection): Promise<void> {
-    for await (const status of nc.status()) if (status.type === 'reconnect') this.reconnectedAt = Date.now();
+    for await (const status of nc.status()) if (status.type === Events.Reconnect) this.reconnectedAt = Date.now();
   }
 
   /** Closes the API and NATS; requests in flight stay in NATS for the next start. Safe to repeat. */
@@ -139,7 +143,9 @@ export class Gateway {
       this.shutdown.abort();
       await sleep(SHUTDOWN_LINGER_MS);
       const server = this.server;
-      const closed = server?.listening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+      const closed = server?.listening
+        ? new Promise<void>((resolve) => server.close(() => resolve()))
+        : Promise.resolve();
       for (let waited = 0; this.inFlight.size > 0 && waited < SHUTDOWN_ANSWER_MS; waited += 20) await sleep(20);
       this.ctx?.live.close();
       server?.closeAllConnections();

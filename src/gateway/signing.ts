@@ -46,13 +46,16 @@ export class UrlSigner {
     const given = query.get('signature') ?? '';
     if (!Number.isInteger(expires) || !/^[0-9a-f]{64}$/.test(given)) return 'the URL is not signed';
     const expected = Buffer.from(this.signature(target, expires), 'hex');
-    if (!timingSafeEqual(expected, Buffer.from(given, 'hex'))) return 'the signature does not match this object and method';
+    if (!timingSafeEqual(expected, Buffer.from(given, 'hex')))
+      return 'the signature does not match this object and method';
     if (expires * 1000 < now) return 'the URL has expired';
     return undefined;
   }
 
   private signature(target: SignedTarget, expires: number): string {
-    return createHmac('sha256', this.secret).update(`${target.method}\n${target.kind}\n${target.id}\n${expires}`).digest('hex');
+    return createHmac('sha256', this.secret)
+      .update(`${target.method}\n${target.kind}\n${target.id}\n${expires}`)
+      .digest('hex');
   }
 }
 

@@ -35,17 +35,14 @@ export class NatsBlobStore implements BlobStore {
   }
 
   async put(kind: ObjectKind, id: string, body: Readable, contentType: string): Promise<number> {
-    const info = await this.buckets[kind].put(
-      { name: id, description: contentType },
-      Readable.toWeb(body) as unknown as ReadableStream<Uint8Array>,
-    );
+    const info = await this.buckets[kind].put({ name: id, description: contentType }, Readable.toWeb(body));
     return info.size;
   }
 
   async get(kind: ObjectKind, id: string): Promise<StoredObject | undefined> {
     const result = await this.buckets[kind].get(id);
     if (!result) return undefined;
-    const body = Readable.fromWeb(result.data as unknown as import('node:stream/web').ReadableStream<Uint8Array>);
+    const body = Readable.fromWeb(result.data);
     // A chunk lost in the store surfaces here, after the stream: fail the body rather than truncate it silently.
     void result.error.then((err) => err && body.destroy(err));
     return { size: result.info.size, contentType: result.info.description || 'application/octet-stream', body };

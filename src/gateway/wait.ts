@@ -23,7 +23,13 @@ type Ending = 'window' | 'no-worker' | 'client-gone';
  * request's subjects in NVCF_RS, so any call on any gateway sees the same history; the result
  * goes to whichever call claims the request record first.
  */
-export async function answerWhenReady(ctx: GatewayContext, record: PendingRequest, pollSeconds: number, res: ServerResponse, live?: LiveRequest): Promise<void> {
+export async function answerWhenReady(
+  ctx: GatewayContext,
+  record: PendingRequest,
+  pollSeconds: number,
+  res: ServerResponse,
+  live?: LiveRequest,
+): Promise<void> {
   const { requestId } = record;
   const log = ctx.log.child({ requestId });
   const stop = new AbortController();
@@ -38,7 +44,9 @@ export async function answerWhenReady(ctx: GatewayContext, record: PendingReques
   const timers: NodeJS.Timeout[] = [];
   const checkQueue = async (final: boolean) => {
     if (settled) return;
-    const where = await ctx.queues.stateOf(record.functionVersionId, requestId).catch(() => ({ state: 'taken' as const }));
+    const where = await ctx.queues
+      .stateOf(record.functionVersionId, requestId)
+      .catch(() => ({ state: 'taken' as const }));
     if (where.state !== 'waiting') return end('window');
     if (final) return end('no-worker');
     timers.push(setTimeout(() => void checkQueue(true), NO_WORKER_GRACE_MS));
@@ -59,7 +67,12 @@ export async function answerWhenReady(ctx: GatewayContext, record: PendingReques
     // The call that queued the request listens live; a poll reads what the stream has kept.
     const frames = live
       ? live.frames(stop.signal)
-      : ctx.client.responses(record.replyTo, stop.signal, (err) => log.warn({ err: err.message }, 'skipping a response message this gateway cannot read'), true);
+      : ctx.client.responses(
+          record.replyTo,
+          stop.signal,
+          (err) => log.warn({ err: err.message }, 'skipping a response message this gateway cannot read'),
+          true,
+        );
     for await (const frame of frames) {
       for (const event of assembler.push(frame)) {
         if (event.type === 'progress') latest = event;
@@ -73,12 +86,21 @@ export async function answerWhenReady(ctx: GatewayContext, record: PendingReques
             } catch (err) {
               if (!(err instanceof ClaimNotTried)) throw err;
               // Nothing was taken: the result stays in NVCF_RS for the caller's next poll.
-              log.warn({ err: err.message }, 'the result is here but NATS is out of reach; answering 202 so the caller polls again');
+              log.warn(
+                { err: err.message },
+                'the result is here but NATS is out of reach; answering 202 so the caller polls again',
+              );
               return answerStillRunning(res, requestId);
             }
             if (!claimed) {
               // Another call took the result between our reads: this one ends as a late poll would.
-              sendProblem(res, 404, `request ${requestId} was already answered`, { 'NVCF-REQID': requestId, 'NVCF-STATUS': 'errored' }, requestId);
+              sendProblem(
+                res,
+                404,
+                `request ${requestId} was already answered`,
+                { 'NVCF-REQID': requestId, 'NVCF-STATUS': 'errored' },
+                requestId,
+              );
               return;
             }
           }
@@ -107,11 +129,21 @@ export async function answerWhenReady(ctx: GatewayContext, record: PendingReques
   } catch (err) {
     if (!settled && !res.headersSent) {
       // NATS went away mid-wait: nothing is known to have failed, so the honest answer is "still running".
-      log.warn({ err: (err as Error).message }, 'reading the responses failed; answering 202 so the caller polls again');
+      log.warn(
+        { err: (err as Error).message },
+        'reading the responses failed; answering 202 so the caller polls again',
+      );
       return answerStillRunning(res, requestId);
     }
     log.error({ err: (err as Error).message }, 'reading the responses failed');
-    if (!res.headersSent) sendProblem(res, 500, `the gateway could not read the result: ${(err as Error).message}`, { 'NVCF-REQID': requestId, 'NVCF-STATUS': 'errored' }, requestId);
+    if (!res.headersSent)
+      sendProblem(
+        res,
+        500,
+        `the gateway could not read the result: ${(err as Error).message}`,
+        { 'NVCF-REQID': requestId, 'NVCF-STATUS': 'errored' },
+        requestId,
+      );
     else res.destroy();
     return;
   } finally {
@@ -124,12 +156,22 @@ export async function answerWhenReady(ctx: GatewayContext, record: PendingReques
   }
 
   if (streaming || ending === 'client-gone') {
-    await cancelRequest(ctx, record, streaming ? 'the client closed the stream' : 'the client went away before the result');
+    await cancelRequest(
+      ctx,
+      record,
+      streaming ? 'the client closed the stream' : 'the client went away before the result',
+    );
     return;
   }
   if (ending === 'no-worker') {
     await cancelRequest(ctx, record, 'no worker took the request within the poll window');
-    sendProblem(res, 504, `no worker took the request within its ${pollSeconds}s poll window (+${NO_WORKER_GRACE_MS / 1000}s); it was cancelled`, { 'NVCF-REQID': requestId, 'NVCF-STATUS': 'errored' }, requestId);
+    sendProblem(
+      res,
+      504,
+      `no worker took the request within its ${pollSeconds}s poll window (+${NO_WORKER_GRACE_MS / 1000}s); it was cancelled`,
+      { 'NVCF-REQID': requestId, 'NVCF-STATUS': 'errored' },
+      requestId,
+    );
     log.info({ pollSeconds }, 'answered 504: no worker');
     return;
   }

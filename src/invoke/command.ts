@@ -32,7 +32,14 @@ interface InvokeOptions {
 class UsageError extends Error {}
 
 function parseArgs(args: readonly string[], env: NodeJS.ProcessEnv): InvokeOptions {
-  const options: InvokeOptions = { functionId: '', headers: [], assets: [], pollSeconds: '5', gateway: env.NVCF_GATEWAY_URL ?? 'http://127.0.0.1:8090', ...(env.NVCF_API_KEY ? { apiKey: env.NVCF_API_KEY } : {}) };
+  const options: InvokeOptions = {
+    functionId: '',
+    headers: [],
+    assets: [],
+    pollSeconds: '5',
+    gateway: env.NVCF_GATEWAY_URL ?? 'http://127.0.0.1:8090',
+    ...(env.NVCF_API_KEY ? { apiKey: env.NVCF_API_KEY } : {}),
+  };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     const value = () => {
@@ -61,7 +68,16 @@ function parseArgs(args: readonly string[], env: NodeJS.ProcessEnv): InvokeOptio
   return options;
 }
 
-const MEDIA_TYPES: Record<string, string> = { '.json': 'application/json', '.txt': 'text/plain', '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.wav': 'audio/wav', '.mp4': 'video/mp4', '.zip': 'application/zip' };
+const MEDIA_TYPES: Record<string, string> = {
+  '.json': 'application/json',
+  '.txt': 'text/plain',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.wav': 'audio/wav',
+  '.mp4': 'video/mp4',
+  '.zip': 'application/zip',
+};
 
 /** A failure to report: the problem's detail when the gateway sent one. */
 class CallFailed extends Error {}
@@ -99,23 +115,42 @@ export async function runInvoke(args: readonly string[], env: NodeJS.ProcessEnv)
     const assetIds: string[] = [];
     for (const file of options.assets) {
       const contentType = MEDIA_TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream';
-      const created = await fetch(`${options.gateway}/v2/nvcf/assets`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ contentType, description: basename(file) }) });
+      const created = await fetch(`${options.gateway}/v2/nvcf/assets`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ contentType, description: basename(file) }),
+      });
       if (!created.ok) throw await failure(created, `creating an asset for ${file}`);
       const { assetId, uploadUrl } = (await created.json()) as { assetId: string; uploadUrl: string };
       const size = (await stat(file)).size;
-      const put = await fetch(uploadUrl, { method: 'PUT', headers: { 'content-type': contentType, 'content-length': String(size) }, body: Readable.toWeb(createReadStream(file)) as ReadableStream, duplex: 'half' } as RequestInit);
+      const put = await fetch(uploadUrl, {
+        method: 'PUT',
+        headers: { 'content-type': contentType, 'content-length': String(size) },
+        body: Readable.toWeb(createReadStream(file)) as ReadableStream,
+        duplex: 'half',
+      });
       if (!put.ok) throw await failure(put, `uploading ${file}`);
       process.stderr.write(`uploaded ${file} as asset ${assetId}\n`);
       assetIds.push(assetId);
     }
 
-    const body = options.data === undefined ? undefined : options.data.startsWith('@') ? await readFile(options.data.slice(1)) : options.data;
+    const body =
+      options.data === undefined
+        ? undefined
+        : options.data.startsWith('@')
+          ? await readFile(options.data.slice(1))
+          : options.data;
     const headers: Record<string, string> = { ...auth, 'NVCF-POLL-SECONDS': options.pollSeconds };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (assetIds.length > 0) headers['NVCF-INPUT-ASSET-REFERENCES'] = assetIds.join(',');
     for (const [name, value] of options.headers) headers[name] = value;
     const target = `${options.gateway}/v2/nvcf/pexec/functions/${options.functionId}${options.versionId ? `/versions/${options.versionId}` : ''}`;
-    let res = await fetch(target, { method: 'POST', headers, redirect: 'manual', ...(body !== undefined ? { body } : {}) });
+    let res = await fetch(target, {
+      method: 'POST',
+      headers,
+      redirect: 'manual',
+      ...(body !== undefined ? { body } : {}),
+    });
     let lastPartial = '';
     let lastPercent = -1;
     while (res.status === 202) {
@@ -130,17 +165,24 @@ export async function runInvoke(args: readonly string[], env: NodeJS.ProcessEnv)
         process.stderr.write(`${tty ? '\n' : ''}partial: ${partial}\n`);
         lastPartial = partial;
       }
-      res = await fetch(`${options.gateway}/v2/nvcf/pexec/status/${requestId}`, { headers: { ...auth, 'NVCF-POLL-SECONDS': options.pollSeconds }, redirect: 'manual' });
+      res = await fetch(`${options.gateway}/v2/nvcf/pexec/status/${requestId}`, {
+        headers: { ...auth, 'NVCF-POLL-SECONDS': options.pollSeconds },
+        redirect: 'manual',
+      });
     }
     if (tty && lastPercent >= 0) process.stderr.write('\n');
     const requestId = res.headers.get('nvcf-reqid') ?? 'unknown';
     if (res.status === 302) return await unpack(res, requestId, options.out);
     if (res.status >= 400) throw await failure(res, `request ${requestId}`);
     // Event streams and inline bodies alike go to stdout as they arrive.
-    if (res.body) for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) process.stdout.write(chunk);
+    if (res.body)
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) process.stdout.write(chunk);
     return 0;
   } catch (err) {
-    const message = err instanceof CallFailed ? err.message : `cannot reach the gateway at ${options.gateway}: ${(err as Error).message}${(err as { cause?: Error }).cause ? ` (${(err as { cause: Error }).cause.message})` : ''}`;
+    const message =
+      err instanceof CallFailed
+        ? err.message
+        : `cannot reach the gateway at ${options.gateway}: ${(err as Error).message}${(err as { cause?: Error }).cause ? ` (${(err as { cause: Error }).cause.message})` : ''}`;
     process.stderr.write(`nvcf-sidecar invoke: ${message}\n`);
     return 1;
   }
@@ -156,11 +198,13 @@ async function unpack(res: Response, requestId: string, out: string | undefined)
   try {
     const zipPath = join(scratch, 'result.zip');
     // Results run to gigabytes: stream them to disk, never through memory.
-    await pipeline(Readable.fromWeb(zip.body! as import('node:stream/web').ReadableStream), createWriteStream(zipPath));
+    await pipeline(Readable.fromWeb(zip.body!), createWriteStream(zipPath));
     const dir = resolve(out ?? `nvcf-result-${requestId}`);
     await mkdir(dir, { recursive: true });
     const files = await extractZip(zipPath, dir);
-    process.stderr.write(`result ${requestId}: ${files.length} file(s) in ${dir}\n${files.map((f) => `  ${f}\n`).join('')}`);
+    process.stderr.write(
+      `result ${requestId}: ${files.length} file(s) in ${dir}\n${files.map((f) => `  ${f}\n`).join('')}`,
+    );
     const response = files.find((f) => f === `${requestId}.response`);
     if (response) process.stdout.write(await readFile(join(dir, response)));
     return 0;

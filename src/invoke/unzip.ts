@@ -34,14 +34,17 @@ export async function extractZip(zipPath: string, outDir: string): Promise<strin
 
 async function writeEntry(zip: yauzl.ZipFile, entry: yauzl.Entry, outDir: string): Promise<string | undefined> {
   const name = normalize(entry.fileName);
-  if (isAbsolute(name) || name === '..' || name.startsWith(`..${sep}`)) throw new Error(`the zip holds an entry outside its folder: "${entry.fileName}"`);
+  if (isAbsolute(name) || name === '..' || name.startsWith(`..${sep}`))
+    throw new Error(`the zip holds an entry outside its folder: "${entry.fileName}"`);
   const target = join(outDir, name);
   if (entry.fileName.endsWith('/')) {
     await mkdir(target, { recursive: true });
     return undefined;
   }
   await mkdir(dirname(target), { recursive: true });
-  const stream = await new Promise<NodeJS.ReadableStream>((resolve, reject) => zip.openReadStream(entry, (err, s) => (err ? reject(err) : resolve(s))));
+  const stream = await new Promise<NodeJS.ReadableStream>((resolve, reject) =>
+    zip.openReadStream(entry, (err, s) => (err ? reject(err) : resolve(s))),
+  );
   await pipeline(stream, createWriteStream(target));
   return name;
 }

@@ -53,8 +53,14 @@ export const whole = (min: number, max: number) =>
     .max(max, `must be at most ${max}`);
 
 export const port = (fallback: number) => whole(0, 65535).default(fallback);
-export const optionalText = z.string().trim().optional().transform((v) => (v ? v : undefined));
-export const flag = z.stringbool({ truthy: ['true', '1', 'yes', 'on'], falsy: ['false', '0', 'no', 'off', ''] }).default(false);
+export const optionalText = z
+  .string()
+  .trim()
+  .optional()
+  .transform((v) => (v ? v : undefined));
+export const flag = z
+  .stringbool({ truthy: ['true', '1', 'yes', 'on'], falsy: ['false', '0', 'no', 'off', ''] })
+  .default(false);
 export const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info');
 
 /** The NATS variables both the worker and the gateway read. */
@@ -73,7 +79,9 @@ type NatsEnv = z.output<z.ZodObject<typeof natsEnv>>;
 
 export function natsSettings(env: NatsEnv) {
   return {
-    servers: env.NATS_URL.split(',').map((s) => s.trim()).filter(Boolean),
+    servers: env.NATS_URL.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     token: env.NATS_TOKEN,
     user: env.NATS_USER,
     pass: env.NATS_PASSWORD,
@@ -86,14 +94,21 @@ export function natsSettings(env: NatsEnv) {
 
 /** Blank variables count as unset, as they do in a pod spec that templates them out. */
 export function present(env: Record<string, string | undefined>): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''));
+  return Object.fromEntries(
+    Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''),
+  );
 }
 
 /**
  * Parses `input` with `schema`, or throws a ConfigError naming every bad variable, its value and
  * the fix, pointing at the document that lists them.
  */
-export function parseEnv<S extends z.ZodType>(schema: S, input: Record<string, string>, what: string, docs: string): z.output<S> {
+export function parseEnv<S extends z.ZodType>(
+  schema: S,
+  input: Record<string, string>,
+  what: string,
+  docs: string,
+): z.output<S> {
   const parsed = schema.safeParse(input);
   if (parsed.success) return parsed.data;
   const lines = parsed.error.issues.map((issue) => {
@@ -106,7 +121,10 @@ export function parseEnv<S extends z.ZodType>(schema: S, input: Record<string, s
 }
 
 /** Checks the settings that only make sense together. */
-export function checkNatsCredentials(nats: { user?: string | undefined; pass?: string | undefined }, what: string): void {
+export function checkNatsCredentials(
+  nats: { user?: string | undefined; pass?: string | undefined },
+  what: string,
+): void {
   if ((nats.user === undefined) !== (nats.pass === undefined)) {
     throw new ConfigError(`invalid ${what} configuration: set NATS_USER and NATS_PASSWORD together, or neither`);
   }

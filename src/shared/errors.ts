@@ -8,16 +8,66 @@ import { STATUS_CODES } from 'node:http';
  */
 export const errorCodes = {
   INVALID_INVOCATION: { disposition: 'answer', status: 400, family: 'worker', detail: 'Malformed invocation message' },
-  REQUEST_EXPIRED: { disposition: 'answer', status: 500, family: 'worker', detail: 'Internal error while making inference request' },
-  ASSET_DOWNLOAD_FAILED: { disposition: 'answer', status: 500, family: 'worker', detail: 'Internal error while downloading assets' },
-  PREPARE_FAILED: { disposition: 'answer', status: 500, family: 'worker', detail: 'Internal error while preparing for inference' },
-  REQUEST_BODY_FAILED: { disposition: 'answer', status: 500, family: 'worker', detail: 'Internal error while making inference request' },
-  INFERENCE_CONNECTION: { disposition: 'answer', status: 500, family: 'connection', detail: 'Inference connection error while making inference request' },
-  RESPONSE_UNSUPPORTED: { disposition: 'answer', status: 500, family: 'worker', detail: 'Internal error while making inference request' },
-  LARGE_RESULT_FAILED: { disposition: 'answer', status: 500, family: 'worker', detail: 'Internal error while uploading the large response' },
-  DEADLINE_EXCEEDED: { disposition: 'answer', status: 504, family: 'worker', detail: 'Inference did not finish before the request deadline' },
-  CANCELLED: { disposition: 'answer', status: 500, family: 'worker', detail: 'The request was cancelled before inference finished' },
-  CONTAINER_UNHEALTHY: { disposition: 'retry', status: 503, family: 'worker', detail: 'The inference container is not healthy' },
+  REQUEST_EXPIRED: {
+    disposition: 'answer',
+    status: 500,
+    family: 'worker',
+    detail: 'Internal error while making inference request',
+  },
+  ASSET_DOWNLOAD_FAILED: {
+    disposition: 'answer',
+    status: 500,
+    family: 'worker',
+    detail: 'Internal error while downloading assets',
+  },
+  PREPARE_FAILED: {
+    disposition: 'answer',
+    status: 500,
+    family: 'worker',
+    detail: 'Internal error while preparing for inference',
+  },
+  REQUEST_BODY_FAILED: {
+    disposition: 'answer',
+    status: 500,
+    family: 'worker',
+    detail: 'Internal error while making inference request',
+  },
+  INFERENCE_CONNECTION: {
+    disposition: 'answer',
+    status: 500,
+    family: 'connection',
+    detail: 'Inference connection error while making inference request',
+  },
+  RESPONSE_UNSUPPORTED: {
+    disposition: 'answer',
+    status: 500,
+    family: 'worker',
+    detail: 'Internal error while making inference request',
+  },
+  LARGE_RESULT_FAILED: {
+    disposition: 'answer',
+    status: 500,
+    family: 'worker',
+    detail: 'Internal error while uploading the large response',
+  },
+  DEADLINE_EXCEEDED: {
+    disposition: 'answer',
+    status: 504,
+    family: 'worker',
+    detail: 'Inference did not finish before the request deadline',
+  },
+  CANCELLED: {
+    disposition: 'answer',
+    status: 500,
+    family: 'worker',
+    detail: 'The request was cancelled before inference finished',
+  },
+  CONTAINER_UNHEALTHY: {
+    disposition: 'retry',
+    status: 503,
+    family: 'worker',
+    detail: 'The inference container is not healthy',
+  },
   DRAINING: { disposition: 'retry', status: 503, family: 'worker', detail: 'The worker is shutting down' },
   PUBLISH_FAILED: { disposition: 'retry', status: 503, family: 'worker', detail: 'The result could not be published' },
 } as const;
@@ -60,7 +110,10 @@ export function titleOf(status: number): string {
 
 /** "Unprocessable Entity" → "unprocessable-entity": the last part of a problem type URN. */
 export function slug(title: string): string {
-  return title.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+  return title
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '');
 }
 
 /** The code of a network or file error, wherever it hides, for messages that name the cause. */

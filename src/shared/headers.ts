@@ -26,7 +26,15 @@ export const WORKER_OWNED = [
 
 const workerOwned = new Set(WORKER_OWNED.map((n) => n.toLowerCase()));
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-connection',
+]);
 /** Recomputed by whoever writes the next hop; `expect` would stall a proxied body. */
 const FRAMING = new Set(['host', 'content-length', 'expect']);
 
@@ -67,7 +75,11 @@ export interface WorkerHeaderValues {
  * The request headers the container sees: the client's, minus credentials, hop-by-hop and
  * worker-owned names, plus the worker-owned set written upper-case as NVCF's worker does.
  */
-export function containerRequestHeaders(client: HeaderList, owned: WorkerHeaderValues, compatibility: boolean): HeaderList {
+export function containerRequestHeaders(
+  client: HeaderList,
+  owned: WorkerHeaderValues,
+  compatibility: boolean,
+): HeaderList {
   const listed = connectionListed(client);
   const out: HeaderList = [
     ['NVCF-REQID', owned.requestId],
@@ -90,7 +102,8 @@ export function containerRequestHeaders(client: HeaderList, owned: WorkerHeaderV
   let hasContentType = false;
   for (const [name, value] of client) {
     const lower = name.toLowerCase();
-    if (lower === 'authorization' || workerOwned.has(lower) || FRAMING.has(lower) || isHopByHop(lower, listed)) continue;
+    if (lower === 'authorization' || workerOwned.has(lower) || FRAMING.has(lower) || isHopByHop(lower, listed))
+      continue;
     if (lower === 'content-type') hasContentType = true;
     out.push([name, value]);
   }
@@ -107,7 +120,12 @@ export function queueableClientHeaders(client: HeaderList): HeaderList {
   const listed = connectionListed(client);
   return client.filter(([name]) => {
     const lower = name.toLowerCase();
-    return lower !== 'authorization' && lower !== 'nvcf-invocation-region' && !FRAMING.has(lower) && !isHopByHop(lower, listed);
+    return (
+      lower !== 'authorization' &&
+      lower !== 'nvcf-invocation-region' &&
+      !FRAMING.has(lower) &&
+      !isHopByHop(lower, listed)
+    );
   });
 }
 

@@ -12,7 +12,10 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     {
       level,
       base: { pid: process.pid },
-      redact: { paths: ['headers.authorization', 'headers.Authorization', 'nats.token', 'nats.pass'], censor: '[redacted]' },
+      redact: {
+        paths: ['headers.authorization', 'headers.Authorization', 'nats.token', 'nats.pass'],
+        censor: '[redacted]',
+      },
     },
     destination ?? pino.destination({ sync: false }),
   );

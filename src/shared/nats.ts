@@ -64,7 +64,11 @@ async function exists(probe: () => Promise<unknown>): Promise<boolean> {
  * Workers and gateways both call this; whichever comes first creates, and an existing setup
  * (perhaps tuned by an operator) is left as it is.
  */
-export async function ensureWorkQueue(jsm: JetStreamManager, functionVersionId: string, settings: WorkQueueSettings): Promise<void> {
+export async function ensureWorkQueue(
+  jsm: JetStreamManager,
+  functionVersionId: string,
+  settings: WorkQueueSettings,
+): Promise<void> {
   const stream = streams.work(functionVersionId);
   if (!(await exists(() => jsm.streams.info(stream)))) {
     await addIgnoringRace(() =>

@@ -18,7 +18,9 @@ export function createHealthServer(readiness: Readiness): Server {
     if (path === '/v1/health/live') return send(res, 200, { status: 'live' });
     if (path === '/v1/health/ready') {
       const reasons = readiness.notReadyReasons();
-      return reasons.length === 0 ? send(res, 200, { status: 'ready' }) : send(res, 503, { status: 'not ready', reasons });
+      return reasons.length === 0
+        ? send(res, 200, { status: 'ready' })
+        : send(res, 503, { status: 'not ready', reasons });
     }
     send(res, 404, { status: 'not found' });
   });

@@ -60,10 +60,13 @@ const headerName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'is not a 
 // What an HTTP/1.1 field value may hold (RFC 9110 §5.5): tab, visible ASCII, and obs-text
 // bytes. Anything else is refused here with a clear 400, not passed to the HTTP client, which
 // rejects it too, and whose connection pool a rejected request can leave wedged.
-// eslint-disable-next-line no-control-regex
+
 const headerValue = z
   .string()
-  .regex(/^[\t\x20-\x7e\x80-\xff]*$/, 'must hold only tab, visible ASCII or Latin-1 characters (no CR, LF, NUL or other control characters)')
+  .regex(
+    /^[\t\x20-\x7e\x80-\xff]*$/,
+    'must hold only tab, visible ASCII or Latin-1 characters (no CR, LF, NUL or other control characters)',
+  )
   .max(16 * 1024);
 export const HeaderList = z.array(z.tuple([headerName, headerValue])).max(256, 'too many headers (at most 256)');
 export type HeaderList = z.infer<typeof HeaderList>;
@@ -88,7 +91,11 @@ export const Invocation = z
     subject: z.string().max(1024).default(''),
     method: z.string().regex(/^[A-Z]{1,16}$/, 'must be an upper-case HTTP method'),
     /** Path and query sent to the container; for pexec it is the function's inference URL. */
-    path: z.string().startsWith('/').max(8192).regex(/^[^\s\0]*$/, 'must not contain spaces or control characters'),
+    path: z
+      .string()
+      .startsWith('/')
+      .max(8192)
+      .regex(/^[^\s\0]*$/, 'must not contain spaces or control characters'),
     headers: HeaderList.default([]),
     /** Set when the body is too large for the frame: the worker streams it from here. */
     bodyUrl: httpUrl.optional(),
@@ -96,7 +103,10 @@ export const Invocation = z
       .array(AssetReference)
       .max(64)
       .default([])
-      .refine((list) => new Set(list.map((a) => a.assetId.toLowerCase())).size === list.length, 'must not name the same asset twice'),
+      .refine(
+        (list) => new Set(list.map((a) => a.assetId.toLowerCase())).size === list.length,
+        'must not name the same asset twice',
+      ),
     /** Epoch milliseconds when the gateway accepted the request. */
     requestTime: z.number().int().positive(),
     pollSeconds: z.number().int().min(1).max(3600).default(60),
@@ -108,7 +118,12 @@ export const Invocation = z
      * Subject prefix for every response of this request: `nvcf.rs.<requestId>`, or
      * `nvcf.rs.<gatewayId>.<requestId>` so that each gateway can consume only its own.
      */
-    replyTo: z.string().regex(/^nvcf\.rs\.[A-Za-z0-9_-]{1,128}(\.[A-Za-z0-9_-]{1,128})?$/, 'must be nvcf.rs.<token> or nvcf.rs.<token>.<token>'),
+    replyTo: z
+      .string()
+      .regex(
+        /^nvcf\.rs\.[A-Za-z0-9_-]{1,128}(\.[A-Za-z0-9_-]{1,128})?$/,
+        'must be nvcf.rs.<token> or nvcf.rs.<token>.<token>',
+      ),
   })
   .strict();
 export type Invocation = z.infer<typeof Invocation>;
@@ -134,7 +149,12 @@ const status = z.number().int().min(100).max(599);
 
 export const ResponseMeta = z.discriminatedUnion('kind', [
   /** A 202 for the caller: body = the container's partialResponse JSON. */
-  z.object({ ...common, kind: z.literal('progress'), percentComplete: z.number().int().min(0).max(100), headers: HeaderList }),
+  z.object({
+    ...common,
+    kind: z.literal('progress'),
+    percentComplete: z.number().int().min(0).max(100),
+    headers: HeaderList,
+  }),
   /** Output files that became final (renamed from `.partial`) while the container works. */
   z.object({ ...common, kind: z.literal('output'), files: z.array(OutputFile) }),
   /** Pass-through: status and headers as soon as the container sends them; chunks follow. */
@@ -191,7 +211,10 @@ export function encodeFrame(meta: object, body: Uint8Array = new Uint8Array(0)):
 export class FrameError extends Error {
   override name = 'FrameError';
   /** What could be read of the metadata before validation failed: enough to address a reply. */
-  constructor(message: string, readonly partial: unknown = undefined) {
+  constructor(
+    message: string,
+    readonly partial: unknown = undefined,
+  ) {
     super(message);
   }
 }
@@ -236,8 +259,9 @@ export function decodeResponse(data: Uint8Array): Frame<ResponseMeta> {
 export function replyAddressOf(partial: unknown): { replyTo: string; requestId: string } | undefined {
   if (!partial || typeof partial !== 'object') return undefined;
   const { replyTo, requestId } = partial as Record<string, unknown>;
-  const ok = Invocation.shape.replyTo.safeParse(replyTo).success && typeof requestId === 'string' && requestId.length <= 128;
-  return ok ? { replyTo: replyTo as string, requestId: requestId as string } : undefined;
+  const ok =
+    Invocation.shape.replyTo.safeParse(replyTo).success && typeof requestId === 'string' && requestId.length <= 128;
+  return ok ? { replyTo: replyTo as string, requestId: requestId } : undefined;
 }
 
 /** The state record each worker keeps in the `nvcf_workers` bucket. */
@@ -264,7 +288,10 @@ export type FunctionStatus = 'ACTIVE' | 'DEPLOYING' | 'ERROR' | 'INACTIVE';
 export function functionStatus(records: readonly WorkerState[], now: number): FunctionStatus {
   // A failed worker writes `error` once and exits; its record counts as long as the bucket keeps
   // it. A watcher hears of no TTL expiry, so the age is checked here rather than trusted to it.
-  const fresh = records.filter((r) => r.state !== 'stopped' && now - r.updatedAt <= (r.state === 'error' ? WORKER_RECORD_TTL_MS : HEARTBEAT_STALE_MS));
+  const fresh = records.filter(
+    (r) =>
+      r.state !== 'stopped' && now - r.updatedAt <= (r.state === 'error' ? WORKER_RECORD_TTL_MS : HEARTBEAT_STALE_MS),
+  );
   if (fresh.length === 0) return 'INACTIVE';
   if (fresh.some((r) => r.state === 'ready')) return 'ACTIVE';
   if (fresh.every((r) => r.state === 'error')) return 'ERROR';

@@ -18,7 +18,10 @@ export function installSignalHandlers(onFirstSignal: (signal: NodeJS.Signals) =>
     onFirstSignal(signal);
   };
   const onFatal = (err: unknown) => {
-    log.fatal({ err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'uncaught error; exiting');
+    log.fatal(
+      { err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) },
+      'uncaught error; exiting',
+    );
     log.flush?.();
     process.exit(1);
   };

@@ -3,7 +3,20 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { UUID_PATTERN } from '../shared/protocol.js';
-import { checkNatsCredentials, deepFreeze, duration, flag, logLevel, natsEnv, natsSettings, optionalText, parseEnv, port, present, whole } from '../shared/env.js';
+import {
+  checkNatsCredentials,
+  deepFreeze,
+  duration,
+  flag,
+  logLevel,
+  natsEnv,
+  natsSettings,
+  optionalText,
+  parseEnv,
+  port,
+  present,
+  whole,
+} from '../shared/env.js';
 
 export { ConfigError, deepFreeze, parseDurationMs } from '../shared/env.js';
 
@@ -13,16 +26,22 @@ export { ConfigError, deepFreeze, parseDurationMs } from '../shared/env.js';
  * and its meaning is listed in docs/configuration.md; keep the two in step.
  */
 
-
 const WorkerEnv = z.object({
-  FUNCTION_ID: z.string({ error: 'set it to the function id (a UUID)' }).regex(UUID_PATTERN, 'must be the function id (a UUID)'),
-  FUNCTION_VERSION_ID: z.string({ error: 'set it to the function version id (a UUID)' }).regex(UUID_PATTERN, 'must be the function version id (a UUID)'),
+  FUNCTION_ID: z
+    .string({ error: 'set it to the function id (a UUID)' })
+    .regex(UUID_PATTERN, 'must be the function id (a UUID)'),
+  FUNCTION_VERSION_ID: z
+    .string({ error: 'set it to the function version id (a UUID)' })
+    .regex(UUID_PATTERN, 'must be the function version id (a UUID)'),
   FUNCTION_NAME: z.string().default(''),
   NCA_ID: z.string().default(''),
   INFERENCE_HOST: z.string().min(1).default('127.0.0.1'),
   INFERENCE_PORT: whole(1, 65535).default(8000),
   INFERENCE_URL: z.string().startsWith('/', 'must be a request path such as /v2/models/m/infer').default('/'),
-  INFERENCE_HEALTH_ENDPOINT: z.string().startsWith('/', 'must be a request path such as /v2/health/ready').default('/v2/health/ready'),
+  INFERENCE_HEALTH_ENDPOINT: z
+    .string()
+    .startsWith('/', 'must be a request path such as /v2/health/ready')
+    .default('/v2/health/ready'),
   INFERENCE_HEALTH_PORT: whole(1, 65535).optional(),
   INFERENCE_HEALTH_TIMEOUT: duration('31s'),
   INFERENCE_HEALTH_EXPECTED_RESPONSE_CODE: whole(100, 599).default(200),

@@ -23,7 +23,10 @@ export async function probeContainer(settings: ProbeSettings): Promise<ProbeResu
     await answer.body.dump();
     if (answer.statusCode === settings.expectedStatus) return { healthy: true };
     // 404 is common while a server is up but its routes are not (Triton loading models).
-    return { healthy: false, reason: `health endpoint answered ${answer.statusCode}, expected ${settings.expectedStatus}` };
+    return {
+      healthy: false,
+      reason: `health endpoint answered ${answer.statusCode}, expected ${settings.expectedStatus}`,
+    };
   } catch (err) {
     return { healthy: false, reason: `health endpoint unreachable: ${errorCode(err)}` };
   }

@@ -1,6 +1,12 @@
 import type { KV, NatsConnection } from 'nats';
 import type { Logger } from '../shared/log.js';
-import { HEARTBEAT_INTERVAL_MS, PROTOCOL_VERSION, WORKER_RECORD_TTL_MS, streams, type WorkerState } from '../shared/protocol.js';
+import {
+  HEARTBEAT_INTERVAL_MS,
+  PROTOCOL_VERSION,
+  WORKER_RECORD_TTL_MS,
+  streams,
+  type WorkerState,
+} from '../shared/protocol.js';
 
 export type WorkerStateName = WorkerState['state'];
 
@@ -19,7 +25,10 @@ export class Heartbeat {
 
   constructor(
     private readonly nc: NatsConnection,
-    private readonly identity: Pick<WorkerState, 'workerId' | 'functionId' | 'functionVersionId' | 'functionName' | 'ncaId' | 'inferenceUrl'> & { capacity: number },
+    private readonly identity: Pick<
+      WorkerState,
+      'workerId' | 'functionId' | 'functionVersionId' | 'functionName' | 'ncaId' | 'inferenceUrl'
+    > & { capacity: number },
     private readonly source: HeartbeatSource,
     private readonly log: Logger,
   ) {}

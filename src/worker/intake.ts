@@ -124,7 +124,11 @@ export class Intake {
     const gate = this.stopped ? 'draining' : this.options.gate();
     if (gate !== 'open' && msg.info.deliveryCount >= this.options.maxDeliver) {
       // JetStream will not deliver it again: a nak would leave its caller waiting for ever.
-      this.options.refuse(msg, gate).catch((err: Error) => this.options.log.error({ err: err.message }, 'could not answer a message on its last delivery'));
+      this.options
+        .refuse(msg, gate)
+        .catch((err: Error) =>
+          this.options.log.error({ err: err.message }, 'could not answer a message on its last delivery'),
+        );
       return;
     }
     if (gate !== 'open') {
@@ -140,7 +144,10 @@ export class Intake {
       .handle(msg)
       .catch((err: Error) => {
         // The handler settles its own message; reaching here is a bug, so make it loud but safe.
-        this.options.log.error({ err: err.message, stack: err.stack }, 'request handler failed unexpectedly; handing the message back');
+        this.options.log.error(
+          { err: err.message, stack: err.stack },
+          'request handler failed unexpectedly; handing the message back',
+        );
         msg.nak(this.options.unhealthyRetryMs);
       })
       .finally(() => {

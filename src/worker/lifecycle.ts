@@ -1,7 +1,7 @@
 import { appendFile, chmod, mkdir, realpath } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { NatsConnection, Subscription } from 'nats';
+import { Events, type NatsConnection, type Subscription } from 'nats';
 import { closeServer, createHealthServer, createMetricsServer, listen } from '../shared/probe-servers.js';
 import { CancelRegistry } from './cancels.js';
 import type { WorkerConfig } from './config.js';
@@ -55,7 +55,10 @@ export class Worker {
     private readonly log: Logger,
   ) {
     this.container = new ContainerClient(config.inference.origin, config.concurrency, (queued) =>
-      this.log.error({ queued }, 'the connection pool to the container stalled; replaced it, failing the calls waiting in it'),
+      this.log.error(
+        { queued },
+        'the connection pool to the container stalled; replaced it, failing the calls waiting in it',
+      ),
     );
     this.metrics.capacity.set(config.concurrency);
   }
@@ -76,7 +79,10 @@ export class Worker {
       }
       this.setState('waiting');
       const failure = await waitUntilHealthy(this.config.health, this.stopRequested.signal, this.log);
-      if (failure && !this.stopRequested.signal.aborted) return await this.fail(`the inference container did not become healthy within ${this.config.health.readyTimeoutMs / 1000}s: ${failure}`);
+      if (failure && !this.stopRequested.signal.aborted)
+        return await this.fail(
+          `the inference container did not become healthy within ${this.config.health.readyTimeoutMs / 1000}s: ${failure}`,
+        );
       if (!this.stopRequested.signal.aborted) this.startServing();
       await this.stopped();
       const report = await this.drain();
@@ -133,7 +139,10 @@ export class Worker {
     }
     await mkdir(this.config.spoolDir, { recursive: true, mode: 0o700 });
     this.realResponseDir = await realpath(this.config.responseDir);
-    this.janitor = new Janitor([this.config.assetDir, this.config.responseDir, this.config.spoolDir], this.log.child({ stage: 'janitor' }));
+    this.janitor = new Janitor(
+      [this.config.assetDir, this.config.responseDir, this.config.spoolDir],
+      this.log.child({ stage: 'janitor' }),
+    );
     this.janitor.start();
   }
 
@@ -145,16 +154,25 @@ export class Worker {
     const jsm = await nc.jetstreamManager();
     await ensureWorkQueue(jsm, this.config.functionVersionId, this.config.nats);
     await ensureResults(jsm, this.config.nats.resultRetentionMs);
-    this.heartbeat = new Heartbeat(nc, { ...this.config, inferenceUrl: this.config.inference.path, capacity: this.config.concurrency }, { state: () => this.heartbeatState() }, this.log.child({ stage: 'heartbeat' }));
+    this.heartbeat = new Heartbeat(
+      nc,
+      { ...this.config, inferenceUrl: this.config.inference.path, capacity: this.config.concurrency },
+      { state: () => this.heartbeatState() },
+      this.log.child({ stage: 'heartbeat' }),
+    );
     await this.heartbeat.start();
-    this.log.info({ servers: this.config.nats.servers, functionVersionId: this.config.functionVersionId }, 'connected to NATS');
+    this.log.info(
+      { servers: this.config.nats.servers, functionVersionId: this.config.functionVersionId },
+      'connected to NATS',
+    );
   }
 
   private async watchConnection(nc: NatsConnection): Promise<void> {
     for await (const status of nc.status()) {
-      if (status.type === 'disconnect') this.natsConnected = false;
-      if (status.type === 'reconnect') this.natsConnected = true;
-      if (status.type === 'disconnect' || status.type === 'reconnect') this.log.warn({ event: status.type, server: status.data }, 'NATS connection');
+      if (status.type === Events.Disconnect) this.natsConnected = false;
+      if (status.type === Events.Reconnect) this.natsConnected = true;
+      if (status.type === Events.Disconnect || status.type === Events.Reconnect)
+        this.log.warn({ event: status.type, server: status.data }, 'NATS connection');
     }
   }
 
@@ -169,32 +187,46 @@ export class Worker {
         this.log.info({ requestId, running }, 'cancel received');
       },
     });
-    void nc.jetstreamManager().then(async (jsm) => {
-      const consumer = await js.consumers.get(streams.work(this.config.functionVersionId), streams.workConsumer);
-      const info = await consumer.info();
-      const maxDeliver = info.config.max_deliver && info.config.max_deliver > 0 ? info.config.max_deliver : Infinity;
-      const deps = { config: this.config, js, jsm, container: this.container, cancels: this.cancels, realResponseDir: this.realResponseDir, maxDeliver, log, metrics: this.metrics, bodyLimit: frameBodyLimit(nc) };
-      this.intake = new Intake({
-        consumer,
-        capacity: this.config.concurrency,
-        ackWaitMs: (info.config.ack_wait ?? 30e9) / 1_000_000,
-        gate: () => this.gate(),
-        handle: async (msg) => {
-          const outcome = await handleDelivery(msg, deps);
-          this.metrics.requests.inc({ outcome });
-          if (this.stateNow === 'draining') this.finishedWhileDraining++;
-        },
-        unhealthyRetryMs: RETRY_DELAY_MS,
-        maxDeliver,
-        refuse: (msg, gate) => refuseDelivery(msg, gate, deps),
-        log: this.log.child({ stage: 'intake' }),
-        metrics: this.metrics,
+    void nc
+      .jetstreamManager()
+      .then(async (jsm) => {
+        const consumer = await js.consumers.get(streams.work(this.config.functionVersionId), streams.workConsumer);
+        const info = await consumer.info();
+        const maxDeliver = info.config.max_deliver && info.config.max_deliver > 0 ? info.config.max_deliver : Infinity;
+        const deps = {
+          config: this.config,
+          js,
+          jsm,
+          container: this.container,
+          cancels: this.cancels,
+          realResponseDir: this.realResponseDir,
+          maxDeliver,
+          log,
+          metrics: this.metrics,
+          bodyLimit: frameBodyLimit(nc),
+        };
+        this.intake = new Intake({
+          consumer,
+          capacity: this.config.concurrency,
+          ackWaitMs: (info.config.ack_wait ?? 30e9) / 1_000_000,
+          gate: () => this.gate(),
+          handle: async (msg) => {
+            const outcome = await handleDelivery(msg, deps);
+            this.metrics.requests.inc({ outcome });
+            if (this.stateNow === 'draining') this.finishedWhileDraining++;
+          },
+          unhealthyRetryMs: RETRY_DELAY_MS,
+          maxDeliver,
+          refuse: (msg, gate) => refuseDelivery(msg, gate, deps),
+          log: this.log.child({ stage: 'intake' }),
+          metrics: this.metrics,
+        });
+        this.intake.start();
+      })
+      .catch(async (err: Error) => {
+        process.exitCode = await this.fail(`could not start pulling work: ${err.message}`);
+        this.requestStop();
       });
-      this.intake.start();
-    }).catch(async (err: Error) => {
-      process.exitCode = await this.fail(`could not start pulling work: ${err.message}`);
-      this.requestStop();
-    });
     this.monitor = new HealthMonitor(this.config.health, (healthy, reason) => {
       this.metrics.containerHealthy.set(healthy ? 1 : 0);
       if (this.stateNow === 'draining') return;
@@ -222,12 +254,16 @@ export class Worker {
     this.log.info({ inFlight: intake.inFlight, graceMs: this.config.drainGraceMs }, 'draining');
     await intake.stop();
     const graceTimer = new AbortController();
-    const graceOver = sleep(this.config.drainGraceMs, 'grace-over' as const, { signal: graceTimer.signal }).catch(() => 'idle' as const);
+    const graceOver = sleep(this.config.drainGraceMs, 'grace-over' as const, { signal: graceTimer.signal }).catch(
+      () => 'idle' as const,
+    );
     const outcome = await Promise.race([intake.idle().then(() => 'idle' as const), graceOver]);
     graceTimer.abort();
     let aborted = 0;
     if (outcome === 'grace-over') {
-      aborted = this.cancels.abortAll(new SidecarError('DRAINING', 'the worker is shutting down and its drain grace ran out'));
+      aborted = this.cancels.abortAll(
+        new SidecarError('DRAINING', 'the worker is shutting down and its drain grace ran out'),
+      );
       this.log.warn({ aborted }, 'drain grace over; aborting the requests still running');
       await intake.idle();
     }
@@ -238,17 +274,31 @@ export class Worker {
     this.failure = message;
     this.log.error({ err: message }, 'worker failed');
     this.setState('failed', message);
-    await appendFile(this.config.terminationLogPath, `${JSON.stringify({ message, isInternal: false })}\n`).catch((err: Error) =>
-      this.log.warn({ err: err.message, path: this.config.terminationLogPath }, 'could not write the termination log'),
+    await appendFile(this.config.terminationLogPath, `${JSON.stringify({ message, isInternal: false })}\n`).catch(
+      (err: Error) =>
+        this.log.warn(
+          { err: err.message, path: this.config.terminationLogPath },
+          'could not write the termination log',
+        ),
     );
     return 1;
   }
 
   private heartbeatState(): { state: WorkerStateName; message?: string; inFlight: number } {
     const byLifecycle: Record<LifecycleState, WorkerStateName> = {
-      starting: 'starting', waiting: 'starting', running: 'ready', unhealthy: 'unhealthy', draining: 'draining', stopped: 'stopped', failed: 'error',
+      starting: 'starting',
+      waiting: 'starting',
+      running: 'ready',
+      unhealthy: 'unhealthy',
+      draining: 'draining',
+      stopped: 'stopped',
+      failed: 'error',
     };
-    return { state: byLifecycle[this.stateNow], inFlight: this.intake?.inFlight ?? 0, ...(this.failure ? { message: this.failure } : {}) };
+    return {
+      state: byLifecycle[this.stateNow],
+      inFlight: this.intake?.inFlight ?? 0,
+      ...(this.failure ? { message: this.failure } : {}),
+    };
   }
 
   private async close(): Promise<void> {

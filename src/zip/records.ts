@@ -40,7 +40,8 @@ export interface EntryRecord {
 
 export function encodeName(name: string): Buffer {
   const bytes = Buffer.from(name, 'utf8');
-  if (bytes.length === 0 || bytes.length > MAX_16) throw new Error(`an archive entry name must be 1 to ${MAX_16} bytes`);
+  if (bytes.length === 0 || bytes.length > MAX_16)
+    throw new Error(`an archive entry name must be 1 to ${MAX_16} bytes`);
   return bytes;
 }
 
@@ -90,8 +91,12 @@ export function dataDescriptor(entry: EntryRecord): Buffer {
 
 export function centralHeader(entry: EntryRecord): Buffer {
   // Zip64 carries, in this order, only the values too large for their 32-bit fields.
-  const large = [entry.size, entry.compressedSize, entry.offset].map((value, i) => value >= MAX_32 || (i < 2 && entry.zip64));
-  const extra = large.some(Boolean) ? zip64Extra([entry.size, entry.compressedSize, entry.offset].filter((_, i) => large[i])) : Buffer.alloc(0);
+  const large = [entry.size, entry.compressedSize, entry.offset].map(
+    (value, i) => value >= MAX_32 || (i < 2 && entry.zip64),
+  );
+  const extra = large.some(Boolean)
+    ? zip64Extra([entry.size, entry.compressedSize, entry.offset].filter((_, i) => large[i]))
+    : Buffer.alloc(0);
   const header = Buffer.alloc(46);
   header.writeUInt32LE(CENTRAL_HEADER, 0);
   header.writeUInt16LE(MADE_BY, 4);

@@ -2,7 +2,20 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { crc32, createDeflateRaw, deflateRaw } from 'node:zlib';
 import { promisify } from 'node:util';
-import { DEFLATED, FLAG_DATA_DESCRIPTOR, FLAG_UTF8, MAX_32, STORED, centralHeader, dataDescriptor, dosTime, encodeName, endRecords, localHeader, type EntryRecord } from './records.js';
+import {
+  DEFLATED,
+  FLAG_DATA_DESCRIPTOR,
+  FLAG_UTF8,
+  MAX_32,
+  STORED,
+  centralHeader,
+  dataDescriptor,
+  dosTime,
+  encodeName,
+  endRecords,
+  localHeader,
+  type EntryRecord,
+} from './records.js';
 
 /**
  * A streaming zip writer (stored and deflated entries, Zip64 when sizes, offsets or the entry
@@ -33,7 +46,6 @@ export interface StreamEntryOptions extends EntryOptions {
   observe?: (chunk: Buffer) => void;
 }
 
-
 export class ZipWriter {
   readonly output = new PassThrough({ highWaterMark: 256 * 1024 });
 
@@ -55,8 +67,21 @@ export class ZipWriter {
       const stamp = dosTime(options.mtime);
       const crc = crc32(data);
       const level = options.compressionLevel;
-      const body = level === undefined ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : await deflateRawAsync(data, { level });
-      const entry: EntryRecord = { name: encodeName(name), method: level === undefined ? STORED : DEFLATED, flags: FLAG_UTF8, ...stamp, crc, compressedSize: body.length, size: data.byteLength, offset: this.offset, zip64: false };
+      const body =
+        level === undefined
+          ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+          : await deflateRawAsync(data, { level });
+      const entry: EntryRecord = {
+        name: encodeName(name),
+        method: level === undefined ? STORED : DEFLATED,
+        flags: FLAG_UTF8,
+        ...stamp,
+        crc,
+        compressedSize: body.length,
+        size: data.byteLength,
+        offset: this.offset,
+        zip64: false,
+      };
       entry.zip64 = entry.size >= MAX_32 || entry.compressedSize >= MAX_32;
       await this.write(Buffer.concat([localHeader(entry), body]));
       this.directory.push(centralHeader(entry));
@@ -71,7 +96,17 @@ export class ZipWriter {
       throw err;
     };
     return this.inTurn(async () => {
-      const entry: EntryRecord = { name: encodeName(name), method: options.compressionLevel === undefined ? STORED : DEFLATED, flags: FLAG_UTF8 | FLAG_DATA_DESCRIPTOR, ...dosTime(options.mtime), crc: 0, compressedSize: 0, size: 0, offset: this.offset, zip64: options.expectedSize >= STREAMED_ZIP64_FROM };
+      const entry: EntryRecord = {
+        name: encodeName(name),
+        method: options.compressionLevel === undefined ? STORED : DEFLATED,
+        flags: FLAG_UTF8 | FLAG_DATA_DESCRIPTOR,
+        ...dosTime(options.mtime),
+        crc: 0,
+        compressedSize: 0,
+        size: 0,
+        offset: this.offset,
+        zip64: options.expectedSize >= STREAMED_ZIP64_FROM,
+      };
       await this.write(localHeader(entry));
       const observe = async function* (chunks: AsyncIterable<Buffer>) {
         for await (const chunk of chunks) {
@@ -120,7 +155,9 @@ export class ZipWriter {
    * entry (a file that could not be read, say) is never mistaken for this entry's fault.
    */
   private brokenBy(): Error {
-    return new Error(`the archive is broken: ${this.failure?.message ?? 'its output is closed'}`, { cause: this.failure });
+    return new Error(`the archive is broken: ${this.failure?.message ?? 'its output is closed'}`, {
+      cause: this.failure,
+    });
   }
 
   /** Entries are written strictly one after the other; once one fails, the archive is broken. */

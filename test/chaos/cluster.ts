@@ -35,10 +35,13 @@ export class ContainerProcess {
   }
 
   async launch(): Promise<void> {
-    const child = spawn(process.execPath, [containerScript], { env: { PORT: String(this.port) }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [containerScript], {
+      env: { PORT: String(this.port) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     this.child = child;
     await new Promise<void>((resolve, reject) => {
-      child.stdout!.once('data', () => resolve());
+      child.stdout.once('data', () => resolve());
       child.once('exit', (code) => reject(new Error(`the container exited with ${code} before listening`)));
     });
   }
@@ -111,13 +114,29 @@ export class GatewayProcess {
   }
 
   private spawn(): WorkerProcess {
-    return spawnSidecar(['gateway', '--port', String(this.port), '--gateway-id', 'gw-chaos', '--nats-url', this.natsUrl, '--log-level', 'warn'], {});
+    return spawnSidecar(
+      [
+        'gateway',
+        '--port',
+        String(this.port),
+        '--gateway-id',
+        'gw-chaos',
+        '--nats-url',
+        this.natsUrl,
+        '--log-level',
+        'warn',
+      ],
+      {},
+    );
   }
 
   async listening(): Promise<void> {
     for (let i = 0; i < 600; i++) {
       if (this.process.child.exitCode !== null) throw new Error(`the gateway exited: ${this.process.stderr()}`);
-      const up = await fetch(`${this.url}/v1/health/live`).then((r) => r.ok, () => false);
+      const up = await fetch(`${this.url}/v1/health/live`).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (up) return;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -181,7 +200,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     versionId,
     async dispose() {
       await Promise.all(workers.map((w) => w.kill('SIGKILL')));
-      await gateway.process.child.kill('SIGKILL');
+      gateway.process.child.kill('SIGKILL');
       await container.kill();
       await nats.dispose();
     },

@@ -32,7 +32,16 @@ export interface FuzzTarget {
 export type ContainerAct =
   | { act: 'echo' }
   | { act: 'progress'; content: string }
-  | { act: 'progress-fifo' | 'progress-symlink' | 'progress-dir' | 'output-fifo' | 'output-symlink-file' | 'output-symlink-dir' | 'replace-dir' }
+  | {
+      act:
+        | 'progress-fifo'
+        | 'progress-symlink'
+        | 'progress-dir'
+        | 'output-fifo'
+        | 'output-symlink-file'
+        | 'output-symlink-dir'
+        | 'replace-dir';
+    }
   | { act: 'outputs'; names: string[] }
   | { act: 'many-files'; count: number };
 
@@ -63,9 +72,27 @@ function validMeta(rng: Random, t: FuzzTarget, requestId: string): Meta {
   };
 }
 
-const hostileStrings = ['', ' ', 'a\r\nNats-Msg-Id: x', '../../etc/passwd', '..', '/', 'a/b', 'a\u0000b', 'nul\u0000', 'x'.repeat(70_000), '\u202e', 'é漢字', '%2e%2e%2f', 'null', '{}'];
+const hostileStrings = [
+  '',
+  ' ',
+  'a\r\nNats-Msg-Id: x',
+  '../../etc/passwd',
+  '..',
+  '/',
+  'a/b',
+  'a\u0000b',
+  'nul\u0000',
+  'x'.repeat(70_000),
+  '\u202e',
+  'é漢字',
+  '%2e%2e%2f',
+  'null',
+  '{}',
+];
 
-const set = (field: string, value: unknown, effect: Effect): Mutation => (meta) => ((meta[field] = value), effect);
+const set =
+  (field: string, value: unknown, effect: Effect): Mutation =>
+  (meta) => ((meta[field] = value), effect);
 
 const mutations: Mutation[] = [
   (meta) => (delete meta.requestId, 'unaddressable'),
@@ -73,7 +100,16 @@ const mutations: Mutation[] = [
   (meta) => (delete meta.replyTo, 'unaddressable'),
   (meta, rng, t) => {
     // A reply subject aimed at the work queue or a wildcard must never be published to.
-    meta.replyTo = rng.pick<unknown>(['nvcf.rs.>', 'nvcf.rs.*', `nvcf.rq.${t.versionId}.x`, 'nvcf.rs.a b', 'nvcf.rs.a.b.c', '', 7, `nvcf.rs.${'x'.repeat(200)}`]);
+    meta.replyTo = rng.pick<unknown>([
+      'nvcf.rs.>',
+      'nvcf.rs.*',
+      `nvcf.rq.${t.versionId}.x`,
+      'nvcf.rs.a b',
+      'nvcf.rs.a.b.c',
+      '',
+      7,
+      `nvcf.rs.${'x'.repeat(200)}`,
+    ]);
     return 'unaddressable';
   },
   (meta) => (delete meta.functionId, 'invalid'),
@@ -86,7 +122,18 @@ const mutations: Mutation[] = [
     return /^[A-Z]{1,16}$/.test(meta.method as string) ? 'valid' : 'invalid';
   },
   (meta, rng) => {
-    const path = rng.pick(['no-slash', '/a b', '/nul\u0000', `/${'a'.repeat(9000)}`, '//evil.example/x', '/../../etc/passwd', 'http://x/', '/?q=%00', '/\t', `/${'b'.repeat(8000)}`]);
+    const path = rng.pick([
+      'no-slash',
+      '/a b',
+      '/nul\u0000',
+      `/${'a'.repeat(9000)}`,
+      '//evil.example/x',
+      '/../../etc/passwd',
+      'http://x/',
+      '/?q=%00',
+      '/\t',
+      `/${'b'.repeat(8000)}`,
+    ]);
     meta.path = path;
     return path.startsWith('/') && path.length <= 8192 && !/[\s\0]/.test(path) ? 'valid' : 'invalid';
   },
@@ -97,16 +144,35 @@ const mutations: Mutation[] = [
   set('deadline', Date.now() - 1_000, 'valid'), // deadline already passed: 504
   (meta, rng) => ((meta.maxResponseSizeBytes = rng.pick<unknown>([0, -5, 'big', 1.5])), 'invalid'),
   set('maxResponseSizeBytes', 1, 'valid'), // everything becomes a large result
-  (meta, rng) => ((meta.headers = rng.pick<unknown>(['x', [['a']], [[1, 2]], [['a', 'b', 'c']], { a: 'b' }])), 'invalid'),
-  (meta, rng) => ((meta.assets = [{ assetId: rng.pick(['../../etc/passwd', 'a/b', 'x\u0000', '..', 'x'.repeat(300)]), url: 'http://127.0.0.1:1/a' }]), 'invalid'),
-  (meta, rng) => ((meta.assets = [{ assetId: rng.uuid(), url: rng.pick(['file:///etc/passwd', 'ftp://x/y', 'javascript:1', '/relative']) }]), 'invalid'),
+  (meta, rng) => (
+    (meta.headers = rng.pick<unknown>(['x', [['a']], [[1, 2]], [['a', 'b', 'c']], { a: 'b' }])),
+    'invalid'
+  ),
+  (meta, rng) => (
+    (meta.assets = [
+      { assetId: rng.pick(['../../etc/passwd', 'a/b', 'x\u0000', '..', 'x'.repeat(300)]), url: 'http://127.0.0.1:1/a' },
+    ]),
+    'invalid'
+  ),
+  (meta, rng) => (
+    (meta.assets = [
+      { assetId: rng.uuid(), url: rng.pick(['file:///etc/passwd', 'ftp://x/y', 'javascript:1', '/relative']) },
+    ]),
+    'invalid'
+  ),
   (meta, rng) => ((meta.assets = [{ assetId: rng.uuid(), url: 'http://127.0.0.1:1/refused' }]), 'valid'), // download fails: 500
   (meta, rng) => {
     const id = rng.uuid();
-    meta.assets = [{ assetId: id, url: 'http://127.0.0.1:1/a' }, { assetId: id.toUpperCase(), url: 'http://127.0.0.1:1/b' }];
+    meta.assets = [
+      { assetId: id, url: 'http://127.0.0.1:1/a' },
+      { assetId: id.toUpperCase(), url: 'http://127.0.0.1:1/b' },
+    ];
     return 'invalid';
   },
-  (meta, rng) => ((meta.assets = Array.from({ length: 65 }, () => ({ assetId: rng.uuid(), url: 'http://127.0.0.1:1/a' }))), 'invalid'),
+  (meta, rng) => (
+    (meta.assets = Array.from({ length: 65 }, () => ({ assetId: rng.uuid(), url: 'http://127.0.0.1:1/a' }))),
+    'invalid'
+  ),
   set('bodyUrl', 'file:///etc/passwd', 'invalid'),
   set('bodyUrl', 'http://127.0.0.1:1/body', 'valid'), // unreachable body: 500
   set('largeResult', { uploadUrl: 'ftp://x/y', downloadUrl: 'http://127.0.0.1:1/' }, 'invalid'),
@@ -122,7 +188,10 @@ function hostileHeaders(rng: Random): { headers: unknown; effect: Effect } {
     const roll = rng.int(0, 9);
     if (roll <= 3) {
       const name = rng.pick(WORKER_OWNED);
-      headers.push([rng.pick([name, name.toLowerCase(), name.replace(/F/g, 'f')]), `${SPOOF}-${rng.pick(['/etc', '..', 'x', '0'])}`]);
+      headers.push([
+        rng.pick([name, name.toLowerCase(), name.replace(/F/g, 'f')]),
+        `${SPOOF}-${rng.pick(['/etc', '..', 'x', '0'])}`,
+      ]);
     } else if (roll === 4) {
       headers.push(['X-Bad', rng.pick(['a\rb', 'a\nb', 'a\u0000b', '\r\nInjected: 1'])]);
       effect = 'invalid';
@@ -133,7 +202,16 @@ function hostileHeaders(rng: Random): { headers: unknown; effect: Effect } {
       headers.push(['X-Long', 'v'.repeat(rng.pick([16 * 1024, 16 * 1024 + 1]))]);
       if ((headers.at(-1) as string[])[1]!.length > 16 * 1024) effect = 'invalid';
     } else if (roll === 7) {
-      headers.push(rng.pick([['Connection', 'NVCF-REQID, keep-alive'], ['Transfer-Encoding', 'chunked'], ['Content-Length', '5'], ['Host', 'evil.example'], ['Expect', '100-continue'], ['Authorization', `Bearer ${SPOOF}`]]));
+      headers.push(
+        rng.pick([
+          ['Connection', 'NVCF-REQID, keep-alive'],
+          ['Transfer-Encoding', 'chunked'],
+          ['Content-Length', '5'],
+          ['Host', 'evil.example'],
+          ['Expect', '100-continue'],
+          ['Authorization', `Bearer ${SPOOF}`],
+        ]),
+      );
     } else if (roll === 8) {
       for (let k = 0; k < 257; k++) headers.push([`X-Many-${k}`, 'v']);
       effect = 'invalid';
@@ -167,13 +245,42 @@ const progressContents = (rng: Random, otherId: string): string =>
     '{"progress": 60, "partialResponse": {"__proto__": {"polluted": 1}}}',
   ]);
 
-const outputNames = ['..x', '...', 'a\\b', 'line\nbreak', 'tab\tx', '\u0001ctl', 'é漢字.txt', 'x'.repeat(255), ' lead', '-dash', '.hidden', 'left.partial', `${'d/'.repeat(40)}deep.txt`, 'sub/../up.txt', 'progress.json', 'a:b', '\u007f'];
+const outputNames = [
+  '..x',
+  '...',
+  'a\\b',
+  'line\nbreak',
+  'tab\tx',
+  '\u0001ctl',
+  'é漢字.txt',
+  'x'.repeat(255),
+  ' lead',
+  '-dash',
+  '.hidden',
+  'left.partial',
+  `${'d/'.repeat(40)}deep.txt`,
+  'sub/../up.txt',
+  'progress.json',
+  'a:b',
+  '\u007f',
+];
 
 export function containerAct(rng: Random): ContainerAct {
   const roll = rng.int(0, 11);
   if (roll <= 3) return { act: 'progress', content: progressContents(rng, rng.uuid()) };
   if (roll <= 5) return { act: 'outputs', names: Array.from({ length: rng.int(1, 4) }, () => rng.pick(outputNames)) };
-  return { act: rng.pick(['progress-fifo', 'progress-symlink', 'progress-dir', 'output-fifo', 'output-symlink-file', 'output-symlink-dir', 'replace-dir', 'echo'] as const) };
+  return {
+    act: rng.pick([
+      'progress-fifo',
+      'progress-symlink',
+      'progress-dir',
+      'output-fifo',
+      'output-symlink-file',
+      'output-symlink-dir',
+      'replace-dir',
+      'echo',
+    ] as const),
+  };
 }
 
 function frame(meta: Meta, body: Buffer | string): Buffer {
@@ -181,7 +288,11 @@ function frame(meta: Meta, body: Buffer | string): Buffer {
 }
 
 function addressOf(meta: Meta): { requestId?: string; replyTo?: string } {
-  const ok = typeof meta.requestId === 'string' && UUID_RE.test(meta.requestId) && typeof meta.replyTo === 'string' && REPLY_RE.test(meta.replyTo);
+  const ok =
+    typeof meta.requestId === 'string' &&
+    UUID_RE.test(meta.requestId) &&
+    typeof meta.replyTo === 'string' &&
+    REPLY_RE.test(meta.replyTo);
   return ok ? { requestId: meta.requestId as string, replyTo: meta.replyTo as string } : {};
 }
 
@@ -195,19 +306,33 @@ export function generateCase(id: number, rng: Random, t: FuzzTarget): FrameCase 
   const meta = validMeta(rng, t, requestId);
   const roll = rng.next();
   if (roll < 0.1) {
-    const data = rng.chance(0.5) ? rng.bytes(rng.int(0, 2048)) : Buffer.from(rng.pick(['', '\n', '[]\n', 'null\n', '{"v":1}\n', '{"v":1,"requestId":', '"\\n"\n', '\uffff\n']));
+    const data = rng.chance(0.5)
+      ? rng.bytes(rng.int(0, 2048))
+      : Buffer.from(rng.pick(['', '\n', '[]\n', 'null\n', '{"v":1}\n', '{"v":1,"requestId":', '"\\n"\n', '\uffff\n']));
     return { id, label: 'garbage bytes', data, expect: 'none' };
   }
   if (roll < 0.15) {
     const whole = frame(meta, `{"rid":"${requestId}","act":"echo"}`);
     const metaLength = whole.indexOf(0x0a);
     const cut = rng.int(0, whole.length - 1);
-    return { id, label: 'truncated frame', data: whole.subarray(0, cut), ...(cut > metaLength ? { ...addressOf(meta), expect: 'answer' as const } : { expect: 'none' as const }) };
+    return {
+      id,
+      label: 'truncated frame',
+      data: whole.subarray(0, cut),
+      ...(cut > metaLength ? { ...addressOf(meta), expect: 'answer' as const } : { expect: 'none' as const }),
+    };
   }
   if (roll < 0.2) {
     // Bodies and metadata near NATS max_payload (1 MiB).
     const big = rng.pick(['body', 'headers', 'path']);
-    if (big === 'body') return { id, label: 'near-limit body', data: frame(meta, Buffer.alloc(rng.int(900_000, 980_000), 0x61)), ...addressOf(meta), expect: 'answer' };
+    if (big === 'body')
+      return {
+        id,
+        label: 'near-limit body',
+        data: frame(meta, Buffer.alloc(rng.int(900_000, 980_000), 0x61)),
+        ...addressOf(meta),
+        expect: 'answer',
+      };
     if (big === 'headers') {
       meta.headers = Array.from({ length: 256 }, (_, i) => [`X-Big-${i}`, 'v'.repeat(3_800)]);
       return { id, label: 'near-limit headers', data: frame(meta, '{}'), ...addressOf(meta), expect: 'answer' };
@@ -226,21 +351,44 @@ export function generateCase(id: number, rng: Random, t: FuzzTarget): FrameCase 
       const before = snapshot(meta);
       const e = mutations[index]!(meta, rng, t);
       const after = snapshot(meta);
-      for (const field of new Set([...Object.keys(before), ...Object.keys(after)])) if (before[field] !== after[field]) byField.set(field, e);
+      for (const field of new Set([...Object.keys(before), ...Object.keys(after)]))
+        if (before[field] !== after[field]) byField.set(field, e);
     }
     const effects = [...byField.values()];
-    const effect: Effect = effects.includes('unaddressable') ? 'unaddressable' : effects.includes('invalid') ? 'invalid' : 'valid';
+    const effect: Effect = effects.includes('unaddressable')
+      ? 'unaddressable'
+      : effects.includes('invalid')
+        ? 'invalid'
+        : 'valid';
     const address = addressOf(meta);
     const expect: Expect = !address.replyTo ? 'none' : effect === 'valid' ? 'answer' : 'bad-request';
-    return { id, label: `mutated ${labels.join('+')}`, data: frame(meta, `{"rid":"${requestId}","act":"echo"}`), ...address, expect };
+    return {
+      id,
+      label: `mutated ${labels.join('+')}`,
+      data: frame(meta, `{"rid":"${requestId}","act":"echo"}`),
+      ...address,
+      expect,
+    };
   }
   if (roll < 0.8) {
     const { headers, effect } = hostileHeaders(rng);
     meta.headers = headers;
-    return { id, label: 'hostile headers', data: frame(meta, JSON.stringify({ rid: requestId, act: 'echo' })), ...addressOf(meta), expect: effect === 'valid' ? 'answer' : 'bad-request' };
+    return {
+      id,
+      label: 'hostile headers',
+      data: frame(meta, JSON.stringify({ rid: requestId, act: 'echo' })),
+      ...addressOf(meta),
+      expect: effect === 'valid' ? 'answer' : 'bad-request',
+    };
   }
   const act = containerAct(rng);
-  return { id, label: `container ${act.act}`, data: frame(meta, JSON.stringify({ rid: requestId, ...act })), ...addressOf(meta), expect: 'answer' };
+  return {
+    id,
+    label: `container ${act.act}`,
+    data: frame(meta, JSON.stringify({ rid: requestId, ...act })),
+    ...addressOf(meta),
+    expect: 'answer',
+  };
 }
 
 /** The one case that writes many tiny output files. */
@@ -248,5 +396,11 @@ export function manyFilesCase(id: number, rng: Random, t: FuzzTarget, count: num
   const requestId = rng.uuid();
   const meta = validMeta(rng, t, requestId);
   meta.pollSeconds = 3600;
-  return { id, label: `${count} tiny output files`, data: frame(meta, JSON.stringify({ rid: requestId, act: 'many-files', count })), ...addressOf(meta), expect: 'answer' };
+  return {
+    id,
+    label: `${count} tiny output files`,
+    data: frame(meta, JSON.stringify({ rid: requestId, act: 'many-files', count })),
+    ...addressOf(meta),
+    expect: 'answer',
+  };
 }

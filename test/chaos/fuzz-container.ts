@@ -47,7 +47,10 @@ export class Canaries {
     if (names.join('/') !== expected.join('/')) problems.push(`canary directory holds ${JSON.stringify(names)}`);
     for (const [name, content] of Object.entries(this.files)) {
       const path = join(this.dir, name);
-      const [text, info] = await Promise.all([readFile(path, 'utf8').catch(() => '<missing>'), stat(path).catch(() => undefined)]);
+      const [text, info] = await Promise.all([
+        readFile(path, 'utf8').catch(() => '<missing>'),
+        stat(path).catch(() => undefined),
+      ]);
       if (text !== content) problems.push(`${name} content changed`);
       if (info?.mtime.getTime() !== CANARY_MTIME.getTime()) problems.push(`${name} mtime changed`);
     }
@@ -63,7 +66,9 @@ export interface ContainerFindings {
 
 const owned = WORKER_OWNED.map((n) => n.toLowerCase());
 
-export async function startFuzzContainer(canaries: Canaries): Promise<{ container: TestContainer; findings: ContainerFindings }> {
+export async function startFuzzContainer(
+  canaries: Canaries,
+): Promise<{ container: TestContainer; findings: ContainerFindings }> {
   const findings: ContainerFindings = { requests: 0, spoofed: [], wrongRequestId: 0 };
   const container = await TestContainer.start(async (req, res) => {
     findings.requests++;
@@ -75,7 +80,8 @@ export async function startFuzzContainer(canaries: Canaries): Promise<{ containe
     }
     for (const name of owned) {
       const value = req.headers[name];
-      if (value !== undefined && String(value).includes(SPOOF)) findings.spoofed.push({ requestId: String(order.rid), header: name, value: String(value).slice(0, 80) });
+      if (value !== undefined && String(value).includes(SPOOF))
+        findings.spoofed.push({ requestId: String(order.rid), header: name, value: String(value).slice(0, 80) });
     }
     if (order.rid && req.headers['nvcf-reqid'] !== order.rid) findings.wrongRequestId++;
     // Keep the seen-request log from growing across ten thousand cases.

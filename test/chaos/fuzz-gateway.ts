@@ -55,8 +55,15 @@ export interface GatewayFuzzReport {
 const FINAL_WITHIN_MS = 120_000;
 
 export function generateGatewayCase(id: number, rng: Random, t: GatewayTarget): GatewayCase {
-  const invokePath = rng.chance(0.5) ? `/v2/nvcf/pexec/functions/${t.functionId}` : `/v2/nvcf/pexec/functions/${t.functionId.toUpperCase()}/versions/${t.versionId}`;
-  const base = { id, method: 'POST' as const, path: invokePath, headers: [['Content-Type', 'application/json']] as [string, string][] };
+  const invokePath = rng.chance(0.5)
+    ? `/v2/nvcf/pexec/functions/${t.functionId}`
+    : `/v2/nvcf/pexec/functions/${t.functionId.toUpperCase()}/versions/${t.versionId}`;
+  const base = {
+    id,
+    method: 'POST' as const,
+    path: invokePath,
+    headers: [['Content-Type', 'application/json']] as [string, string][],
+  };
   const roll = rng.next();
   if (roll < 0.35) {
     // A well-formed call that also tries to set what only the worker may set.
@@ -69,30 +76,98 @@ export function generateGatewayCase(id: number, rng: Random, t: GatewayTarget): 
     if (rng.chance(0.2)) headers.push(['NVCF-INPUT-ASSET-REFERENCES', t.uploadedAsset]);
     const act = rng.chance(0.5) ? { act: 'echo' as const } : containerAct(rng);
     const body = Buffer.from(JSON.stringify(act));
-    return { ...base, label: `spoofed headers, container ${act.act}`, headers, body, expect: 'answer', ...(act.act === 'echo' ? { echo: body } : {}) };
+    return {
+      ...base,
+      label: `spoofed headers, container ${act.act}`,
+      headers,
+      body,
+      expect: 'answer',
+      ...(act.act === 'echo' ? { echo: body } : {}),
+    };
   }
   if (roll < 0.43) {
     // Past NATS's max_payload: the gateway keeps the body and the worker fetches it by URL.
     const body = rng.bytes(rng.int(1_100_000, 2_000_000));
-    return { ...base, label: 'body over the frame limit', headers: [['Content-Type', 'application/octet-stream'], ['NVCF-POLL-SECONDS', '5']], body, expect: 'answer', echo: body };
+    return {
+      ...base,
+      label: 'body over the frame limit',
+      headers: [
+        ['Content-Type', 'application/octet-stream'],
+        ['NVCF-POLL-SECONDS', '5'],
+      ],
+      body,
+      expect: 'answer',
+      echo: body,
+    };
   }
-  if (roll < 0.44) return { ...base, label: 'body over the request limit', body: Buffer.alloc(16 * 1024 * 1024 + 1, 0x20), expect: 'refused' };
+  if (roll < 0.44)
+    return {
+      ...base,
+      label: 'body over the request limit',
+      body: Buffer.alloc(16 * 1024 * 1024 + 1, 0x20),
+      expect: 'refused',
+    };
   if (roll < 0.54) {
-    const fn = rng.pick(['not-a-uuid', rng.uuid(), '..%2F..%2Fetc%2Fpasswd', '%zz', 'x'.repeat(5000), `${t.functionId}%00`, '%2e%2e']);
-    const path = rng.chance(0.5) ? `/v2/nvcf/pexec/functions/${fn}` : `/v2/nvcf/pexec/functions/${t.functionId}/versions/${rng.pick([fn, rng.uuid()])}`;
+    const fn = rng.pick([
+      'not-a-uuid',
+      rng.uuid(),
+      '..%2F..%2Fetc%2Fpasswd',
+      '%zz',
+      'x'.repeat(5000),
+      `${t.functionId}%00`,
+      '%2e%2e',
+    ]);
+    const path = rng.chance(0.5)
+      ? `/v2/nvcf/pexec/functions/${fn}`
+      : `/v2/nvcf/pexec/functions/${t.functionId}/versions/${rng.pick([fn, rng.uuid()])}`;
     return { ...base, label: 'unknown or malformed function', path, body: Buffer.from('{}'), expect: 'refused' };
   }
   if (roll < 0.62) {
     const value = rng.pick(['0', '3601', '-1', '1.5', 'abc', '1e3', '99999999999999999999', '5;x']);
-    return { ...base, label: `NVCF-POLL-SECONDS ${value}`, headers: [...base.headers, ['NVCF-POLL-SECONDS', value]], body: Buffer.from('{}'), expect: 'refused' };
+    return {
+      ...base,
+      label: `NVCF-POLL-SECONDS ${value}`,
+      headers: [...base.headers, ['NVCF-POLL-SECONDS', value]],
+      body: Buffer.from('{}'),
+      expect: 'refused',
+    };
   }
   if (roll < 0.7) {
-    const value = rng.pick(['../../etc/passwd', rng.uuid(), 'a,b', t.emptyAsset, `${t.uploadedAsset},${rng.uuid()}`, Array.from({ length: 65 }, () => rng.uuid()).join(','), `${t.uploadedAsset}/../x`]);
-    return { ...base, label: 'bad asset reference', headers: [...base.headers, ['NVCF-INPUT-ASSET-REFERENCES', value]], body: Buffer.from('{}'), expect: 'refused' };
+    const value = rng.pick([
+      '../../etc/passwd',
+      rng.uuid(),
+      'a,b',
+      t.emptyAsset,
+      `${t.uploadedAsset},${rng.uuid()}`,
+      Array.from({ length: 65 }, () => rng.uuid()).join(','),
+      `${t.uploadedAsset}/../x`,
+    ]);
+    return {
+      ...base,
+      label: 'bad asset reference',
+      headers: [...base.headers, ['NVCF-INPUT-ASSET-REFERENCES', value]],
+      body: Buffer.from('{}'),
+      expect: 'refused',
+    };
   }
   if (roll < 0.8) {
-    const requestId = rng.pick(['..', rng.uuid(), rng.uuid().toUpperCase(), 'x'.repeat(300), '%00', '%2e%2e%2f%2e%2e', 'null']);
-    return { id, label: 'status of a request that is not the caller\'s', method: 'GET', path: `/v2/nvcf/pexec/status/${requestId}`, headers: [['NVCF-POLL-SECONDS', '1']], expect: 'refused' };
+    const requestId = rng.pick([
+      '..',
+      rng.uuid(),
+      rng.uuid().toUpperCase(),
+      'x'.repeat(300),
+      '%00',
+      '%2e%2e%2f%2e%2e',
+      'null',
+    ]);
+    return {
+      id,
+      label: "status of a request that is not the caller's",
+      method: 'GET',
+      path: `/v2/nvcf/pexec/status/${requestId}`,
+      headers: [['NVCF-POLL-SECONDS', '1']],
+      expect: 'refused',
+    };
   }
   if (roll < 0.87) {
     const pick = rng.pick<[GatewayCase['method'], string]>([
@@ -102,31 +177,85 @@ export function generateGatewayCase(id: number, rng: Random, t: GatewayTarget): 
       ['GET', '/v2/nvcf/pexec/functions'],
       ['PUT', '/v2/nvcf/functions'],
     ]);
-    return { id, label: `${pick[0]} ${pick[1].slice(0, 40)}`, method: pick[0], path: pick[1], headers: [], expect: 'refused' };
+    return {
+      id,
+      label: `${pick[0]} ${pick[1].slice(0, 40)}`,
+      method: pick[0],
+      path: pick[1],
+      headers: [],
+      expect: 'refused',
+    };
   }
   if (roll < 0.94) {
     const kind = rng.pick(['results', 'assets', 'bodies', '..']);
     const query = rng.pick(['', '?sig=forged&exp=9999999999', `?exp=1&sig=${'0'.repeat(64)}`, '?sig=&exp=']);
     const method = rng.pick(['GET', 'PUT'] as const);
-    return { id, label: `${method} storage with a forged signature`, method, path: `/v2/nvcf/storage/${kind}/${rng.uuid()}${query}`, headers: [['Content-Type', 'application/octet-stream']], ...(method === 'PUT' ? { body: Buffer.from('overwrite') } : {}), expect: 'refused' };
+    return {
+      id,
+      label: `${method} storage with a forged signature`,
+      method,
+      path: `/v2/nvcf/storage/${kind}/${rng.uuid()}${query}`,
+      headers: [['Content-Type', 'application/octet-stream']],
+      ...(method === 'PUT' ? { body: Buffer.from('overwrite') } : {}),
+      expect: 'refused',
+    };
   }
-  const body = rng.pick(['not json', '{"contentType": ""}', '{}', '{"contentType": "x"}', `{"contentType": "image/png", "description": "${'d'.repeat(2000)}"}`, `{"contentType": "${'a'.repeat(300)}/b"}`, '[]', 'null']);
-  return { id, label: 'malformed asset request', method: 'POST', path: '/v2/nvcf/assets', headers: [['Content-Type', 'application/json']], body: Buffer.from(body), expect: 'refused' };
+  const body = rng.pick([
+    'not json',
+    '{"contentType": ""}',
+    '{}',
+    '{"contentType": "x"}',
+    `{"contentType": "image/png", "description": "${'d'.repeat(2000)}"}`,
+    `{"contentType": "${'a'.repeat(300)}/b"}`,
+    '[]',
+    'null',
+  ]);
+  return {
+    id,
+    label: 'malformed asset request',
+    method: 'POST',
+    path: '/v2/nvcf/assets',
+    headers: [['Content-Type', 'application/json']],
+    body: Buffer.from(body),
+    expect: 'refused',
+  };
 }
 
-export async function runGatewayFuzz(t: GatewayTarget, rng: Random, count: number, concurrency: number, gatewayAlive: () => boolean): Promise<GatewayFuzzReport> {
-  const report: GatewayFuzzReport = { cases: 0, answered: 0, refused: 0, wrong: [], gatewayErrors: [], hung: [], leaks: [], gatewayAlive: true };
+export async function runGatewayFuzz(
+  t: GatewayTarget,
+  rng: Random,
+  count: number,
+  concurrency: number,
+  gatewayAlive: () => boolean,
+): Promise<GatewayFuzzReport> {
+  const report: GatewayFuzzReport = {
+    cases: 0,
+    answered: 0,
+    refused: 0,
+    wrong: [],
+    gatewayErrors: [],
+    hung: [],
+    leaks: [],
+    gatewayAlive: true,
+  };
   const cases = Array.from({ length: count }, (_, i) => generateGatewayCase(i, rng, t));
   let next = 0;
   const client = async () => {
     while (next < cases.length) {
       const c = cases[next++]!;
       report.cases++;
-      await play(t, c, report).catch((err: Error) => report.wrong.push(`case ${c.id} (${c.label}): client error ${err.message}`));
+      await play(t, c, report).catch((err: Error) =>
+        report.wrong.push(`case ${c.id} (${c.label}): client error ${err.message}`),
+      );
     }
   };
   await Promise.all(Array.from({ length: concurrency }, client));
-  report.gatewayAlive = gatewayAlive() && (await request(`${t.url}/v1/health/live`).then((r) => (r.body.dump(), r.statusCode === 200), () => false));
+  report.gatewayAlive =
+    gatewayAlive() &&
+    (await request(`${t.url}/v1/health/live`).then(
+      (r) => (r.body.dump(), r.statusCode === 200),
+      () => false,
+    ));
   return report;
 }
 
@@ -141,15 +270,20 @@ async function play(t: GatewayTarget, c: GatewayCase, report: GatewayFuzzReport)
   }
   if (answer.body.includes(t.marker)) report.leaks.push(`${where}: the answer carries the canary`);
   const detail = problemDetail(answer);
-  if (answer.status === 500 && detail?.startsWith('the gateway failed')) return void report.gatewayErrors.push(`${where}: ${detail.slice(0, 200)}`);
+  if (answer.status === 500 && detail?.startsWith('the gateway failed'))
+    return void report.gatewayErrors.push(`${where}: ${detail.slice(0, 200)}`);
   if (c.expect === 'refused') {
-    if (answer.status < 400 || answer.status > 499 || !detail) return void report.wrong.push(`${where}: expected a 4xx problem, got ${answer.status} ${answer.body.subarray(0, 120).toString()}`);
+    if (answer.status < 400 || answer.status > 499 || !detail)
+      return void report.wrong.push(
+        `${where}: expected a 4xx problem, got ${answer.status} ${answer.body.subarray(0, 120).toString()}`,
+      );
     report.refused++;
     return;
   }
   report.answered++;
   if (answer.status === 200) {
-    if (c.echo && !answer.body.equals(c.echo)) report.wrong.push(`${where}: 200 with a body that is not its own (${answer.body.length} bytes)`);
+    if (c.echo && !answer.body.equals(c.echo))
+      report.wrong.push(`${where}: 200 with a body that is not its own (${answer.body.length} bytes)`);
   } else if (answer.status === 302) {
     const location = answer.headers.location;
     if (typeof location !== 'string') return void report.wrong.push(`${where}: 302 without a Location`);
@@ -168,14 +302,32 @@ interface Answer {
   body: Buffer;
 }
 
-async function call(url: string, method: string, path: string, headers: [string, string][], body?: Buffer): Promise<Answer> {
+async function call(
+  url: string,
+  method: string,
+  path: string,
+  headers: [string, string][],
+  body?: Buffer,
+): Promise<Answer> {
   for (let attempt = 0; ; attempt++) {
     try {
-      const res = await request(`${url}${path}`, { method: method as 'GET', headers: headers.flat(), ...(body ? { body } : {}), headersTimeout: 60_000, bodyTimeout: 60_000 });
+      const res = await request(`${url}${path}`, {
+        method: method as 'GET',
+        headers: headers.flat(),
+        ...(body ? { body } : {}),
+        headersTimeout: 60_000,
+        bodyTimeout: 60_000,
+      });
       return { status: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) };
     } catch (err) {
       // A gateway that refuses a body over its limit may close the connection before reading it all.
-      if (attempt >= 2 || !/ECONNRESET|EPIPE|other side closed/i.test(String((err as Error).message) + String((err as { code?: string }).code))) throw err;
+      if (
+        attempt >= 2 ||
+        !/ECONNRESET|EPIPE|other side closed/i.test(
+          String((err as Error).message) + String((err as { code?: string }).code),
+        )
+      )
+        throw err;
       await sleep(100);
     }
   }

@@ -61,7 +61,11 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   const rng = new Random(options.seed);
   const nats = await NatsServer.start();
   const storage = await TestStorage.start();
-  const env = await workerEnv(nats.url, 1, { LOG_LEVEL: 'info', MAX_REQUEST_CONCURRENCY: '8', INFERENCE_URL: '/infer' });
+  const env = await workerEnv(nats.url, 1, {
+    LOG_LEVEL: 'info',
+    MAX_REQUEST_CONCURRENCY: '8',
+    INFERENCE_URL: '/infer',
+  });
   const root = join(env.BASE_RESPONSE_DIR!, '..');
   const canaries = new Canaries(join(root, 'canary'), options.seed);
   await canaries.plant();
@@ -70,13 +74,31 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   const worker = new WorkerSlot(env);
   const nc = await connect({ servers: nats.url });
   const report: FuzzReport = {
-    seed: options.seed, cases: 0, refusedByNats: 0, addressable: 0, answered: 0, crashes: 0, crashDetails: [], unanswered: [], wrongAnswers: [], spoofed: 0, escapes: [],
-    rssStartBytes: 0, rssEndBytes: 0, rssMaxBytes: 0, manyFiles: { count: options.manyFiles }, elapsedMs: 0,
+    seed: options.seed,
+    cases: 0,
+    refusedByNats: 0,
+    addressable: 0,
+    answered: 0,
+    crashes: 0,
+    crashDetails: [],
+    unanswered: [],
+    wrongAnswers: [],
+    spoofed: 0,
+    escapes: [],
+    rssStartBytes: 0,
+    rssEndBytes: 0,
+    rssMaxBytes: 0,
+    manyFiles: { count: options.manyFiles },
+    elapsedMs: 0,
   };
   try {
     await worker.running();
     const finals = collectFinals(nc, canaries.marker, report);
-    const target = { functionId: env.FUNCTION_ID!, versionId: env.FUNCTION_VERSION_ID!, storageUrl: (key: string) => storage.url(key) };
+    const target = {
+      functionId: env.FUNCTION_ID!,
+      versionId: env.FUNCTION_VERSION_ID!,
+      storageUrl: (key: string) => storage.url(key),
+    };
     const js = nc.jetstream();
     const batch = options.batch ?? 250;
     const checkAlive = () => {
@@ -108,12 +130,13 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       report.rssMaxBytes = Math.max(report.rssMaxBytes, memory.peak);
       report.rssEndBytes = memory.rss;
     };
-    for (let done = 0; done < options.cases; ) {
+    for (let done = 0; done < options.cases;) {
       const cases: FrameCase[] = [];
       for (let i = 0; i < batch && done < options.cases; i++, done++) cases.push(generateCase(done, rng, target));
       await runBatch(cases, Number(process.env.FUZZ_BATCH_WAIT_MS ?? 60_000));
     }
-    if (options.gatewayCases > 0) report.gateway = await fuzzThroughGateway(nats.url, target, canaries.marker, rng, options.gatewayCases);
+    if (options.gatewayCases > 0)
+      report.gateway = await fuzzThroughGateway(nats.url, target, canaries.marker, rng, options.gatewayCases);
     // Alone, so the memory it takes is told apart from the run's.
     if (options.manyFiles > 0) {
       const regular = { rssEndBytes: report.rssEndBytes, rssMaxBytes: report.rssMaxBytes };
@@ -121,7 +144,10 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       Object.assign(report.manyFiles, { rssPeakBytes: report.rssMaxBytes, rssAfterBytes: report.rssEndBytes });
       Object.assign(report, regular);
     }
-    const many = options.manyFiles > 0 ? [...finals.byReplyTo.values()].find((f) => f.fileCount !== undefined && f.fileCount >= options.manyFiles) : undefined;
+    const many =
+      options.manyFiles > 0
+        ? [...finals.byReplyTo.values()].find((f) => f.fileCount !== undefined && f.fileCount >= options.manyFiles)
+        : undefined;
     if (many) Object.assign(report.manyFiles, { status: many.status, fileCount: many.fileCount });
     report.spoofed = findings.spoofed.length + findings.wrongRequestId;
     report.escapes.push(...(await canaries.changes()));
@@ -154,10 +180,17 @@ function collectFinals(nc: NatsConnection, marker: string, report: FuzzReport) {
       if (data.includes(needle)) report.escapes.push(`response ${msg.subject} carries the canary`);
       if (msg.subject.endsWith('.final')) {
         const newline = data.indexOf(0x0a);
-        const meta = JSON.parse(data.subarray(0, newline).toString()) as { status: number; manifest?: { fileCount: number } };
+        const meta = JSON.parse(data.subarray(0, newline).toString()) as {
+          status: number;
+          manifest?: { fileCount: number };
+        };
         const replyTo = msg.subject.slice(0, -'.final'.length);
         if (byReplyTo.has(replyTo)) report.wrongAnswers.push(`${replyTo}: a second final`);
-        byReplyTo.set(replyTo, { status: meta.status, body: data.subarray(newline + 1), ...(meta.manifest ? { fileCount: meta.manifest.fileCount } : {}) });
+        byReplyTo.set(replyTo, {
+          status: meta.status,
+          body: data.subarray(newline + 1),
+          ...(meta.manifest ? { fileCount: meta.manifest.fileCount } : {}),
+        });
       }
       if (stopped && msg.info.pending === 0) break;
     }
@@ -172,9 +205,15 @@ function collectFinals(nc: NatsConnection, marker: string, report: FuzzReport) {
   };
 }
 
-async function untilAnswered(finals: Map<string, Seen>, cases: FrameCase[], timeoutMs: number, dead: () => boolean): Promise<void> {
+async function untilAnswered(
+  finals: Map<string, Seen>,
+  cases: FrameCase[],
+  timeoutMs: number,
+  dead: () => boolean,
+): Promise<void> {
   const giveUp = Date.now() + timeoutMs;
-  while (Date.now() < giveUp && !dead() && cases.some((c) => !finals.has(c.replyTo!))) await new Promise((r) => setTimeout(r, 50));
+  while (Date.now() < giveUp && !dead() && cases.some((c) => !finals.has(c.replyTo!)))
+    await new Promise((r) => setTimeout(r, 50));
 }
 
 function judge(cases: FrameCase[], finals: Map<string, Seen>, report: FuzzReport): void {
@@ -185,7 +224,8 @@ function judge(cases: FrameCase[], finals: Map<string, Seen>, report: FuzzReport
       continue;
     }
     report.answered++;
-    if (c.expect === 'bad-request' && final.status !== 400) report.wrongAnswers.push(`case ${c.id} (${c.label}): expected 400, got ${final.status}`);
+    if (c.expect === 'bad-request' && final.status !== 400)
+      report.wrongAnswers.push(`case ${c.id} (${c.label}): expected 400, got ${final.status}`);
     if (final.status >= 400) {
       let detail: unknown;
       try {
@@ -193,7 +233,8 @@ function judge(cases: FrameCase[], finals: Map<string, Seen>, report: FuzzReport
       } catch {
         // judged below
       }
-      if (typeof detail !== 'string' || detail.length === 0) report.wrongAnswers.push(`case ${c.id} (${c.label}): ${final.status} without a problem detail`);
+      if (typeof detail !== 'string' || detail.length === 0)
+        report.wrongAnswers.push(`case ${c.id} (${c.label}): ${final.status} without a problem detail`);
     }
   }
 }
@@ -209,7 +250,10 @@ async function leftovers(env: Record<string, string>): Promise<string[]> {
       if (names.length === 0) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    if (names.length > 0) found.push(`${names.length} entries left in ${dir.endsWith('response') ? 'BASE_RESPONSE_DIR' : 'BASE_ASSET_DIR'}: ${names.slice(0, 3).join(', ')}`);
+    if (names.length > 0)
+      found.push(
+        `${names.length} entries left in ${dir.endsWith('response') ? 'BASE_RESPONSE_DIR' : 'BASE_ASSET_DIR'}: ${names.slice(0, 3).join(', ')}`,
+      );
   }
   return found;
 }
@@ -218,26 +262,47 @@ async function zipsWithCanary(dir: string, marker: string): Promise<string[]> {
   const found: string[] = [];
   for (const name of await readdir(dir)) {
     const entries = await readZip(join(dir, name)).catch(() => new Map<string, Buffer>());
-    for (const [entry, bytes] of entries) if (bytes.includes(marker)) found.push(`zip ${name} entry ${JSON.stringify(entry)} carries the canary`);
+    for (const [entry, bytes] of entries)
+      if (bytes.includes(marker)) found.push(`zip ${name} entry ${JSON.stringify(entry)} carries the canary`);
   }
   return found;
 }
 
 /** The gateway in front of the fuzzed worker, with one uploaded and one empty asset to refer to. */
-async function fuzzThroughGateway(natsUrl: string, target: { functionId: string; versionId: string }, marker: string, rng: Random, cases: number): Promise<GatewayFuzzReport> {
+async function fuzzThroughGateway(
+  natsUrl: string,
+  target: { functionId: string; versionId: string },
+  marker: string,
+  rng: Random,
+  cases: number,
+): Promise<GatewayFuzzReport> {
   const gateway = await GatewayProcess.start(natsUrl);
   try {
     await waitForStatus(gateway.url, target.functionId, target.versionId, 'ACTIVE', 30_000);
     const createAsset = async () => {
-      const res = await fetch(`${gateway.url}/v2/nvcf/assets`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ contentType: 'text/plain' }) });
+      const res = await fetch(`${gateway.url}/v2/nvcf/assets`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ contentType: 'text/plain' }),
+      });
       return (await res.json()) as { assetId: string; uploadUrl: string };
     };
     const uploaded = await createAsset();
-    const put = await fetch(uploaded.uploadUrl, { method: 'PUT', headers: { 'content-type': 'text/plain' }, body: 'asset bytes' });
+    const put = await fetch(uploaded.uploadUrl, {
+      method: 'PUT',
+      headers: { 'content-type': 'text/plain' },
+      body: 'asset bytes',
+    });
     if (!put.ok) throw new Error(`the fuzz asset could not be uploaded: ${put.status}`);
     const empty = await createAsset();
     const alive = () => gateway.process.child.exitCode === null && gateway.process.child.signalCode === null;
-    return await runGatewayFuzz({ url: gateway.url, ...target, uploadedAsset: uploaded.assetId, emptyAsset: empty.assetId, marker }, rng, cases, 16, alive);
+    return await runGatewayFuzz(
+      { url: gateway.url, ...target, uploadedAsset: uploaded.assetId, emptyAsset: empty.assetId, marker },
+      rng,
+      cases,
+      16,
+      alive,
+    );
   } finally {
     await gateway.stop();
   }

@@ -53,7 +53,14 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     while (next < options.count) {
       const record: RequestRecord = { index: next++, token: randomUUID(), startedAt: Date.now() };
       requests.push(record);
-      await invoke(options, record).catch((err: Error) => finish(record, 'errored', 0, `client error: ${err.message}${err.cause ? ` (${String((err.cause as Error).message ?? err.cause)})` : ''}`));
+      await invoke(options, record).catch((err: Error) =>
+        finish(
+          record,
+          'errored',
+          0,
+          `client error: ${err.message}${err.cause ? ` (${String((err.cause as Error).message ?? err.cause)})` : ''}`,
+        ),
+      );
       options.onFinished?.(++done);
     }
   };
@@ -69,18 +76,28 @@ function finish(record: RequestRecord, outcome: Outcome, status: number, detail?
   Object.assign(record, { outcome, status, endedAt: Date.now(), ...(detail ? { detail } : {}) });
 }
 
-const retryable = (err: unknown) => /ECONNREFUSED|ECONNRESET|socket|fetch failed|other side closed|terminated|UND_ERR/i.test(`${(err as Error).message} ${String((err as { cause?: unknown }).cause)}`);
+const retryable = (err: unknown) =>
+  /ECONNREFUSED|ECONNRESET|socket|fetch failed|other side closed|terminated|UND_ERR/i.test(
+    `${(err as Error).message} ${String((err as { cause?: unknown }).cause)}`,
+  );
 
 async function invoke(options: LoadOptions, record: RequestRecord): Promise<void> {
   const [min, max] = options.sleepMs;
   const body = JSON.stringify({ token: record.token, index: record.index });
   const giveUpAt = record.startedAt + options.giveUpMs;
-  const headers = { 'content-type': 'application/json', 'nvcf-poll-seconds': String(options.pollSeconds), 'x-sleep-ms': String(Math.round(min + Math.random() * (max - min))) };
+  const headers = {
+    'content-type': 'application/json',
+    'nvcf-poll-seconds': String(options.pollSeconds),
+    'x-sleep-ms': String(Math.round(min + Math.random() * (max - min))),
+  };
   let res: Response | undefined;
   // Only a refused connection is retried: nothing was sent, so nothing can be queued twice.
   while (!res) {
     try {
-      res = await fetch(`${options.gatewayUrl}/v2/nvcf/pexec/functions/${options.functionId}/versions/${options.versionId}`, { method: 'POST', headers, body });
+      res = await fetch(
+        `${options.gatewayUrl}/v2/nvcf/pexec/functions/${options.functionId}/versions/${options.versionId}`,
+        { method: 'POST', headers, body },
+      );
     } catch (err) {
       if (!/ECONNREFUSED/.test(String((err as { cause?: unknown }).cause)) || Date.now() > giveUpAt) throw err;
       await sleep(250);
@@ -95,7 +112,9 @@ async function invoke(options: LoadOptions, record: RequestRecord): Promise<void
     while (!res) {
       if (Date.now() > giveUpAt) return finish(record, 'lost', 0, `no final within ${options.giveUpMs} ms`);
       try {
-        res = await fetch(`${options.gatewayUrl}/v2/nvcf/pexec/status/${record.requestId}`, { headers: { 'nvcf-poll-seconds': String(options.pollSeconds) } });
+        res = await fetch(`${options.gatewayUrl}/v2/nvcf/pexec/status/${record.requestId}`, {
+          headers: { 'nvcf-poll-seconds': String(options.pollSeconds) },
+        });
       } catch (err) {
         if (!retryable(err)) throw err;
         await sleep(250);
@@ -106,7 +125,8 @@ async function invoke(options: LoadOptions, record: RequestRecord): Promise<void
 
 async function judge(record: RequestRecord, res: Response, sent: string): Promise<void> {
   const text = await res.text();
-  if (res.status === 200) return finish(record, text === sent ? 'ok' : 'wrong', 200, text === sent ? undefined : text.slice(0, 200));
+  if (res.status === 200)
+    return finish(record, text === sent ? 'ok' : 'wrong', 200, text === sent ? undefined : text.slice(0, 200));
   // A 404 on a status poll means the record is gone without this client having the result.
   if (res.status === 404 && record.requestId) return finish(record, 'lost', 404, text.slice(0, 300));
   finish(record, 'errored', res.status, text.slice(0, 300));

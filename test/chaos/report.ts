@@ -7,15 +7,22 @@ const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 export function scenarioTable(rows: ScenarioRow[]): string {
-  const lines = ['| scenario | requests | ok | errored | lost | duplicated | slowest | run time |', '|---|---|---|---|---|---|---|---|'];
-  for (const r of rows) lines.push(`| ${r.scenario} | ${r.requests} | ${r.ok} | ${r.errored} | ${r.lost} | ${r.duplicated} | ${s(r.maxLatencyMs)} | ${s(r.elapsedMs)} |`);
+  const lines = [
+    '| scenario | requests | ok | errored | lost | duplicated | slowest | run time |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of rows)
+    lines.push(
+      `| ${r.scenario} | ${r.requests} | ${r.ok} | ${r.errored} | ${r.lost} | ${r.duplicated} | ${s(r.maxLatencyMs)} | ${s(r.elapsedMs)} |`,
+    );
   return lines.join('\n');
 }
 
 export function drainTable(row: DrainRow | undefined): string {
   if (!row) return '';
   const lines = ['| worker | exit code | finished | returned | aborted |', '|---|---|---|---|---|'];
-  for (const d of row.drains) lines.push(`| ${d.worker} | ${d.exitCode} | ${d.finished} | ${d.returned} | ${d.aborted} |`);
+  for (const d of row.drains)
+    lines.push(`| ${d.worker} | ${d.exitCode} | ${d.finished} | ${d.returned} | ${d.aborted} |`);
   return lines.join('\n');
 }
 
@@ -52,8 +59,19 @@ export function details(rows: ScenarioRow[], fuzz: FuzzReport | undefined): stri
   }
   if (fuzz) {
     const g = fuzz.gateway;
-    const lists = [['crash', fuzz.crashDetails], ['unanswered', fuzz.unanswered], ['wrong answer', fuzz.wrongAnswers], ['escape', fuzz.escapes]] as [string, string[]][];
-    if (g) lists.push(['gateway wrong answer', g.wrong], ['gateway 500', g.gatewayErrors], ['gateway hung', g.hung], ['gateway leak', g.leaks]);
+    const lists = [
+      ['crash', fuzz.crashDetails],
+      ['unanswered', fuzz.unanswered],
+      ['wrong answer', fuzz.wrongAnswers],
+      ['escape', fuzz.escapes],
+    ] as [string, string[]][];
+    if (g)
+      lists.push(
+        ['gateway wrong answer', g.wrong],
+        ['gateway 500', g.gatewayErrors],
+        ['gateway hung', g.hung],
+        ['gateway leak', g.leaks],
+      );
     for (const [name, list] of lists) {
       for (const item of list.slice(0, 10)) out.push(`- fuzz ${name}: ${item}`);
     }
@@ -61,7 +79,12 @@ export function details(rows: ScenarioRow[], fuzz: FuzzReport | undefined): stri
   return out.join('\n');
 }
 
-export function reliabilityDoc(rows: ScenarioRow[], drain: DrainRow | undefined, fuzz: FuzzReport | undefined, meta: { when: string; command: string; size: string }): string {
+export function reliabilityDoc(
+  rows: ScenarioRow[],
+  drain: DrainRow | undefined,
+  fuzz: FuzzReport | undefined,
+  meta: { when: string; command: string; size: string },
+): string {
   return `# Reliability
 
 What the chaos suite (\`test/chaos/\`) measured the last time it ran in full. Every scenario runs

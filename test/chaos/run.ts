@@ -3,7 +3,16 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runFuzz, type FuzzReport } from './fuzz.js';
 import { reliabilityDoc, details, drainTable, fuzzTable, gatewayFuzzTable, scenarioTable } from './report.js';
-import { containerCrash, drain, gatewayAway, natsRestart, workerCrash, type DrainRow, type ScenarioRow, type ScenarioSize } from './scenarios.js';
+import {
+  containerCrash,
+  drain,
+  gatewayAway,
+  natsRestart,
+  workerCrash,
+  type DrainRow,
+  type ScenarioRow,
+  type ScenarioSize,
+} from './scenarios.js';
 
 /**
  * `npm run chaos [-- --n 1000 --fuzz 10000 --gateway-fuzz 1000 --many-files 100000 --seed 42 --only crash,fuzz]`: every scenario at full
@@ -23,7 +32,12 @@ const { values } = parseArgs({
   },
 });
 
-const size: ScenarioSize = { n: Number(values.n), concurrency: Number(values.concurrency), gatewayAwayMs: Number(values['away-seconds']) * 1000, killEveryMs: 3_000 };
+const size: ScenarioSize = {
+  n: Number(values.n),
+  concurrency: Number(values.concurrency),
+  gatewayAwayMs: Number(values['away-seconds']) * 1000,
+  killEveryMs: 3_000,
+};
 const seed = values.seed ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
 const only = values.only ? new Set(values.only.split(',')) : undefined;
 const wanted = (name: string) => !only || only.has(name);
@@ -45,18 +59,40 @@ for (const [name, run] of scenarios) {
   process.stdout.write(`${scenarioTable(rows.slice(-1))}\n`);
 }
 if (wanted('fuzz')) {
-  process.stdout.write(`running fuzz: ${values.fuzz} cases, ${values['gateway-fuzz']} through the gateway, seed ${seed} (replay with --only fuzz --seed ${seed})…\n`);
-  fuzz = await runFuzz({ seed, cases: Number(values.fuzz), manyFiles: Number(values['many-files']), gatewayCases: Number(values['gateway-fuzz']) });
+  process.stdout.write(
+    `running fuzz: ${values.fuzz} cases, ${values['gateway-fuzz']} through the gateway, seed ${seed} (replay with --only fuzz --seed ${seed})…\n`,
+  );
+  fuzz = await runFuzz({
+    seed,
+    cases: Number(values.fuzz),
+    manyFiles: Number(values['many-files']),
+    gatewayCases: Number(values['gateway-fuzz']),
+  });
 }
 
-process.stdout.write(`\n${scenarioTable(rows)}\n\n${drainTable(drainRow)}\n\n${fuzzTable(fuzz)}\n\n${gatewayFuzzTable(fuzz)}\n\n${details(rows, fuzz)}\n`);
+process.stdout.write(
+  `\n${scenarioTable(rows)}\n\n${drainTable(drainRow)}\n\n${fuzzTable(fuzz)}\n\n${gatewayFuzzTable(fuzz)}\n\n${details(rows, fuzz)}\n`,
+);
 const failed =
   rows.some((r) => r.lost > 0 || r.duplicated > 0) ||
   (drainRow?.drains.some((d) => d.exitCode !== 0) ?? false) ||
-  (fuzz !== undefined && (fuzz.crashes > 0 || fuzz.escapes.length > 0 || fuzz.unanswered.length > 0 || fuzz.wrongAnswers.length > 0 || fuzz.spoofed > 0)) ||
-  (fuzz?.gateway !== undefined && (!fuzz.gateway.gatewayAlive || [fuzz.gateway.wrong, fuzz.gateway.gatewayErrors, fuzz.gateway.hung, fuzz.gateway.leaks].some((list) => list.length > 0)));
+  (fuzz !== undefined &&
+    (fuzz.crashes > 0 ||
+      fuzz.escapes.length > 0 ||
+      fuzz.unanswered.length > 0 ||
+      fuzz.wrongAnswers.length > 0 ||
+      fuzz.spoofed > 0)) ||
+  (fuzz?.gateway !== undefined &&
+    (!fuzz.gateway.gatewayAlive ||
+      [fuzz.gateway.wrong, fuzz.gateway.gatewayErrors, fuzz.gateway.hung, fuzz.gateway.leaks].some(
+        (list) => list.length > 0,
+      )));
 if (!values['no-doc'] && !only) {
-  const doc = reliabilityDoc(rows, drainRow, fuzz, { when: new Date().toISOString().slice(0, 10), command: 'npm run chaos', size: `N = ${size.n} at concurrency ${size.concurrency}, ${values.fuzz} fuzz cases on the work queue and ${values['gateway-fuzz']} through the gateway, gateway away ${size.gatewayAwayMs / 1000} s` });
+  const doc = reliabilityDoc(rows, drainRow, fuzz, {
+    when: new Date().toISOString().slice(0, 10),
+    command: 'npm run chaos',
+    size: `N = ${size.n} at concurrency ${size.concurrency}, ${values.fuzz} fuzz cases on the work queue and ${values['gateway-fuzz']} through the gateway, gateway away ${size.gatewayAwayMs / 1000} s`,
+  });
   await writeFile(fileURLToPath(new URL('../../docs/reliability.md', import.meta.url)), doc);
   process.stdout.write('wrote docs/reliability.md\n');
 }

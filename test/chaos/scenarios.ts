@@ -84,7 +84,15 @@ async function row(scenario: string, cluster: Cluster, load: LoadResult, notes: 
 }
 
 function loadOptions(cluster: Cluster, size: ScenarioSize, extra: Partial<LoadOptions> = {}): LoadOptions {
-  return { gatewayUrl: cluster.gateway.url, functionId: cluster.functionId, versionId: cluster.versionId, count: size.n, concurrency: size.concurrency, ...LOAD, ...extra };
+  return {
+    gatewayUrl: cluster.gateway.url,
+    functionId: cluster.functionId,
+    versionId: cluster.versionId,
+    count: size.n,
+    concurrency: size.concurrency,
+    ...LOAD,
+    ...extra,
+  };
 }
 
 /** 1. SIGKILL one of the two workers every few seconds (alternating), restarting it at once. */
@@ -158,7 +166,6 @@ export function gatewayAway(size: ScenarioSize): Promise<ScenarioRow> {
   return withCluster({}, async (cluster) => {
     const marks = milestones(size.n);
     let outstanding = 0;
-    let load: LoadResult | undefined;
     const away = (async () => {
       await marks.at(0.5);
       await cluster.gateway.stop();
@@ -166,9 +173,11 @@ export function gatewayAway(size: ScenarioSize): Promise<ScenarioRow> {
       await sleep(size.gatewayAwayMs);
       await cluster.gateway.restart();
     })();
-    load = await runLoad(loadOptions(cluster, size, { onFinished: marks.finished }));
+    const load = await runLoad(loadOptions(cluster, size, { onFinished: marks.finished }));
     await away;
-    return row('gateway away', cluster, load, [`stopped for ${size.gatewayAwayMs / 1000} s at 50 % with ${outstanding} requests outstanding`]);
+    return row('gateway away', cluster, load, [
+      `stopped for ${size.gatewayAwayMs / 1000} s at 50 % with ${outstanding} requests outstanding`,
+    ]);
   });
 }
 
@@ -187,13 +196,26 @@ export function drain(size: ScenarioSize): Promise<DrainRow> {
         const slot = cluster.workers[i]!;
         const exit = await slot.kill('SIGTERM');
         const report = slot.process.lines.find((l) => l.msg === 'drained; exiting') ?? {};
-        drains.push({ worker: String(slot.env.WORKER_ID), exitCode: exit.code, finished: Number(report.finished ?? NaN), returned: Number(report.returned ?? NaN), aborted: Number(report.aborted ?? NaN) });
+        drains.push({
+          worker: String(slot.env.WORKER_ID),
+          exitCode: exit.code,
+          finished: Number(report.finished ?? NaN),
+          returned: Number(report.returned ?? NaN),
+          aborted: Number(report.aborted ?? NaN),
+        });
         slot.restart();
       }
     })();
     const load = await runLoad(loadOptions(cluster, size, { onFinished: marks.finished, sleepMs: [100, 600] }));
     await terms;
-    const r = await row('drain (SIGTERM)', cluster, load, drains.map((d) => `${d.worker}: exit ${d.exitCode}, finished ${d.finished}, returned ${d.returned}, aborted ${d.aborted}`));
+    const r = await row(
+      'drain (SIGTERM)',
+      cluster,
+      load,
+      drains.map(
+        (d) => `${d.worker}: exit ${d.exitCode}, finished ${d.finished}, returned ${d.returned}, aborted ${d.aborted}`,
+      ),
+    );
     return { ...r, drains };
   });
 }

@@ -33,7 +33,9 @@ describe('the admin endpoints', () => {
     container.healthStatus = 200;
     await expect.poll(async () => (await get(health, '/v1/health/ready')).status, { timeout: 5_000 }).toBe(200);
     container.healthStatus = 500;
-    await expect.poll(async () => (await get(health, '/v1/health/ready')).text, { timeout: 5_000 }).toMatch(/inference container is unhealthy/);
+    await expect
+      .poll(async () => (await get(health, '/v1/health/ready')).text, { timeout: 5_000 })
+      .toMatch(/inference container is unhealthy/);
     container.healthStatus = 200;
     await running.stop();
   });
@@ -46,7 +48,9 @@ describe('the admin endpoints', () => {
       container.route = (_req, res) => void res.writeHead(400).end('{"error":"no"}');
       await client.result(await client.invoke(invocationFor(running.env), Buffer.from('x')));
       // The counters move just after the final is published, so wait for them to settle.
-      await expect.poll(async () => (await get(running.worker.ports.metrics, '/metrics')).text).toMatch(/outcome="container_error"\} 1/);
+      await expect
+        .poll(async () => (await get(running.worker.ports.metrics, '/metrics')).text)
+        .toMatch(/outcome="container_error"\} 1/);
       const { status, text } = await get(running.worker.ports.metrics, '/metrics');
       expect(status).toBe(200);
       expect(text).toMatch(/nvcf_worker_requests_total\{outcome="ok"\} 1/);

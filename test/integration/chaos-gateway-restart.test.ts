@@ -36,7 +36,11 @@ describe('a gateway that stops while callers wait', () => {
     gw = first;
     const { FUNCTION_ID: fid, FUNCTION_VERSION_ID: fvid } = worker.env;
     await waitForStatus(first.url, fid!, fvid!, 'ACTIVE');
-    const call = fetch(`${first.url}/v2/nvcf/pexec/functions/${fid}/versions/${fvid}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"token":"kept"}' });
+    const call = fetch(`${first.url}/v2/nvcf/pexec/functions/${fid}/versions/${fvid}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"token":"kept"}',
+    });
     await expect.poll(() => container.seen.length).toBe(1);
     await first.stop();
     // Without a request id the caller could never ask for this result again.
@@ -62,7 +66,9 @@ describe('a gateway that stops while callers wait', () => {
     const body = '{"token":"late"}';
     const socket = connect(Number(port), '127.0.0.1');
     await once(socket, 'connect');
-    socket.write(`POST /v2/nvcf/pexec/functions/${fid}/versions/${fvid} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nNVCF-POLL-SECONDS: 30\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`);
+    socket.write(
+      `POST /v2/nvcf/pexec/functions/${fid}/versions/${fvid} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nNVCF-POLL-SECONDS: 30\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`,
+    );
     let answer = '';
     socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
     const ended = once(socket, 'close');

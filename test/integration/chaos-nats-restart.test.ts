@@ -33,20 +33,31 @@ describe('a status poll while NATS restarts', () => {
 
   it('is answered 202 (still running), not an error, while a new call is told 503 to retry, and the result arrives once NATS is back, however long it was away', async () => {
     const { FUNCTION_ID: fid, FUNCTION_VERSION_ID: fvid } = worker.env;
-    const first = await fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}/versions/${fvid}`, { method: 'POST', headers: { 'nvcf-poll-seconds': '1' }, body: '{"token":"survives"}' });
+    const first = await fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}/versions/${fvid}`, {
+      method: 'POST',
+      headers: { 'nvcf-poll-seconds': '1' },
+      body: '{"token":"survives"}',
+    });
     expect(first.status).toBe(202);
     const requestId = first.headers.get('nvcf-reqid')!;
     await nats.stop();
-    const during = await fetch(`${gw.url}/v2/nvcf/pexec/status/${requestId}`, { headers: { 'nvcf-poll-seconds': '2' } });
+    const during = await fetch(`${gw.url}/v2/nvcf/pexec/status/${requestId}`, {
+      headers: { 'nvcf-poll-seconds': '2' },
+    });
     // A 5xx here would tell the caller its request failed, though it is still running.
     expect(during.status).toBe(202);
     expect(during.headers.get('nvcf-reqid')).toBe(requestId);
     const outageStarted = Date.now();
     // A new call cannot be queued now: the caller is told to retry, not that the gateway broke.
-    const refused = await fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}/versions/${fvid}`, { method: 'POST', body: '{}' });
+    const refused = await fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}/versions/${fvid}`, {
+      method: 'POST',
+      body: '{}',
+    });
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).toBe('1');
-    expect(((await refused.json()) as { detail: string }).detail).toMatch(/cannot reach NATS right now \(\w+\); retry later/);
+    expect(((await refused.json()) as { detail: string }).detail).toMatch(
+      /cannot reach NATS right now \(\w+\); retry later/,
+    );
     // Longer than the unpolled-request threshold (10 s): the outage must not count as neglect.
     await new Promise((r) => setTimeout(r, Math.max(0, 11_000 - (Date.now() - outageStarted))));
     await nats.restart();

@@ -24,7 +24,11 @@ describe('assets and large results through the gateway', () => {
   let fid: string;
 
   const createAsset = async (contentType: string, description = 'test asset'): Promise<CreatedAsset> => {
-    const res = await fetch(`${gw.url}/v2/nvcf/assets`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ contentType, description }) });
+    const res = await fetch(`${gw.url}/v2/nvcf/assets`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ contentType, description }),
+    });
     expect(res.status).toBe(200);
     return (await res.json()) as CreatedAsset;
   };
@@ -56,7 +60,11 @@ describe('assets and large results through the gateway', () => {
       res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(file);
     };
     try {
-      const res = await fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}`, { method: 'POST', headers: { 'NVCF-INPUT-ASSET-REFERENCES': ` ${asset.assetId} ,` }, body: '{}' });
+      const res = await fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}`, {
+        method: 'POST',
+        headers: { 'NVCF-INPUT-ASSET-REFERENCES': ` ${asset.assetId} ,` },
+        body: '{}',
+      });
       expect(res.status).toBe(200);
       expect(Buffer.from(await res.arrayBuffer()).equals(bytes)).toBe(true);
       expect(container.seen.at(-1)!.headers['nvcf-function-asset-ids']).toBe(asset.assetId);
@@ -75,10 +83,17 @@ describe('assets and large results through the gateway', () => {
   it('refuses an upload URL that was altered, or reused for another asset', async () => {
     const first = await createAsset('text/plain');
     const second = await createAsset('text/plain');
-    const tampered = first.uploadUrl.replace(/signature=([0-9a-f])/, (_m, c: string) => `signature=${c === '0' ? '1' : '0'}`);
-    expect((await fetch(tampered, { method: 'PUT', headers: { 'content-type': 'text/plain' }, body: 'x' })).status).toBe(403);
+    const tampered = first.uploadUrl.replace(
+      /signature=([0-9a-f])/,
+      (_m, c: string) => `signature=${c === '0' ? '1' : '0'}`,
+    );
+    expect(
+      (await fetch(tampered, { method: 'PUT', headers: { 'content-type': 'text/plain' }, body: 'x' })).status,
+    ).toBe(403);
     const reused = first.uploadUrl.replace(first.assetId, second.assetId);
-    expect((await fetch(reused, { method: 'PUT', headers: { 'content-type': 'text/plain' }, body: 'x' })).status).toBe(403);
+    expect((await fetch(reused, { method: 'PUT', headers: { 'content-type': 'text/plain' }, body: 'x' })).status).toBe(
+      403,
+    );
     const asDownload = await fetch(first.uploadUrl);
     expect(asDownload.status).toBe(403);
   });
@@ -90,12 +105,19 @@ describe('assets and large results through the gateway', () => {
     expect(listed.assets.map((a) => a.assetId)).toContain(asset.assetId);
     expect((await fetch(`${gw.url}/v2/nvcf/assets/${asset.assetId}`, { method: 'DELETE' })).status).toBe(204);
     expect((await fetch(`${gw.url}/v2/nvcf/assets/${asset.assetId}`, { method: 'DELETE' })).status).toBe(404);
-    const res = await fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}`, { method: 'POST', headers: { 'NVCF-INPUT-ASSET-REFERENCES': asset.assetId }, body: '{}' });
+    const res = await fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}`, {
+      method: 'POST',
+      headers: { 'NVCF-INPUT-ASSET-REFERENCES': asset.assetId },
+      body: '{}',
+    });
     expect(res.status).toBe(404);
   });
 
   it('answers 400 to an asset request without a media type', async () => {
-    const res = await fetch(`${gw.url}/v2/nvcf/assets`, { method: 'POST', body: JSON.stringify({ description: 'no type' }) });
+    const res = await fetch(`${gw.url}/v2/nvcf/assets`, {
+      method: 'POST',
+      body: JSON.stringify({ description: 'no type' }),
+    });
     expect(res.status).toBe(400);
     expect(res.headers.get('content-type')).toBe('application/problem+json');
   });
@@ -106,7 +128,11 @@ describe('assets and large results through the gateway', () => {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
     };
     try {
-      const res = await fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}`, { method: 'POST', body: '{}', redirect: 'manual' });
+      const res = await fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}`, {
+        method: 'POST',
+        body: '{}',
+        redirect: 'manual',
+      });
       expect(res.status).toBe(302);
       expect(res.headers.get('nvcf-status')).toBe('fulfilled');
       const requestId = res.headers.get('nvcf-reqid')!;

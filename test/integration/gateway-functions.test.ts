@@ -33,20 +33,30 @@ describe('functions and queues as the gateway sees them', () => {
     await waitForStatus(gw.url, fid, fvid, 'DEPLOYING');
     container.healthStatus = 200;
     await waitForStatus(gw.url, fid, fvid, 'ACTIVE');
-    const list = (await (await fetch(`${gw.url}/v2/nvcf/functions`)).json()) as { functions: { id: string; versionId: string; name: string }[] };
+    const list = (await (await fetch(`${gw.url}/v2/nvcf/functions`)).json()) as {
+      functions: { id: string; versionId: string; name: string }[];
+    };
     expect(list.functions).toContainEqual(expect.objectContaining({ id: fid, versionId: fvid, name: 'test-function' }));
-    const versions = (await (await fetch(`${gw.url}/v2/nvcf/functions/${fid}/versions`)).json()) as { functions: unknown[] };
+    const versions = (await (await fetch(`${gw.url}/v2/nvcf/functions/${fid}/versions`)).json()) as {
+      functions: unknown[];
+    };
     expect(versions.functions).toHaveLength(1);
     expect(await worker.stop()).toBe(0);
     await waitForStatus(gw.url, fid, fvid, 'INACTIVE');
   });
 
   it('answers 504 when no worker takes the request within the window, and takes it off the queue', async () => {
-    const pending = fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}`, { method: 'POST', headers: { 'NVCF-POLL-SECONDS': '2' }, body: 'anyone?' });
+    const pending = fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}`, {
+      method: 'POST',
+      headers: { 'NVCF-POLL-SECONDS': '2' },
+      body: 'anyone?',
+    });
     // While it waits, the queue APIs see it.
     let queued = 0;
     for (let i = 0; i < 50 && queued === 0; i++) {
-      const lengths = (await (await fetch(`${gw.url}/v2/nvcf/queues/functions/${fid}/versions/${fvid}`)).json()) as { queues: { queueLength: number }[] };
+      const lengths = (await (await fetch(`${gw.url}/v2/nvcf/queues/functions/${fid}/versions/${fvid}`)).json()) as {
+        queues: { queueLength: number }[];
+      };
       queued = lengths.queues[0]!.queueLength;
       if (queued === 0) await new Promise((r) => setTimeout(r, 50));
     }
@@ -57,7 +67,9 @@ describe('functions and queues as the gateway sees them', () => {
     expect(res.headers.get('nvcf-status')).toBe('errored');
     const requestId = res.headers.get('nvcf-reqid')!;
     expect(((await res.json()) as { detail: string }).detail).toContain('no worker');
-    const after = (await (await fetch(`${gw.url}/v2/nvcf/queues/functions/${fid}`)).json()) as { queues: { queueLength: number }[] };
+    const after = (await (await fetch(`${gw.url}/v2/nvcf/queues/functions/${fid}`)).json()) as {
+      queues: { queueLength: number }[];
+    };
     expect(after.queues[0]!.queueLength).toBe(0);
     expect((await fetch(`${gw.url}/v2/nvcf/pexec/status/${requestId}`)).status).toBe(404);
   });

@@ -31,7 +31,12 @@ describe('a gateway under pressure', () => {
     const url = `${gw.url}/v2/nvcf/pexec/functions/${worker.env.FUNCTION_ID}`;
     const waiting = [1, 2].map(() => fetch(url, { method: 'POST', headers: { 'NVCF-POLL-SECONDS': '3' }, body: '{}' }));
     const lengthUrl = `${gw.url}/v2/nvcf/queues/functions/${worker.env.FUNCTION_ID}`;
-    await expect.poll(async () => ((await (await fetch(lengthUrl)).json()) as { queues: { queueLength: number }[] }).queues[0]!.queueLength).toBe(2);
+    await expect
+      .poll(
+        async () =>
+          ((await (await fetch(lengthUrl)).json()) as { queues: { queueLength: number }[] }).queues[0]!.queueLength,
+      )
+      .toBe(2);
     const refused = await fetch(url, { method: 'POST', body: '{}' });
     expect(refused.status).toBe(429);
     expect(refused.headers.get('retry-after')).toBe('1');
@@ -46,10 +51,16 @@ describe('a gateway under pressure', () => {
     const url = `${gw.url}/v2/nvcf/pexec/functions/${worker.env.FUNCTION_ID}`;
     const first = fetch(url, { method: 'POST', headers: { 'NVCF-POLL-SECONDS': '30' }, body: '"first"' });
     const lengthUrl = `${gw.url}/v2/nvcf/queues/functions/${worker.env.FUNCTION_ID}`;
-    const length = async () => ((await (await fetch(lengthUrl)).json()) as { queues: { queueLength: number }[] }).queues[0]!.queueLength;
+    const length = async () =>
+      ((await (await fetch(lengthUrl)).json()) as { queues: { queueLength: number }[] }).queues[0]!.queueLength;
     await expect.poll(length).toBe(1);
     const leaving = new AbortController();
-    const second = fetch(url, { method: 'POST', headers: { 'NVCF-POLL-SECONDS': '30' }, body: '"second"', signal: leaving.signal }).catch(() => undefined);
+    const second = fetch(url, {
+      method: 'POST',
+      headers: { 'NVCF-POLL-SECONDS': '30' },
+      body: '"second"',
+      signal: leaving.signal,
+    }).catch(() => undefined);
     await expect.poll(length).toBe(2);
     leaving.abort(); // the client goes away: its request is cancelled and taken off the queue
     await second;

@@ -14,12 +14,15 @@ describe('the gateway pexec API in front of a real worker', () => {
   let fvid: string;
   const pexec = (init: RequestInit & { headers?: Record<string, string> } = {}, version = false) =>
     fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}${version ? `/versions/${fvid}` : ''}`, { method: 'POST', ...init });
-  const status = (requestId: string, headers: Record<string, string> = {}) => fetch(`${gw.url}/v2/nvcf/pexec/status/${requestId}`, { headers });
+  const status = (requestId: string, headers: Record<string, string> = {}) =>
+    fetch(`${gw.url}/v2/nvcf/pexec/status/${requestId}`, { headers });
 
   beforeAll(async () => {
     nats = await NatsServer.start();
     container = await TestContainer.start(echo);
-    worker = await startWorker(await workerEnv(nats.url, container.port, { MAX_REQUEST_CONCURRENCY: '4', LOG_LEVEL: 'warn' }));
+    worker = await startWorker(
+      await workerEnv(nats.url, container.port, { MAX_REQUEST_CONCURRENCY: '4', LOG_LEVEL: 'warn' }),
+    );
     fid = worker.env.FUNCTION_ID!;
     fvid = worker.env.FUNCTION_VERSION_ID!;
     gw = await startGateway(nats.url);
@@ -34,7 +37,10 @@ describe('the gateway pexec API in front of a real worker', () => {
   });
 
   it('answers 200 inline with the container body, then 404 to a status poll for the same request', async () => {
-    const res = await pexec({ headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'hi' }) });
+    const res = await pexec({
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'hi' }),
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get('nvcf-status')).toBe('fulfilled');
     const requestId = res.headers.get('nvcf-reqid')!;
@@ -57,7 +63,9 @@ describe('the gateway pexec API in front of a real worker', () => {
       expect(first.headers.get('nvcf-status')).toBe('in-progress');
       const requestId = first.headers.get('nvcf-reqid')!;
       expect(await first.text()).toBe('');
-      const place = (await (await fetch(`${gw.url}/v2/nvcf/queues/${requestId}/position`)).json()) as { positionInQueue: number };
+      const place = (await (await fetch(`${gw.url}/v2/nvcf/queues/${requestId}/position`)).json()) as {
+        positionInQueue: number;
+      };
       expect(place.positionInQueue).toBe(0);
       const stillRunning = await status(requestId, { 'NVCF-POLL-SECONDS': '1' });
       expect(stillRunning.status).toBe(202);
@@ -76,7 +84,8 @@ describe('the gateway pexec API in front of a real worker', () => {
   });
 
   it("passes the container's error through as problem+json with its status", async () => {
-    container.route = (_req, res) => void res.writeHead(422, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'prompt too long' }));
+    container.route = (_req, res) =>
+      void res.writeHead(422, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'prompt too long' }));
     try {
       const res = await pexec({ body: '{}' }, true);
       expect(res.status).toBe(422);
@@ -184,8 +193,14 @@ describe('the gateway pexec API in front of a real worker', () => {
       const denied = await fetch(url, { method: 'POST', body: 'x' });
       expect(denied.status).toBe(401);
       expect(denied.headers.get('content-type')).toBe('application/problem+json');
-      expect((await fetch(url, { method: 'POST', body: 'x', headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
-      const allowed = await fetch(url, { method: 'POST', body: 'x', headers: { authorization: 'Bearer nvapi-secret' } });
+      expect((await fetch(url, { method: 'POST', body: 'x', headers: { authorization: 'Bearer wrong' } })).status).toBe(
+        401,
+      );
+      const allowed = await fetch(url, {
+        method: 'POST',
+        body: 'x',
+        headers: { authorization: 'Bearer nvapi-secret' },
+      });
       expect(allowed.status).toBe(200);
       expect(container.seen.at(-1)!.headers.authorization).toBeUndefined();
     } finally {

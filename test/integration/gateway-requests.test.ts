@@ -20,12 +20,30 @@ describe('the request records', () => {
     const store = new RequestStore(await nc.jetstream().views.kv('nvcf_requests', { history: 1 }));
     const now = Date.now();
     const requestId = crypto.randomUUID();
-    await store.create({ requestId, functionId: 'f', functionVersionId: 'v', gatewayId: 'g', replyTo: `nvcf.rs.g.${requestId}`, createdAt: now, lastSeenAt: now, pollSeconds: 5 });
+    await store.create({
+      requestId,
+      functionId: 'f',
+      functionVersionId: 'v',
+      gatewayId: 'g',
+      replyTo: `nvcf.rs.g.${requestId}`,
+      createdAt: now,
+      lastSeenAt: now,
+      pollSeconds: 5,
+    });
     await nats.stop();
     // Nothing was changed: the caller can safely be told to poll again.
     await expect(store.claim(requestId)).rejects.toBeInstanceOf(ClaimNotTried);
     await nats.restart();
-    await expect.poll(() => store.get(requestId).then((e) => e?.record.requestId, () => undefined), { timeout: 20_000 }).toBe(requestId);
+    await expect
+      .poll(
+        () =>
+          store.get(requestId).then(
+            (e) => e?.record.requestId,
+            () => undefined,
+          ),
+        { timeout: 20_000 },
+      )
+      .toBe(requestId);
     expect(await store.claim(requestId)).toBe(true);
     expect(await store.claim(requestId)).toBe(false);
   }, 60_000);

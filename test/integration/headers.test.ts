@@ -58,18 +58,26 @@ describe('the request the container receives', () => {
     expect(seen.headers['nvcf-asset-dir']).toBe(`${rig.worker.env.BASE_ASSET_DIR}/${invocation.requestId}`);
     expect(names.filter((n) => n === 'nvcf-ncaid' || n === 'nvcf-reqid')).toHaveLength(2);
     expect(names).not.toContain('nvcf-function-asset-ids');
-    for (const dropped of ['authorization', 'x-hop', 'keep-alive', 'te', 'upgrade', 'proxy-authorization']) expect(names).not.toContain(dropped);
+    for (const dropped of ['authorization', 'x-hop', 'keep-alive', 'te', 'upgrade', 'proxy-authorization'])
+      expect(names).not.toContain(dropped);
     expect(seen.headers['x-custom']).toBe('kept');
     expect(seen.headers.accept).toBe('application/json');
   });
 
   it('defaults Content-Type to application/json in compatibility mode', async () => {
-    await rig.client.result(await rig.client.invoke(invocationFor(rig.worker.env, { headers: [] }), Buffer.from('{"a":1}')));
+    await rig.client.result(
+      await rig.client.invoke(invocationFor(rig.worker.env, { headers: [] }), Buffer.from('{"a":1}')),
+    );
     expect(rig.container.seen.at(-1)!.headers['content-type']).toBe('application/json');
   });
 
   it('forwards the client method and a path with its query', async () => {
-    await rig.client.result(await rig.client.invoke(invocationFor(rig.worker.env, { method: 'PUT', path: '/v2/models/m/infer?x=1&y=%20' }), Buffer.from('{}')));
+    await rig.client.result(
+      await rig.client.invoke(
+        invocationFor(rig.worker.env, { method: 'PUT', path: '/v2/models/m/infer?x=1&y=%20' }),
+        Buffer.from('{}'),
+      ),
+    );
     expect(rig.container.seen.at(-1)!.method).toBe('PUT');
     expect(rig.container.seen.at(-1)!.url).toBe('/v2/models/m/infer?x=1&y=%20');
   });

@@ -43,7 +43,9 @@ describe('taking work from the queue', () => {
       res.writeHead(200).end(req.body);
     });
     await setUp({ MAX_REQUEST_CONCURRENCY: '4' });
-    const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => client.invoke(invocationFor(worker!.env), Buffer.from(String(i)))));
+    const replies = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => client.invoke(invocationFor(worker!.env), Buffer.from(String(i)))),
+    );
     const results = await Promise.all(replies.map((r) => client.result(r)));
     expect(results.map((r) => r.body.toString())).toEqual(Array.from({ length: 20 }, (_, i) => String(i)));
     expect(container.maxConcurrent).toBe(4);
@@ -120,7 +122,9 @@ describe('taking work from the queue', () => {
     const invocation = invocationFor(worker!.env, { headers: [['X-Evil', 'a\r\nInjected: yes']] });
     const problem = await client.result(await client.invoke(invocation));
     expect(problem.status).toBe(400);
-    expect(JSON.parse(problem.body.toString()).detail).toMatch(/headers\.0\.1 must hold only tab, visible ASCII or Latin-1 characters/);
+    expect(JSON.parse(problem.body.toString()).detail).toMatch(
+      /headers\.0\.1 must hold only tab, visible ASCII or Latin-1 characters/,
+    );
     expect(container.seen).toHaveLength(0);
   });
 
@@ -130,10 +134,14 @@ describe('taking work from the queue', () => {
     // Each of these once reached the HTTP client, which refused it and left a pooled connection
     // wedged; a few of them stalled the worker for good.
     for (const value of ['bell\u0007', 'escape\u001b[0m', 'delete\u007f', 'snowman \u2603']) {
-      const problem = await client.result(await client.invoke(invocationFor(worker!.env, { headers: [['X-Odd', value]] })));
+      const problem = await client.result(
+        await client.invoke(invocationFor(worker!.env, { headers: [['X-Odd', value]] })),
+      );
       expect(problem.status).toBe(400);
     }
-    const replies = await Promise.all([1, 2, 3, 4].map((i) => client.invoke(invocationFor(worker!.env), Buffer.from(`after ${i}`))));
+    const replies = await Promise.all(
+      [1, 2, 3, 4].map((i) => client.invoke(invocationFor(worker!.env), Buffer.from(`after ${i}`))),
+    );
     const results = await Promise.all(replies.map((r) => client.result(r, 10_000)));
     expect(results.map((r) => r.body.toString())).toEqual(['after 1', 'after 2', 'after 3', 'after 4']);
     expect(container.seen).toHaveLength(4);

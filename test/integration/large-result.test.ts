@@ -37,7 +37,14 @@ describe('a large result', () => {
     const storage = await store([]);
     servers.push(storage.server);
     const { dir, realRoot } = await outputDir();
-    const result = new LargeResult({ requestId: 'r1', uploadUrl: storage.url, dir, realRoot, onShipped: () => undefined, signal: new AbortController().signal });
+    const result = new LargeResult({
+      requestId: 'r1',
+      uploadUrl: storage.url,
+      dir,
+      realRoot,
+      onShipped: () => undefined,
+      signal: new AbortController().signal,
+    });
     // Seen by the watcher, then renamed away before its turn came; written again under the same name.
     result.addOutput('again.txt', true);
     await sleep(200);
@@ -55,7 +62,14 @@ describe('a large result', () => {
     await writeFile(join(dir, 'a.txt'), 'x');
     const spool = join(await mkdtemp(join(tmpdir(), 'nvcf-spool-')), 'body.response');
     await writeFile(spool, Buffer.alloc(1024 * 1024, 3));
-    const result = new LargeResult({ requestId: 'r1', uploadUrl: storage.url, dir, realRoot, onShipped: () => undefined, signal: new AbortController().signal });
+    const result = new LargeResult({
+      requestId: 'r1',
+      uploadUrl: storage.url,
+      dir,
+      realRoot,
+      onShipped: () => undefined,
+      signal: new AbortController().signal,
+    });
     result.addOutput('a.txt');
     // The first attempt fails while the container still works; the body comes after.
     await sleep(300);
@@ -63,7 +77,9 @@ describe('a large result', () => {
     expect(manifest.files.map((f) => f.name)).toEqual(['a.txt']);
     expect(storage.puts()).toBe(2);
     await sleep(100);
-    const open = await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+    const open = await Promise.all(
+      (await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')),
+    );
     // An open descriptor would keep a multi-GB spool on disk after it is removed.
     expect(open.filter((target) => target === spool)).toEqual([]);
   });
@@ -73,7 +89,14 @@ describe('a large result', () => {
     servers.push(storage.server);
     const { dir, realRoot } = await outputDir();
     const controller = new AbortController();
-    const result = new LargeResult({ requestId: 'r1', uploadUrl: storage.url, dir, realRoot, onShipped: () => undefined, signal: controller.signal });
+    const result = new LargeResult({
+      requestId: 'r1',
+      uploadUrl: storage.url,
+      dir,
+      realRoot,
+      onShipped: () => undefined,
+      signal: controller.signal,
+    });
     const finished = result.finish({ bytes: Buffer.from('body') });
     // The first 503 comes at once; the next attempt waits 100 ms.
     while (storage.puts() < 1) await sleep(5);

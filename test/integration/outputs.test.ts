@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, open, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, open, readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -67,7 +67,9 @@ describe('assets, progress and output files', () => {
       const hashes = await Promise.all(listed.map(async (id) => sha256(await readFile(join(dir, id)))));
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ dir, listed, hashes }));
     };
-    const invocation = invocationFor(worker.env, { assets: ids.map((assetId) => ({ assetId, url: storage.url(assetId), contentType: 'application/octet-stream' })) });
+    const invocation = invocationFor(worker.env, {
+      assets: ids.map((assetId) => ({ assetId, url: storage.url(assetId), contentType: 'application/octet-stream' })),
+    });
     const result = await client.result(await client.invoke(invocation), 60_000);
     expect(result.status).toBe(200);
     const seen = JSON.parse(result.body.toString());
@@ -79,7 +81,9 @@ describe('assets, progress and output files', () => {
   it('answers a missing asset with the 500 problem and never calls the container', async () => {
     const before = container.seen.length;
     const assetId = randomUUID();
-    const invocation = invocationFor(worker.env, { assets: [{ assetId, url: storage.url(assetId), contentType: 'image/png' }] });
+    const invocation = invocationFor(worker.env, {
+      assets: [{ assetId, url: storage.url(assetId), contentType: 'image/png' }],
+    });
     const result = await client.result(await client.invoke(invocation));
     expect(result.status).toBe(500);
     expect(problemOf(result.body)).toMatchObject({
@@ -90,7 +94,9 @@ describe('assets, progress and output files', () => {
   });
 
   it('rejects an asset id that is not a UUID before any path is built from it', async () => {
-    const invocation = invocationFor(worker.env, { assets: [{ assetId: '../../etc/passwd', url: storage.url('x'), contentType: 'text/plain' }] });
+    const invocation = invocationFor(worker.env, {
+      assets: [{ assetId: '../../etc/passwd', url: storage.url('x'), contentType: 'text/plain' }],
+    });
     const result = await client.result(await client.invoke(invocation));
     expect(result.status).toBe(400);
     expect(String(problemOf(result.body).detail)).toMatch(/assets\.0\.assetId must be a UUID/);
@@ -121,7 +127,9 @@ describe('assets, progress and output files', () => {
       [50, { step: 50 }],
       [90, { step: 90 }],
     ]);
-    const warnings = worker.logs.lines.filter((l) => l.requestId === invocation.requestId && l.msg === 'progress file ignored').map((l) => String(l.reason));
+    const warnings = worker.logs.lines
+      .filter((l) => l.requestId === invocation.requestId && l.msg === 'progress file ignored')
+      .map((l) => String(l.reason));
     expect(warnings.some((r) => /over the \d+-byte limit/.test(r))).toBe(true);
     expect(warnings.some((r) => /not valid JSON/.test(r))).toBe(true);
     await sleep(300);
@@ -131,8 +139,12 @@ describe('assets, progress and output files', () => {
     expect(kinds.filter((k) => k === 'final')).toHaveLength(1);
     // A late reader asks for the latest of each subject: one progress (the last), not the history.
     const latest = [];
-    for await (const frame of client.responses(replyTo, AbortSignal.timeout(500), undefined, true)) latest.push(frame.meta);
-    expect(latest.map((m) => (m.kind === 'progress' ? `progress ${m.percentComplete}` : m.kind))).toEqual(['progress 90', 'final']);
+    for await (const frame of client.responses(replyTo, AbortSignal.timeout(500), undefined, true))
+      latest.push(frame.meta);
+    expect(latest.map((m) => (m.kind === 'progress' ? `progress ${m.percentComplete}` : m.kind))).toEqual([
+      'progress 90',
+      'final',
+    ]);
   });
 
   it('never follows a progress file that is a symlink, and never blocks on one that is a FIFO', async () => {
@@ -152,7 +164,9 @@ describe('assets, progress and output files', () => {
       const result = await client.result(await client.invoke(invocation));
       expect(result.status).toBe(200);
       expect(result.progress).toEqual([]);
-      const reasons = worker.logs.lines.filter((l) => l.requestId === invocation.requestId && l.msg === 'progress file ignored').map((l) => String(l.reason));
+      const reasons = worker.logs.lines
+        .filter((l) => l.requestId === invocation.requestId && l.msg === 'progress file ignored')
+        .map((l) => String(l.reason));
       expect(reasons.every((r) => /^not read: (symbolic link|not a regular file)$/.test(r))).toBe(true);
     }
   });
@@ -257,9 +271,16 @@ describe('assets, progress and output files', () => {
     const zip = await readZip(storage.path(`${invocation.requestId}.zip`));
     expect([...zip.keys()].sort()).toEqual([`${invocation.requestId}.response`, 'sub/deeper/b.txt'].sort());
     const skipped = Object.fromEntries(result.manifest!.skipped.map((s) => [s.name, s.reason]));
-    expect(skipped).toEqual({ passwd: 'symbolic link', others: 'symbolic link', pipe: 'not a regular file', 'x.partial': 'still .partial when the response arrived' });
+    expect(skipped).toEqual({
+      passwd: 'symbolic link',
+      others: 'symbolic link',
+      pipe: 'not a regular file',
+      'x.partial': 'still .partial when the response arrived',
+    });
     expect(result.manifest).toMatchObject({ fileCount: 1, skippedCount: 4 });
-    const warned = worker.logs.lines.filter((l) => l.requestId === invocation.requestId && l.msg === 'output file not shipped');
+    const warned = worker.logs.lines.filter(
+      (l) => l.requestId === invocation.requestId && l.msg === 'output file not shipped',
+    );
     expect(warned.map((l) => l.file).sort()).toEqual(['others', 'passwd', 'pipe', 'x.partial']);
   });
 
@@ -280,7 +301,9 @@ describe('assets, progress and output files', () => {
     storage.failPuts.push(403);
     const refused = await client.result(await client.invoke(withLargeResult()));
     expect(refused.status).toBe(500);
-    expect(String(problemOf(refused.body).detail)).toBe('Internal error while uploading the large response: uploading the large result failed: storage answered 403');
+    expect(String(problemOf(refused.body).detail)).toBe(
+      'Internal error while uploading the large response: uploading the large result failed: storage answered 403',
+    );
   });
 
   it('ships large and tiny files together, byte-exact with their SHA-256 in the manifest, from many files written at once', async () => {
@@ -318,7 +341,9 @@ describe('assets, progress and output files', () => {
       res.writeHead(200).end('{}');
     };
     try {
-      const result = await client.result(await client.invoke(withLargeResult({ largeResult: { uploadUrl: hastyUrl, downloadUrl: hastyUrl } })));
+      const result = await client.result(
+        await client.invoke(withLargeResult({ largeResult: { uploadUrl: hastyUrl, downloadUrl: hastyUrl } })),
+      );
       expect(result.status).toBe(500);
       expect(String(problemOf(result.body).detail)).toContain('before it had the whole archive');
     } finally {
@@ -364,19 +389,29 @@ describe('asset limits', () => {
     const storage = await TestStorage.start();
     const slow = createServer((_req, res) => void res.writeHead(200, { 'content-length': 10 }).write('12345'));
     await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
-    const worker = await startWorker(await workerEnv(nats.url, container.port, { ASSET_MAX_BYTES: '1024', ASSET_DOWNLOAD_TIMEOUT: '500ms' }));
+    const worker = await startWorker(
+      await workerEnv(nats.url, container.port, { ASSET_MAX_BYTES: '1024', ASSET_DOWNLOAD_TIMEOUT: '500ms' }),
+    );
     const { nc, client } = await clientFor(nats.url);
     try {
       const assetId = randomUUID();
       await writeFile(storage.path(assetId), randomBytes(2048));
-      const result = await client.result(await client.invoke(invocationFor(worker.env, { assets: [{ assetId, url: storage.url(assetId), contentType: 'x/y' }] })));
+      const result = await client.result(
+        await client.invoke(
+          invocationFor(worker.env, { assets: [{ assetId, url: storage.url(assetId), contentType: 'x/y' }] }),
+        ),
+      );
       expect(result.status).toBe(500);
       expect(String(problemOf(result.body).detail)).toMatch(/over the 1024-byte limit \(ASSET_MAX_BYTES\)/);
       const slowId = randomUUID();
       const url = `http://127.0.0.1:${(slow.address() as AddressInfo).port}/asset`;
-      const timedOut = await client.result(await client.invoke(invocationFor(worker.env, { assets: [{ assetId: slowId, url, contentType: 'x/y' }] })));
+      const timedOut = await client.result(
+        await client.invoke(invocationFor(worker.env, { assets: [{ assetId: slowId, url, contentType: 'x/y' }] })),
+      );
       expect(timedOut.status).toBe(500);
-      expect(String(problemOf(timedOut.body).detail)).toBe(`Internal error while downloading assets: asset ${slowId} took longer than 0.5s (ASSET_DOWNLOAD_TIMEOUT)`);
+      expect(String(problemOf(timedOut.body).detail)).toBe(
+        `Internal error while downloading assets: asset ${slowId} took longer than 0.5s (ASSET_DOWNLOAD_TIMEOUT)`,
+      );
       expect(container.seen).toHaveLength(0);
     } finally {
       slow.closeAllConnections();

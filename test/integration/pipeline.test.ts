@@ -38,7 +38,11 @@ describe('a request published on the work queue', () => {
     await nats?.dispose();
   });
 
-  for (const [label, size] of [['0 B', 0], ['1 KiB', 1024], ['900 KiB', 900 * 1024]] as const) {
+  for (const [label, size] of [
+    ['0 B', 0],
+    ['1 KiB', 1024],
+    ['900 KiB', 900 * 1024],
+  ] as const) {
     it(`comes back byte-exact with a ${label} binary body sent inline`, async () => {
       const body = randomBytes(size);
       const replyTo = await client.invoke(invocationFor(worker.env), body);

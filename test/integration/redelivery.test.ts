@@ -38,7 +38,10 @@ describe('work that is interrupted', () => {
   it('runs again elsewhere when a drain aborts it, even though its poll window has passed', async () => {
     const env = await workerEnv(nats.url, container.port, { DRAIN_GRACE: '500ms', LOG_LEVEL: 'info' });
     const first = await start(env);
-    const replyTo = await client.invoke(invocationFor(env, { pollSeconds: 1, headers: [['X-Sleep-Ms', '3500']] }), Buffer.from('again'));
+    const replyTo = await client.invoke(
+      invocationFor(env, { pollSeconds: 1, headers: [['X-Sleep-Ms', '3500']] }),
+      Buffer.from('again'),
+    );
     await expect.poll(() => container.seen.length).toBe(1);
     await sleep(2_500); // past the 1 s window and its 2 s grace
     await first.stop();
@@ -88,7 +91,9 @@ describe('work that is interrupted', () => {
     const env = await workerEnv(nats.url, container.port, { MAX_REQUEST_CONCURRENCY: '1' });
     await start(env);
     for (let i = 0; i < 2; i++) {
-      const big = await client.result(await client.invoke(invocationFor(env, { headers: [['X-Big', '1']], maxResponseSizeBytes: 1024 })));
+      const big = await client.result(
+        await client.invoke(invocationFor(env, { headers: [['X-Big', '1']], maxResponseSizeBytes: 1024 })),
+      );
       expect(big.status).toBe(500);
     }
     const small = await client.result(await client.invoke(invocationFor(env)), 10_000);

@@ -15,7 +15,8 @@ describe('what the caller gets back', () => {
   });
 
   it('turns a container 422 {"error": "bad input"} into problem+json with status 422 and that detail', async () => {
-    rig.container.route = (_req, res) => void res.writeHead(422, { 'content-type': 'application/json' }).end('{"error":"bad input"}');
+    rig.container.route = (_req, res) =>
+      void res.writeHead(422, { 'content-type': 'application/json' }).end('{"error":"bad input"}');
     const invocation = invocationFor(rig.worker.env);
     const result = await rig.client.result(await rig.client.invoke(invocation, Buffer.from('{}')));
     expect(result.status).toBe(422);
@@ -33,12 +34,17 @@ describe('what the caller gets back', () => {
     rig.container.route = (_req, res) => void res.writeHead(503).end('overloaded');
     const result = await rig.client.result(await rig.client.invoke(invocationFor(rig.worker.env)));
     expect(result.status).toBe(503);
-    expect(problemOf(result.body)).toMatchObject({ type: 'urn:inference-service:problem-details:service-unavailable', detail: 'Inference error' });
+    expect(problemOf(result.body)).toMatchObject({
+      type: 'urn:inference-service:problem-details:service-unavailable',
+      detail: 'Inference error',
+    });
   });
 
   it('passes a container error through verbatim when compatibility is disabled by header', async () => {
     rig.container.route = (_req, res) => void res.writeHead(422, { 'content-type': 'text/plain' }).end('raw error');
-    const invocation = invocationFor(rig.worker.env, { headers: [['nvcf-feature-disable-worker-compatibility', 'true']] });
+    const invocation = invocationFor(rig.worker.env, {
+      headers: [['nvcf-feature-disable-worker-compatibility', 'true']],
+    });
     const result = await rig.client.result(await rig.client.invoke(invocation));
     expect(result.status).toBe(422);
     expect(result.body.toString()).toBe('raw error');
@@ -79,14 +85,20 @@ describe('what the caller gets back', () => {
 
   it('fails a body over NVCF-MAX-RESPONSE-SIZE-BYTES clearly when the request has no upload URL', async () => {
     rig.container.route = (_req, res) => void res.writeHead(200).end(Buffer.alloc(1024 + 1));
-    const result = await rig.client.result(await rig.client.invoke(invocationFor(rig.worker.env, { maxResponseSizeBytes: 1024 })));
+    const result = await rig.client.result(
+      await rig.client.invoke(invocationFor(rig.worker.env, { maxResponseSizeBytes: 1024 })),
+    );
     expect(result.status).toBe(500);
-    expect(String(problemOf(result.body).detail)).toMatch(/^Internal error while uploading the large response: .*no (upload|download) URL/);
+    expect(String(problemOf(result.body).detail)).toMatch(
+      /^Internal error while uploading the large response: .*no (upload|download) URL/,
+    );
   });
 
   it('keeps a body of exactly NVCF-MAX-RESPONSE-SIZE-BYTES inline', async () => {
     rig.container.route = (_req, res) => void res.writeHead(200).end(Buffer.alloc(1024, 7));
-    const result = await rig.client.result(await rig.client.invoke(invocationFor(rig.worker.env, { maxResponseSizeBytes: 1024 })));
+    const result = await rig.client.result(
+      await rig.client.invoke(invocationFor(rig.worker.env, { maxResponseSizeBytes: 1024 })),
+    );
     expect(result.status).toBe(200);
     expect(result.body.length).toBe(1024);
   });
@@ -126,7 +138,9 @@ describe('what the caller gets back', () => {
 
   it('aborts the container call at the request deadline', async () => {
     rig.container.route = () => undefined;
-    const result = await rig.client.result(await rig.client.invoke(invocationFor(rig.worker.env, { deadline: Date.now() + 500 })));
+    const result = await rig.client.result(
+      await rig.client.invoke(invocationFor(rig.worker.env, { deadline: Date.now() + 500 })),
+    );
     expect(result.status).toBe(504);
     expect(String(problemOf(result.body).detail)).toMatch(/did not finish before the request deadline/);
   });
@@ -138,7 +152,9 @@ describe('what the caller gets back', () => {
     expect(result.status).toBe(500);
     expect(problemOf(result.body)).toMatchObject({
       type: 'urn:nvcf-worker-service:problem-details:internal-server-error',
-      detail: expect.stringMatching(/^Internal error while making inference request: the request waited 8\.\ds for a worker/),
+      detail: expect.stringMatching(
+        /^Internal error while making inference request: the request waited 8\.\ds for a worker/,
+      ),
     });
     expect(rig.container.seen.length).toBe(before);
   });

@@ -19,8 +19,13 @@ describe('nvcf-sidecar dev --demo', () => {
     // No NATS_URL: dev must start its own nats-server.
     const dev = spawnSidecar(['dev', '--demo', '--port', '0'], {});
     try {
-      const curlLine = String((await dev.waitForLog((l) => String(l.msg).trim().startsWith('curl '), 30_000)).msg).trim();
-      const pids = dev.lines.map((l) => /\(pid (\d+)\)/.exec(String(l.msg))?.[1]).filter(Boolean).map(Number);
+      const curlLine = String(
+        (await dev.waitForLog((l) => String(l.msg).trim().startsWith('curl '), 30_000)).msg,
+      ).trim();
+      const pids = dev.lines
+        .map((l) => /\(pid (\d+)\)/.exec(String(l.msg))?.[1])
+        .filter(Boolean)
+        .map(Number);
       expect(pids).toHaveLength(2);
       const { stdout } = await run('sh', ['-c', `${curlLine} -w '\\n%{http_code}'`]);
       const [body, code] = stdout.trim().split('\n');

@@ -54,7 +54,8 @@ describe('the worker process', () => {
     // Read the whole response history of the request: exactly one final, from the second worker.
     await sleep(500);
     const finals = [];
-    for await (const frame of client.responses(replyTo, AbortSignal.timeout(1_000))) if (frame.meta.kind === 'final') finals.push(frame.meta);
+    for await (const frame of client.responses(replyTo, AbortSignal.timeout(1_000)))
+      if (frame.meta.kind === 'final') finals.push(frame.meta);
     expect(finals).toHaveLength(1);
     expect(finals[0]).toMatchObject({ workerId: 'second', attempt: 2 });
     second.child.kill('SIGTERM');
@@ -62,15 +63,24 @@ describe('the worker process', () => {
   });
 
   it('on SIGTERM finishes the running request, exits 0, and gives queued work back at once', async () => {
-    const env = await workerEnv(nats.url, container.port, { MAX_REQUEST_CONCURRENCY: '2', NATS_ACK_WAIT: '60s', LOG_LEVEL: 'info' });
+    const env = await workerEnv(nats.url, container.port, {
+      MAX_REQUEST_CONCURRENCY: '2',
+      NATS_ACK_WAIT: '60s',
+      LOG_LEVEL: 'info',
+    });
     const first = start(env);
     await first.waitForLog(isState('running'));
-    const slow = await client.invoke(invocationFor(env, { headers: [['X-Sleep-Ms', '1500']] }), Buffer.from('in flight'));
+    const slow = await client.invoke(
+      invocationFor(env, { headers: [['X-Sleep-Ms', '1500']] }),
+      Buffer.from('in flight'),
+    );
     await expect.poll(() => container.seen.length).toBe(1);
     first.child.kill('SIGTERM');
     await first.waitForLog(isState('draining'));
     // Published while the first worker drains: its open pull request may take some, and must hand them back.
-    const queued = await Promise.all([1, 2, 3].map((i) => client.invoke(invocationFor(env), Buffer.from(`queued ${i}`))));
+    const queued = await Promise.all(
+      [1, 2, 3].map((i) => client.invoke(invocationFor(env), Buffer.from(`queued ${i}`))),
+    );
     const inFlight = await client.result(slow);
     expect(inFlight.body.toString()).toBe('in flight');
     expect((await first.exit).code).toBe(0);
@@ -103,7 +113,10 @@ describe('the worker process', () => {
     const worker = start(env);
     expect((await worker.exit).code).toBe(1);
     const written = JSON.parse((await readFile(env.TERMINATION_LOG_PATH!, 'utf8')).trim());
-    expect(written).toEqual({ message: expect.stringMatching(/did not become healthy within 1s: health endpoint answered 503, expected 200/), isInternal: false });
+    expect(written).toEqual({
+      message: expect.stringMatching(/did not become healthy within 1s: health endpoint answered 503, expected 200/),
+      isInternal: false,
+    });
   });
 
   it('stops at once on SIGTERM while NATS cannot be reached', async () => {
@@ -116,7 +129,10 @@ describe('the worker process', () => {
   });
 
   it('refuses a bad configuration before connecting, naming the variable', async () => {
-    const env = await workerEnv('nats://127.0.0.1:1', container.port, { MAX_REQUEST_CONCURRENCY: 'four', FUNCTION_ID: 'not-a-uuid' });
+    const env = await workerEnv('nats://127.0.0.1:1', container.port, {
+      MAX_REQUEST_CONCURRENCY: 'four',
+      FUNCTION_ID: 'not-a-uuid',
+    });
     const worker = start(env);
     expect((await worker.exit).code).toBe(1);
     expect(worker.stderr()).toMatch(/MAX_REQUEST_CONCURRENCY is "four"/);

@@ -10,7 +10,11 @@ import { createLogger } from '../../src/shared/log.js';
 import { Worker } from '../../src/worker/lifecycle.js';
 
 /** Environment for a worker under test: private dirs, ports chosen by the OS, fast health checks. */
-export async function workerEnv(natsUrl: string, containerPort: number, extra: Record<string, string> = {}): Promise<Record<string, string>> {
+export async function workerEnv(
+  natsUrl: string,
+  containerPort: number,
+  extra: Record<string, string> = {},
+): Promise<Record<string, string>> {
   const root = await mkdtemp(join(tmpdir(), 'nvcf-worker-'));
   return {
     FUNCTION_ID: randomUUID(),
@@ -41,7 +45,8 @@ export async function workerEnv(natsUrl: string, containerPort: number, extra: R
 export class LogSink extends Writable {
   readonly lines: Record<string, unknown>[] = [];
   override _write(chunk: Buffer, _enc: string, done: () => void): void {
-    for (const line of chunk.toString().split('\n')) if (line) this.lines.push(JSON.parse(line) as Record<string, unknown>);
+    for (const line of chunk.toString().split('\n'))
+      if (line) this.lines.push(JSON.parse(line) as Record<string, unknown>);
     done();
   }
   messages(): string[] {
@@ -58,7 +63,10 @@ export interface RunningWorker {
 }
 
 /** Runs a worker in this process and waits until it pulls work, or until it waits for its container. */
-export async function startWorker(env: Record<string, string>, waitFor: 'running' | 'waiting' = 'running'): Promise<RunningWorker> {
+export async function startWorker(
+  env: Record<string, string>,
+  waitFor: 'running' | 'waiting' = 'running',
+): Promise<RunningWorker> {
   const config = loadWorkerConfig(env);
   const logs = new LogSink();
   const worker = new Worker(config, createLogger(config.logLevel, logs));
@@ -79,7 +87,10 @@ export async function clientFor(natsUrl: string): Promise<{ nc: NatsConnection; 
 }
 
 /** A well-formed invocation for the worker configured by `env`. */
-export function invocationFor(env: Record<string, string>, overrides: Partial<InvocationRequest> = {}): InvocationRequest {
+export function invocationFor(
+  env: Record<string, string>,
+  overrides: Partial<InvocationRequest> = {},
+): InvocationRequest {
   return {
     requestId: randomUUID(),
     functionId: env.FUNCTION_ID!,

@@ -12,7 +12,13 @@ export interface RunningGateway {
 
 /** A gateway in this process on 127.0.0.1 and a port the OS picks, logging into a sink. */
 export async function startGateway(natsUrl: string, env: Record<string, string> = {}): Promise<RunningGateway> {
-  const config = loadGatewayConfig({ NATS_URL: natsUrl, GATEWAY_PORT: '0', GATEWAY_ID: 'gw-test', LOG_LEVEL: 'debug', ...env });
+  const config = loadGatewayConfig({
+    NATS_URL: natsUrl,
+    GATEWAY_PORT: '0',
+    GATEWAY_ID: 'gw-test',
+    LOG_LEVEL: 'debug',
+    ...env,
+  });
   const logs = new LogSink();
   const gateway = new Gateway(config, createLogger(config.logLevel, logs));
   await gateway.start();
@@ -20,12 +26,21 @@ export async function startGateway(natsUrl: string, env: Record<string, string> 
 }
 
 /** Polls the functions API until the version reports `status`. */
-export async function waitForStatus(url: string, functionId: string, versionId: string, status: string, timeoutMs = 20_000): Promise<void> {
+export async function waitForStatus(
+  url: string,
+  functionId: string,
+  versionId: string,
+  status: string,
+  timeoutMs = 20_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
     const res = await fetch(`${url}/v2/nvcf/functions/${functionId}/versions/${versionId}`);
-    last = res.status === 200 ? ((await res.json()) as { function: { status: string } }).function.status : `HTTP ${res.status}`;
+    last =
+      res.status === 200
+        ? ((await res.json()) as { function: { status: string } }).function.status
+        : `HTTP ${res.status}`;
     if (last === status) return;
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -25,7 +25,7 @@ export function spawnSidecar(args: string[], env: Record<string, string>): Worke
   let out = '';
   let partial = '';
   const waiters = new Set<() => void>();
-  child.stdout!.on('data', (d: Buffer) => {
+  child.stdout.on('data', (d: Buffer) => {
     out += d.toString();
     partial += d.toString();
     const complete = partial.split('\n');
@@ -39,8 +39,10 @@ export function spawnSidecar(args: string[], env: Record<string, string>): Worke
     }
     for (const w of waiters) w();
   });
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   return {
     child,
     lines,
@@ -57,7 +59,11 @@ export function spawnSidecar(args: string[], env: Record<string, string>): Worke
         };
         const timer = setTimeout(() => {
           cleanup();
-          reject(new Error(`log line not seen in ${timeoutMs} ms; last lines: ${JSON.stringify(lines.slice(-5))} stderr: ${err}`));
+          reject(
+            new Error(
+              `log line not seen in ${timeoutMs} ms; last lines: ${JSON.stringify(lines.slice(-5))} stderr: ${err}`,
+            ),
+          );
         }, timeoutMs);
         const cleanup = () => {
           clearTimeout(timer);

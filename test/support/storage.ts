@@ -33,7 +33,10 @@ export class TestStorage {
     return join(this.dir, key);
   }
 
-  private async serve(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): Promise<void> {
+  private async serve(
+    req: import('node:http').IncomingMessage,
+    res: import('node:http').ServerResponse,
+  ): Promise<void> {
     const key = /^\/objects\/([\w.-]+)$/.exec(req.url ?? '')?.[1];
     if (!key) return void res.writeHead(404).end();
     if (req.method === 'PUT') {
@@ -51,7 +54,10 @@ export class TestStorage {
       }
       return;
     }
-    const size = await stat(this.path(key)).then((s) => s.size, () => -1);
+    const size = await stat(this.path(key)).then(
+      (s) => s.size,
+      () => -1,
+    );
     if (size < 0) return void res.writeHead(404).end();
     res.writeHead(200, { 'content-length': size });
     await pipeline(createReadStream(this.path(key)), res).catch(() => undefined);

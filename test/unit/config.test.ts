@@ -1,13 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadWorkerConfig, parseDurationMs } from '../../src/worker/config.js';
 
-const base = { FUNCTION_ID: '7a5b0c5e-3c1e-4e0a-9c57-1f2d3e4a5b6c', FUNCTION_VERSION_ID: '0c1d2e3f-4a5b-4c6d-8e9f-a0b1c2d3e4f5' };
+const base = {
+  FUNCTION_ID: '7a5b0c5e-3c1e-4e0a-9c57-1f2d3e4a5b6c',
+  FUNCTION_VERSION_ID: '0c1d2e3f-4a5b-4c6d-8e9f-a0b1c2d3e4f5',
+};
 
 describe('worker configuration', () => {
   it('applies the NVCF worker defaults when only the ids are set', () => {
     const config = loadWorkerConfig(base);
     expect(config.inference).toEqual({ origin: 'http://127.0.0.1:8000', path: '/' });
-    expect(config.health).toMatchObject({ url: 'http://127.0.0.1:8000/v2/health/ready', expectedStatus: 200, timeoutMs: 31_000, intervalMs: 10_000, readyTimeoutMs: 1_800_000 });
+    expect(config.health).toMatchObject({
+      url: 'http://127.0.0.1:8000/v2/health/ready',
+      expectedStatus: 200,
+      timeoutMs: 31_000,
+      intervalMs: 10_000,
+      readyTimeoutMs: 1_800_000,
+    });
     expect(config.concurrency).toBe(1);
     expect(config.assetDir).toBe('/var/inf/inputAssets');
     expect(config.responseDir).toBe('/var/inf/response');
@@ -17,7 +26,12 @@ describe('worker configuration', () => {
   });
 
   it('probes a separate health port when INFERENCE_HEALTH_PORT is set', () => {
-    const config = loadWorkerConfig({ ...base, INFERENCE_PORT: '9000', INFERENCE_HEALTH_PORT: '9001', INFERENCE_HEALTH_ENDPOINT: '/health' });
+    const config = loadWorkerConfig({
+      ...base,
+      INFERENCE_PORT: '9000',
+      INFERENCE_HEALTH_PORT: '9001',
+      INFERENCE_HEALTH_ENDPOINT: '/health',
+    });
     expect(config.inference.origin).toBe('http://127.0.0.1:9000');
     expect(config.health.url).toBe('http://127.0.0.1:9001/health');
   });
@@ -28,7 +42,9 @@ describe('worker configuration', () => {
 
   it('falls back to SPOT_ENVIRONMENT for NVCF-ENV', () => {
     expect(loadWorkerConfig({ ...base, SPOT_ENVIRONMENT: 'stg' }).pod.environment).toBe('stg');
-    expect(loadWorkerConfig({ ...base, SPOT_ENVIRONMENT: 'stg', ICMS_ENVIRONMENT: 'prod' }).pod.environment).toBe('prod');
+    expect(loadWorkerConfig({ ...base, SPOT_ENVIRONMENT: 'stg', ICMS_ENVIRONMENT: 'prod' }).pod.environment).toBe(
+      'prod',
+    );
   });
 
   it('is frozen all the way down', () => {
@@ -38,9 +54,17 @@ describe('worker configuration', () => {
   });
 
   it('names every bad variable and how to fix it', () => {
-    const attempt = () => loadWorkerConfig({ FUNCTION_VERSION_ID: 'nope', MAX_REQUEST_CONCURRENCY: '0', INFERENCE_READY_TIMEOUT: 'soon' });
+    const attempt = () =>
+      loadWorkerConfig({ FUNCTION_VERSION_ID: 'nope', MAX_REQUEST_CONCURRENCY: '0', INFERENCE_READY_TIMEOUT: 'soon' });
     expect(attempt).toThrow(ConfigError);
-    const message = (() => { try { attempt(); } catch (e) { return (e as Error).message; } return ''; })();
+    const message = (() => {
+      try {
+        attempt();
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return '';
+    })();
     expect(message).toMatch(/FUNCTION_ID is required but not set/);
     expect(message).toMatch(/FUNCTION_VERSION_ID is "nope": must be the function version id \(a UUID\)/);
     expect(message).toMatch(/MAX_REQUEST_CONCURRENCY is "0"/);
@@ -48,7 +72,9 @@ describe('worker configuration', () => {
   });
 
   it('treats blank variables as unset', () => {
-    expect(loadWorkerConfig({ ...base, INFERENCE_PORT: '', NATS_TOKEN: '' }).inference.origin).toBe('http://127.0.0.1:8000');
+    expect(loadWorkerConfig({ ...base, INFERENCE_PORT: '', NATS_TOKEN: '' }).inference.origin).toBe(
+      'http://127.0.0.1:8000',
+    );
   });
 
   it('asks for NATS_USER and NATS_PASSWORD together', () => {

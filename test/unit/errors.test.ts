@@ -13,7 +13,11 @@ describe('problem details', () => {
   });
 
   it('name a status Node does not know', () => {
-    expect(problemForContainer(599, Buffer.alloc(0))).toMatchObject({ type: 'urn:inference-service:problem-details:error', title: 'Error', status: 599 });
+    expect(problemForContainer(599, Buffer.alloc(0))).toMatchObject({
+      type: 'urn:inference-service:problem-details:error',
+      title: 'Error',
+      status: 599,
+    });
   });
 
   it('keep the contract wording and add the specific reason', () => {

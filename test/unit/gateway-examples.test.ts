@@ -10,7 +10,7 @@ const file = (path: string) => new URL(`../../examples/${path}`, import.meta.url
 /** `KEY: value` lines of one compose service's environment block. */
 function composeEnv(text: string, service: string): Record<string, string> {
   const block = new RegExp(`\\n  ${service}:\\n([\\s\\S]*?)(?=\\n  \\S|\\nvolumes:)`).exec(text)?.[1] ?? '';
-  const env = /\n    environment:\n((?: {6}.*\n?)+)/.exec(`\n${block}`)?.[1] ?? '';
+  const env = /\n {4}environment:\n((?: {6}.*\n?)+)/.exec(`\n${block}`)?.[1] ?? '';
   return Object.fromEntries([...env.matchAll(/^ {6}([A-Z_]+): "?([^"\n]*)"?$/gm)].map((m) => [m[1]!, m[2]!]));
 }
 
@@ -35,7 +35,9 @@ describe('the examples that cannot run here still hold together', () => {
     expect(pod).toContain('path: /v1/health/live');
     expect(pod).toContain('path: /v1/health/ready');
     const sidecar = pod.slice(pod.indexOf('- name: nvcf-sidecar'));
-    const env = Object.fromEntries([...sidecar.matchAll(/- name: ([A-Z_]+)\n\s+value: "([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
+    const env = Object.fromEntries(
+      [...sidecar.matchAll(/- name: ([A-Z_]+)\n\s+value: "([^"]*)"/g)].map((m) => [m[1]!, m[2]!]),
+    );
     expect(Object.keys(env)).toContain('FUNCTION_ID');
     expect(() => loadWorkerConfig(env)).not.toThrow();
   });

@@ -16,7 +16,9 @@ describe('signed storage URLs', () => {
 
   it('are refused for another object, another method, or with a changed expiry', () => {
     const url = signer.url(asset, 60_000, 1_000_000);
-    expect(signer.check({ ...asset, id: '22222222-2222-4222-8222-222222222222' }, query(url), 1_000_000)).toMatch(/does not match/);
+    expect(signer.check({ ...asset, id: '22222222-2222-4222-8222-222222222222' }, query(url), 1_000_000)).toMatch(
+      /does not match/,
+    );
     expect(signer.check({ ...asset, method: 'GET' }, query(url), 1_000_000)).toMatch(/does not match/);
     const stretched = query(url);
     stretched.set('expires', String(Number(stretched.get('expires')) + 3600));

@@ -1,10 +1,29 @@
 import { describe, expect, it } from 'vitest';
-import { containerRequestHeaders, queueableClientHeaders, relayableResponseHeaders, wantsPassThrough, type WorkerHeaderValues } from '../../src/shared/headers.js';
+import {
+  containerRequestHeaders,
+  queueableClientHeaders,
+  relayableResponseHeaders,
+  wantsPassThrough,
+  type WorkerHeaderValues,
+} from '../../src/shared/headers.js';
 
 const owned: WorkerHeaderValues = {
-  requestId: 'req', subject: 'sub', ncaId: 'nca', functionName: 'fn', functionId: 'fid', functionVersionId: 'fvid',
-  assetDir: '/a/req', largeOutputDir: '/r/req', maxResponseSizeBytes: 5242880, nspectId: '', backend: 'B',
-  instanceType: 'I', region: 'R', environment: 'E', assetIds: [], pollSecondsLeft: 42,
+  requestId: 'req',
+  subject: 'sub',
+  ncaId: 'nca',
+  functionName: 'fn',
+  functionId: 'fid',
+  functionVersionId: 'fvid',
+  assetDir: '/a/req',
+  largeOutputDir: '/r/req',
+  maxResponseSizeBytes: 5242880,
+  nspectId: '',
+  backend: 'B',
+  instanceType: 'I',
+  region: 'R',
+  environment: 'E',
+  assetIds: [],
+  pollSecondsLeft: 42,
 };
 
 describe('headers for the container', () => {
@@ -15,25 +34,54 @@ describe('headers for the container', () => {
   });
 
   it('drops worker-owned names whatever their case, and keeps the gateway-owned invocation region', () => {
-    const out = containerRequestHeaders([['nvcf-Poll-Seconds', '9999'], ['Nvcf-Env', 'x'], ['NVCF-INVOCATION-REGION', 'us-east-1']], owned, true);
+    const out = containerRequestHeaders(
+      [
+        ['nvcf-Poll-Seconds', '9999'],
+        ['Nvcf-Env', 'x'],
+        ['NVCF-INVOCATION-REGION', 'us-east-1'],
+      ],
+      owned,
+      true,
+    );
     expect(out.filter(([n]) => n.toLowerCase() === 'nvcf-poll-seconds')).toEqual([['NVCF-POLL-SECONDS', '42']]);
     expect(out.filter(([n]) => n.toLowerCase() === 'nvcf-env')).toEqual([['NVCF-ENV', 'E']]);
     expect(out).toContainEqual(['NVCF-INVOCATION-REGION', 'us-east-1']);
   });
 
   it('drops Host, Content-Length and Expect, which the next hop recomputes', () => {
-    const out = containerRequestHeaders([['Host', 'evil'], ['Content-Length', '5'], ['Expect', '100-continue']], owned, true);
+    const out = containerRequestHeaders(
+      [
+        ['Host', 'evil'],
+        ['Content-Length', '5'],
+        ['Expect', '100-continue'],
+      ],
+      owned,
+      true,
+    );
     expect(out.some(([n]) => ['host', 'content-length', 'expect'].includes(n.toLowerCase()))).toBe(false);
   });
 
   it('keeps repeated client headers', () => {
-    const out = containerRequestHeaders([['X-Tag', 'a'], ['X-Tag', 'b']], owned, true);
-    expect(out.filter(([n]) => n === 'X-Tag')).toEqual([['X-Tag', 'a'], ['X-Tag', 'b']]);
+    const out = containerRequestHeaders(
+      [
+        ['X-Tag', 'a'],
+        ['X-Tag', 'b'],
+      ],
+      owned,
+      true,
+    );
+    expect(out.filter(([n]) => n === 'X-Tag')).toEqual([
+      ['X-Tag', 'a'],
+      ['X-Tag', 'b'],
+    ]);
   });
 
   it('leaves Content-Type alone in pass-through mode', () => {
     expect(containerRequestHeaders([], owned, false).some(([n]) => n.toLowerCase() === 'content-type')).toBe(false);
-    expect(containerRequestHeaders([['content-type', 'text/plain']], owned, true)).toContainEqual(['content-type', 'text/plain']);
+    expect(containerRequestHeaders([['content-type', 'text/plain']], owned, true)).toContainEqual([
+      'content-type',
+      'text/plain',
+    ]);
   });
 });
 
@@ -46,14 +94,30 @@ describe('choosing pass-through', () => {
     [[['Accept', 'application/json']], false, false],
     [[], true, true],
   ] as const)('headers %j with the worker switch %s → %s', (headers, always, expected) => {
-    expect(wantsPassThrough(headers.map(([n, v]) => [n, v] as [string, string]), always)).toBe(expected);
+    expect(
+      wantsPassThrough(
+        headers.map(([n, v]) => [n, v] as [string, string]),
+        always,
+      ),
+    ).toBe(expected);
   });
 });
 
 describe('response headers relayed to the caller', () => {
   it('drops framing and hop-by-hop headers and keeps repeated ones', () => {
-    const out = relayableResponseHeaders({ 'content-length': '3', 'transfer-encoding': 'chunked', connection: 'x-private', 'x-private': '1', 'set-cookie': ['a=1', 'b=2'], 'x-kept': 'yes' });
-    expect(out).toEqual([['set-cookie', 'a=1'], ['set-cookie', 'b=2'], ['x-kept', 'yes']]);
+    const out = relayableResponseHeaders({
+      'content-length': '3',
+      'transfer-encoding': 'chunked',
+      connection: 'x-private',
+      'x-private': '1',
+      'set-cookie': ['a=1', 'b=2'],
+      'x-kept': 'yes',
+    });
+    expect(out).toEqual([
+      ['set-cookie', 'a=1'],
+      ['set-cookie', 'b=2'],
+      ['x-kept', 'yes'],
+    ]);
   });
 });
 
@@ -68,6 +132,9 @@ describe('client headers a gateway queues', () => {
       ['NVCF-POLL-SECONDS', '5'],
       ['Accept', 'text/event-stream'],
     ]);
-    expect(out).toEqual([['NVCF-POLL-SECONDS', '5'], ['Accept', 'text/event-stream']]);
+    expect(out).toEqual([
+      ['NVCF-POLL-SECONDS', '5'],
+      ['Accept', 'text/event-stream'],
+    ]);
   });
 });

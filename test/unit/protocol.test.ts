@@ -1,10 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { FrameError, decodeInvocation, decodeResponse, encodeFrame, functionStatus, replyAddressOf, type WorkerState } from '../../src/shared/protocol.js';
+import {
+  FrameError,
+  decodeInvocation,
+  decodeResponse,
+  encodeFrame,
+  functionStatus,
+  replyAddressOf,
+  type WorkerState,
+} from '../../src/shared/protocol.js';
 
 const invocation = () => ({
-  v: 1, requestId: randomUUID(), functionId: randomUUID(), functionVersionId: randomUUID(), method: 'POST', path: '/infer',
-  requestTime: Date.now(), replyTo: 'nvcf.rs.gw1.abc',
+  v: 1,
+  requestId: randomUUID(),
+  functionId: randomUUID(),
+  functionVersionId: randomUUID(),
+  method: 'POST',
+  path: '/infer',
+  requestTime: Date.now(),
+  replyTo: 'nvcf.rs.gw1.abc',
 });
 
 describe('frames', () => {
@@ -32,7 +46,9 @@ describe('frames', () => {
   });
 
   it('reject a body both inline and by URL', () => {
-    expect(() => decodeInvocation(encodeFrame({ ...invocation(), bodyUrl: 'http://127.0.0.1:1/b' }, Buffer.from('x')))).toThrow(/no inline body/);
+    expect(() =>
+      decodeInvocation(encodeFrame({ ...invocation(), bodyUrl: 'http://127.0.0.1:1/b' }, Buffer.from('x'))),
+    ).toThrow(/no inline body/);
   });
 
   it.each([
@@ -64,16 +80,29 @@ describe('frames', () => {
 
   it('decode every response kind', () => {
     const common = { v: 1, requestId: 'r', workerId: 'w', attempt: 1 };
-    expect(decodeResponse(encodeFrame({ ...common, kind: 'final', status: 200, headers: [], chunks: 0 })).meta).toMatchObject({ kind: 'final', streamed: false });
+    expect(
+      decodeResponse(encodeFrame({ ...common, kind: 'final', status: 200, headers: [], chunks: 0 })).meta,
+    ).toMatchObject({ kind: 'final', streamed: false });
     expect(decodeResponse(encodeFrame({ ...common, kind: 'chunk', index: 3 }, Buffer.from('x'))).body.length).toBe(1);
-    expect(() => decodeResponse(encodeFrame({ ...common, kind: 'progress', percentComplete: 101, headers: [] }))).toThrow(FrameError);
+    expect(() =>
+      decodeResponse(encodeFrame({ ...common, kind: 'progress', percentComplete: 101, headers: [] })),
+    ).toThrow(FrameError);
   });
 });
 
 describe('function status from worker records', () => {
   const now = 1_000_000;
   const record = (state: WorkerState['state'], age = 0): WorkerState => ({
-    v: 1, workerId: `w-${Math.random()}`, functionId: 'f', functionVersionId: 'v', functionName: 'n', ncaId: '', state, capacity: 1, inFlight: 0, updatedAt: now - age,
+    v: 1,
+    workerId: `w-${Math.random()}`,
+    functionId: 'f',
+    functionVersionId: 'v',
+    functionName: 'n',
+    ncaId: '',
+    state,
+    capacity: 1,
+    inFlight: 0,
+    updatedAt: now - age,
   });
 
   it.each([

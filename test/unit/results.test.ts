@@ -26,16 +26,25 @@ describe('assembling a result', () => {
 
   it('streams data in order as soon as each next chunk is there', () => {
     const a = new ResultAssembler();
-    expect(a.push(frame({ kind: 'head', status: 200, headers: [['content-type', 'text/event-stream']] })).map((e) => e.type)).toEqual(['head']);
+    expect(
+      a.push(frame({ kind: 'head', status: 200, headers: [['content-type', 'text/event-stream']] })).map((e) => e.type),
+    ).toEqual(['head']);
     expect(a.push(frame({ kind: 'chunk', index: 1 }, 'b'))).toEqual([]);
-    expect(a.push(frame({ kind: 'chunk', index: 0 }, 'a')).map((e) => e.type === 'data' && text(e.bytes))).toEqual(['a', 'b']);
-    expect(a.push(frame({ kind: 'final', status: 200, headers: [], chunks: 2, streamed: true }))).toMatchObject([{ type: 'final', streamed: true }]);
+    expect(a.push(frame({ kind: 'chunk', index: 0 }, 'a')).map((e) => e.type === 'data' && text(e.bytes))).toEqual([
+      'a',
+      'b',
+    ]);
+    expect(a.push(frame({ kind: 'final', status: 200, headers: [], chunks: 2, streamed: true }))).toMatchObject([
+      { type: 'final', streamed: true },
+    ]);
   });
 
   it('reports a stream that ended with chunks missing', () => {
     const a = new ResultAssembler();
     a.push(frame({ kind: 'head', status: 200, headers: [] }));
-    expect(() => a.push(frame({ kind: 'final', status: 200, headers: [], chunks: 1, streamed: true }))).toThrow(ResultAssemblyError);
+    expect(() => a.push(frame({ kind: 'final', status: 200, headers: [], chunks: 1, streamed: true }))).toThrow(
+      ResultAssemblyError,
+    );
   });
 
   it('reports only the first final and ignores anything after it', () => {

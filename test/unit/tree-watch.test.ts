@@ -16,7 +16,9 @@ describe('the tree watcher', () => {
     await mkdir(join(root, 'sub', 'deeper'), { recursive: true });
     await writeFile(join(root, 'sub', 'deeper', 'b.txt'), 'y');
     await symlink('/etc/passwd', join(root, 'link'));
-    await expect.poll(() => [...seen].sort()).toEqual(expect.arrayContaining(['a.png', 'link', 'progress', 'sub/deeper/b.txt']));
+    await expect
+      .poll(() => [...seen].sort())
+      .toEqual(expect.arrayContaining(['a.png', 'link', 'progress', 'sub/deeper/b.txt']));
     watcher.close();
     await writeFile(join(root, 'after-close'), 'z');
     await new Promise((r) => setTimeout(r, 100));

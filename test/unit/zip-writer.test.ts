@@ -21,8 +21,12 @@ async function saved(zip: ZipWriter, build: () => Promise<unknown>): Promise<str
 }
 
 /** The central directory as a reader sees it: name → declared CRC-32 and sizes. */
-async function directory(path: string): Promise<{ count: number; entries: Map<string, { crc32: number; size: number }> }> {
-  const zip = await new Promise<yauzl.ZipFile>((resolve, reject) => yauzl.open(path, { lazyEntries: true }, (err, z) => (err ? reject(err) : resolve(z))));
+async function directory(
+  path: string,
+): Promise<{ count: number; entries: Map<string, { crc32: number; size: number }> }> {
+  const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
+    yauzl.open(path, { lazyEntries: true }, (err, z) => (err ? reject(err) : resolve(z))),
+  );
   const entries = new Map<string, { crc32: number; size: number }>();
   await new Promise<void>((resolve, reject) => {
     zip.on('error', reject);
@@ -57,16 +61,21 @@ describe('the zip writer', () => {
       const chunks = (bytes: Buffer) => Readable.from([bytes.subarray(0, 1000), bytes.subarray(1000)]);
       await zip.addStream('sub/dir/streamed-stored.bin', chunks(random), { expectedSize: random.length });
       const big = contents.get('streamed-deflated.txt')!;
-      const result = await zip.addStream('streamed-deflated.txt', chunks(big), { expectedSize: big.length, compressionLevel: 1 });
+      const result = await zip.addStream('streamed-deflated.txt', chunks(big), {
+        expectedSize: big.length,
+        compressionLevel: 1,
+      });
       expect(result.size).toBe(big.length);
       await zip.addStream('empty', Readable.from([]), { expectedSize: 0 });
       await zip.addBuffer('ünïcødé/名前.txt', contents.get('ünïcødé/名前.txt')!);
     });
     // Digests, not bytes: comparing megabytes byte by byte is what would make this test slow.
-    const sha = (entries: Map<string, Buffer>) => new Map([...entries].map(([name, bytes]) => [name, createHash('sha256').update(bytes).digest('hex')]));
+    const sha = (entries: Map<string, Buffer>) =>
+      new Map([...entries].map(([name, bytes]) => [name, createHash('sha256').update(bytes).digest('hex')]));
     expect(sha(await readZip(path))).toEqual(sha(contents));
     const { entries } = await directory(path);
-    for (const [name, bytes] of contents) expect(entries.get(name)).toEqual({ crc32: crc32(bytes), size: bytes.length });
+    for (const [name, bytes] of contents)
+      expect(entries.get(name)).toEqual({ crc32: crc32(bytes), size: bytes.length });
   });
 
   it('switches to Zip64 end records past 65,535 entries, and every entry is still there', async () => {
@@ -81,7 +90,9 @@ describe('the zip writer', () => {
 
   it('gives a stream expected near 4 GiB Zip64 sizes, which readers accept', async () => {
     const zip = new ZipWriter();
-    const path = await saved(zip, () => zip.addStream('huge-to-be.bin', Readable.from([text(10)]), { expectedSize: 0xf000_0000 }));
+    const path = await saved(zip, () =>
+      zip.addStream('huge-to-be.bin', Readable.from([text(10)]), { expectedSize: 0xf000_0000 }),
+    );
     expect((await readZip(path)).get('huge-to-be.bin')).toEqual(text(10));
   });
 
@@ -89,7 +100,11 @@ describe('the zip writer', () => {
     const zip = new ZipWriter();
     zip.output.resume();
     const outputError = new Promise((resolve) => zip.output.on('error', resolve));
-    const broken = new Readable({ read() { this.destroy(new Error('disk went away')); } });
+    const broken = new Readable({
+      read() {
+        this.destroy(new Error('disk went away'));
+      },
+    });
     await expect(zip.addStream('broken.bin', broken, { expectedSize: 10 })).rejects.toThrow('disk went away');
     await expect(zip.addBuffer('after.txt', text(1))).rejects.toThrow('disk went away');
     expect(await outputError).toMatchObject({ message: 'disk went away' });
@@ -99,7 +114,11 @@ describe('the zip writer', () => {
     const zip = new ZipWriter();
     zip.output.resume();
     const cause = new Error('disk went away');
-    const broken = new Readable({ read() { this.destroy(cause); } });
+    const broken = new Readable({
+      read() {
+        this.destroy(cause);
+      },
+    });
     const first = zip.addStream('broken.bin', broken, { expectedSize: 10 });
     const queued = new Readable({ read() {} });
     const second = zip.addStream('queued.bin', queued, { expectedSize: 10 });

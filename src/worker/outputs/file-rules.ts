@@ -48,7 +48,9 @@ export async function openOutput(realRoot: string, path: string): Promise<Opened
     handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    return { skipped: code === 'ELOOP' ? 'symbolic link' : code === 'ENOENT' ? REMOVED_BEFORE_READ : `unreadable (${code})` };
+    return {
+      skipped: code === 'ELOOP' ? 'symbolic link' : code === 'ENOENT' ? REMOVED_BEFORE_READ : `unreadable (${code})`,
+    };
   }
   try {
     const stat = await handle.stat();
@@ -75,7 +77,11 @@ async function whereIs(handle: FileHandle, path: string): Promise<string> {
  * Reads a small file under the same rules as a shipped output (no links, no FIFOs, nothing
  * outside the directory), refusing it unread when it is larger than `maxBytes`.
  */
-export async function readSmallOutput(realRoot: string, path: string, maxBytes: number): Promise<{ text: string } | { refused: string }> {
+export async function readSmallOutput(
+  realRoot: string,
+  path: string,
+  maxBytes: number,
+): Promise<{ text: string } | { refused: string }> {
   const opened = await openOutput(realRoot, path);
   if ('skipped' in opened) return { refused: opened.skipped };
   try {
@@ -118,7 +124,10 @@ export async function scanOutputs(root: string): Promise<DirectoryScan> {
     const path = join(entry.parentPath, entry.name);
     const name = entryName(root, path);
     if (name === undefined) {
-      scan.skipped.push({ name: JSON.stringify(relative(root, path)), reason: 'name cannot be stored safely in an archive' });
+      scan.skipped.push({
+        name: JSON.stringify(relative(root, path)),
+        reason: 'name cannot be stored safely in an archive',
+      });
       continue;
     }
     const kind = classify(name);
@@ -160,7 +169,7 @@ export class FileReadError extends Error {
 
 /** The first `size` bytes of an open file, in chunks, by positioned reads. */
 export async function* chunksOf(handle: FileHandle, size: number, name: string): AsyncGenerator<Buffer> {
-  for (let position = 0; position < size; ) {
+  for (let position = 0; position < size;) {
     const chunk = Buffer.allocUnsafe(Math.min(STREAM_CHUNK_BYTES, size - position));
     let bytesRead: number;
     try {

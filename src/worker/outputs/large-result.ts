@@ -5,7 +5,15 @@ import { extname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SidecarError } from '../../shared/errors.js';
-import { chunksOf, digest, FileReadError, openOutput, readWhole, REMOVED_BEFORE_READ, type Opened } from './file-rules.js';
+import {
+  chunksOf,
+  digest,
+  FileReadError,
+  openOutput,
+  readWhole,
+  REMOVED_BEFORE_READ,
+  type Opened,
+} from './file-rules.js';
 import type { OutputFile, SkippedFile } from '../../shared/protocol.js';
 import { isRetryable, UploadAttempt } from './upload.js';
 import type { EntryOptions } from '../../zip/writer.js';
@@ -19,7 +27,33 @@ const FILES_AT_ONCE = 8;
 const READ_WHOLE_BYTES = 64 * 1024;
 const TINY_FILE_BYTES = 4 * 1024;
 /** Already-compressed formats gain nothing from deflate and would only cost CPU. */
-const STORED_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.gif', '.webp', '.avif', '.mp4', '.webm', '.mov', '.mkv', '.mp3', '.ogg', '.opus', '.flac', '.aac', '.m4a', '.zip', '.gz', '.tgz', '.bz2', '.xz', '.zst', '.7z', '.npz', '.safetensors']);
+const STORED_EXTENSIONS = new Set([
+  '.png',
+  '.jpg',
+  '.jpeg',
+  '.gif',
+  '.webp',
+  '.avif',
+  '.mp4',
+  '.webm',
+  '.mov',
+  '.mkv',
+  '.mp3',
+  '.ogg',
+  '.opus',
+  '.flac',
+  '.aac',
+  '.m4a',
+  '.zip',
+  '.gz',
+  '.tgz',
+  '.bz2',
+  '.xz',
+  '.zst',
+  '.7z',
+  '.npz',
+  '.safetensors',
+]);
 
 export type BodySource = { bytes: Uint8Array } | { file: string };
 
@@ -148,7 +182,8 @@ export class LargeResult {
 
   private manifest(): Manifest {
     const files: OutputFile[] = [];
-    for (const [name, shipped] of this.files) if (typeof shipped === 'object') files.push({ name, size: shipped.size, sha256: shipped.sha256 });
+    for (const [name, shipped] of this.files)
+      if (typeof shipped === 'object') files.push({ name, size: shipped.size, sha256: shipped.sha256 });
     return { files, skipped: this.skipped };
   }
 
@@ -167,7 +202,9 @@ export class LargeResult {
     try {
       // Put back at once, before anything else can run: a sweep adding the name meanwhile must not find it pending.
       if (seenEarly && opened.size === 0) return void this.files.delete(name);
-      shipped = await this.addFile(attempt, name, opened).catch((err: Error) => this.reject(name, `unreadable: ${err.message}`));
+      shipped = await this.addFile(attempt, name, opened).catch((err: Error) =>
+        this.reject(name, `unreadable: ${err.message}`),
+      );
     } finally {
       await opened.handle.close().catch(() => undefined);
     }
@@ -182,18 +219,29 @@ export class LargeResult {
    * next attempt ships it from disk. Throws only when the file itself cannot be read; if that
    * happens mid-entry, the zip holds half an entry and the upload starts over at the end.
    */
-  private async addFile(attempt: UploadAttempt, name: string, { handle, size, mtimeMs }: Extract<Opened, { handle: FileHandle }>): Promise<Shipped> {
+  private async addFile(
+    attempt: UploadAttempt,
+    name: string,
+    { handle, size, mtimeMs }: Extract<Opened, { handle: FileHandle }>,
+  ): Promise<Shipped> {
     if (size <= READ_WHOLE_BYTES) {
       const bytes = await readWhole(handle, size);
       const shipped = { size: bytes.length, mtimeMs, sha256: createHash('sha256').update(bytes).digest('hex') };
       // If the archive broke, the file is still fine: the next attempt ships it from disk.
-      if (!attempt.broken) await attempt.zip.addBuffer(name, bytes, entryOptions(name, bytes.length, mtimeMs)).catch((err: Error) => attempt.abort(err));
+      if (!attempt.broken)
+        await attempt.zip
+          .addBuffer(name, bytes, entryOptions(name, bytes.length, mtimeMs))
+          .catch((err: Error) => attempt.abort(err));
       return shipped;
     }
     if (attempt.broken) return { mtimeMs, ...(await digest(handle, size)) };
     const hash = createHash('sha256');
     try {
-      const written = await attempt.zip.addStream(name, Readable.from(chunksOf(handle, size, name)), { expectedSize: size, observe: (chunk) => hash.update(chunk), ...entryOptions(name, size, mtimeMs) });
+      const written = await attempt.zip.addStream(name, Readable.from(chunksOf(handle, size, name)), {
+        expectedSize: size,
+        observe: (chunk) => hash.update(chunk),
+        ...entryOptions(name, size, mtimeMs),
+      });
       return { size: written.size, mtimeMs, sha256: hash.digest('hex') };
     } catch (err) {
       // Half an entry is in this zip either way: the upload starts over at the end.
@@ -232,7 +280,8 @@ export class LargeResult {
       const opened = await openOutput(this.options.realRoot, join(this.options.dir, name));
       if ('skipped' in opened) throw new Error(`${name} changed since it was first shipped: ${opened.skipped}`);
       try {
-        if (opened.size !== recorded.size) throw new Error(`${name} changed since it was first shipped: now ${opened.size} bytes`);
+        if (opened.size !== recorded.size)
+          throw new Error(`${name} changed since it was first shipped: now ${opened.size} bytes`);
         const again = await this.addFile(attempt, name, opened);
         if (again.sha256 !== recorded.sha256) throw new Error(`${name} changed since it was first shipped`);
       } finally {
@@ -262,7 +311,10 @@ export class LargeResult {
   }
 
   /** Opens an output under the safety rules and uses it, or records why it is skipped (and gives undefined). */
-  private async withOutput<T>(name: string, use: (opened: Extract<Opened, { handle: FileHandle }>) => Promise<T>): Promise<T | undefined> {
+  private async withOutput<T>(
+    name: string,
+    use: (opened: Extract<Opened, { handle: FileHandle }>) => Promise<T>,
+  ): Promise<T | undefined> {
     const opened = await openOutput(this.options.realRoot, join(this.options.dir, name));
     if ('skipped' in opened) return this.reject(name, opened.skipped);
     try {
@@ -284,7 +336,9 @@ export class LargeResult {
 }
 
 function uploadFailed(cause: unknown): SidecarError {
-  return new SidecarError('LARGE_RESULT_FAILED', `uploading the large result failed: ${(cause as Error).message}`, { cause });
+  return new SidecarError('LARGE_RESULT_FAILED', `uploading the large result failed: ${(cause as Error).message}`, {
+    cause,
+  });
 }
 
 /**
@@ -293,5 +347,7 @@ function uploadFailed(cause: unknown): SidecarError {
  */
 function entryOptions(name: string, size: number, mtimeMs: number): EntryOptions {
   const mtime = new Date(mtimeMs);
-  return size < TINY_FILE_BYTES || STORED_EXTENSIONS.has(extname(name).toLowerCase()) ? { mtime } : { mtime, compressionLevel: 1 };
+  return size < TINY_FILE_BYTES || STORED_EXTENSIONS.has(extname(name).toLowerCase())
+    ? { mtime }
+    : { mtime, compressionLevel: 1 };
 }

@@ -43,12 +43,19 @@ export class RequestOutputs {
 
   constructor(private readonly options: RequestOutputsOptions) {
     this.realRoot = options.dir;
-    const send = (percent: number, headers: [string, string][], body: Buffer) => options.publisher.progress(percent, headers, body);
-    this.progress = new ProgressReporter(join(options.dir, PROGRESS_FILE), () => this.realRoot, options.requestId, send, options.log);
+    const send = (percent: number, headers: [string, string][], body: Buffer) =>
+      options.publisher.progress(percent, headers, body);
+    this.progress = new ProgressReporter(
+      join(options.dir, PROGRESS_FILE),
+      () => this.realRoot,
+      options.requestId,
+      send,
+      options.log,
+    );
   }
 
   /** Starts watching; the watch is in place, before the container is called, when this resolves. */
-  async init(): Promise<this> {
+  init(): this {
     // Every shipped file's real path is checked against this: a request directory swapped for
     // a link by the container leads nowhere useful.
     this.realRoot = join(this.options.realBase, this.options.requestId);
@@ -86,7 +93,10 @@ export class RequestOutputs {
     await this.progress.close();
     const scan = await scanOutputs(this.options.dir);
     if (scan.finals.length > 0 && !this.options.uploadUrl) {
-      throw new SidecarError('LARGE_RESULT_FAILED', `the container left ${scan.finals.length} output file(s) but the request has no upload URL for a large result`);
+      throw new SidecarError(
+        'LARGE_RESULT_FAILED',
+        `the container left ${scan.finals.length} output file(s) but the request has no upload URL for a large result`,
+      );
     }
     for (const { name } of scan.finals) this.largeResult().addOutput(name);
     for (const skipped of scan.skipped) {
@@ -98,7 +108,11 @@ export class RequestOutputs {
 
   /** Completes the large result with the response body; resolves with its manifest for the final. */
   async finish(body: BodySource): Promise<ResultManifest> {
-    if (!this.options.uploadUrl) throw new SidecarError('LARGE_RESULT_FAILED', 'the response is over the inline limit but the request has no upload URL for a large result');
+    if (!this.options.uploadUrl)
+      throw new SidecarError(
+        'LARGE_RESULT_FAILED',
+        'the response is over the inline limit but the request has no upload URL for a large result',
+      );
     const manifest = await this.largeResult().finish(body);
     this.flushAnnouncements();
     await this.announcing;
@@ -139,7 +153,11 @@ export class RequestOutputs {
     const files = this.announce.splice(0, this.announce.length);
     if (files.length === 0) return;
     this.announcing = this.announcing.then(() =>
-      this.options.publisher.output(files).catch((err: Error) => this.options.log.warn({ err: err.message }, 'output announcement could not be published')),
+      this.options.publisher
+        .output(files)
+        .catch((err: Error) =>
+          this.options.log.warn({ err: err.message }, 'output announcement could not be published'),
+        ),
     );
   }
 }
@@ -151,5 +169,10 @@ function summarize(manifest: Manifest): ResultManifest {
       budget -= JSON.stringify(item).length + 1;
       return budget > 0;
     });
-  return { files: fit(manifest.files), skipped: fit(manifest.skipped), fileCount: manifest.files.length, skippedCount: manifest.skipped.length };
+  return {
+    files: fit(manifest.files),
+    skipped: fit(manifest.skipped),
+    fileCount: manifest.files.length,
+    skippedCount: manifest.skipped.length,
+  };
 }

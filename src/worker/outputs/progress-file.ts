@@ -19,8 +19,7 @@ const ProgressFile = z.looseObject({
 });
 
 export type ProgressReading =
-  | { ok: true; percentComplete: number; body: Buffer }
-  | { ok: false; reason: string; maybeHalfWritten: boolean };
+  { ok: true; percentComplete: number; body: Buffer } | { ok: false; reason: string; maybeHalfWritten: boolean };
 
 /** Validates the `progress` file as NVCF documents it: `{id, progress 0..100, partialResponse}`. */
 export function readProgress(text: string, requestId: string): ProgressReading {
@@ -44,10 +43,18 @@ export function readProgress(text: string, requestId: string): ProgressReading {
     body = partialResponse === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(partialResponse));
   } catch (err) {
     // JSON.parse takes nesting that JSON.stringify cannot recurse through (a RangeError).
-    return { ok: false, reason: `partialResponse cannot be re-encoded: ${(err as Error).message}`, maybeHalfWritten: false };
+    return {
+      ok: false,
+      reason: `partialResponse cannot be re-encoded: ${(err as Error).message}`,
+      maybeHalfWritten: false,
+    };
   }
   if (body.length > MAX_PARTIAL_RESPONSE_BYTES) {
-    return { ok: false, reason: `partialResponse is ${body.length} bytes, over the ${MAX_PARTIAL_RESPONSE_BYTES}-byte limit`, maybeHalfWritten: false };
+    return {
+      ok: false,
+      reason: `partialResponse is ${body.length} bytes, over the ${MAX_PARTIAL_RESPONSE_BYTES}-byte limit`,
+      maybeHalfWritten: false,
+    };
   }
   return { ok: true, percentComplete: progress, body };
 }
@@ -134,7 +141,10 @@ export class ProgressReporter {
       try {
         await this.send(percentComplete, PROGRESS_HEADERS, body);
       } catch (err) {
-        this.log.warn({ err: (err as Error).message }, 'progress could not be published; a later update will replace it');
+        this.log.warn(
+          { err: (err as Error).message },
+          'progress could not be published; a later update will replace it',
+        );
       }
     }
   }

@@ -28,7 +28,8 @@ export class UploadAttempt {
         await answer.body.dump();
         if (answer.statusCode < 200 || answer.statusCode > 299) throw new UploadRejected(answer.statusCode);
         // A store that says yes before it read the archive to its end holds a truncated one.
-        if (!this.zip.output.readableEnded) throw new Error(`storage answered ${answer.statusCode} before it had the whole archive`);
+        if (!this.zip.output.readableEnded)
+          throw new Error(`storage answered ${answer.statusCode} before it had the whole archive`);
       })
       .catch((err: Error) => {
         this.failure ??= err;

@@ -18,13 +18,22 @@ export interface AssetLimits {
  * created only when there are assets. Asset ids are UUIDs (the protocol rejects anything else),
  * so no id can make a path outside `dir`. The first failure aborts the other downloads.
  */
-export async function downloadAssets(assets: readonly AssetReference[], dir: string, limits: AssetLimits, signal: AbortSignal): Promise<void> {
+export async function downloadAssets(
+  assets: readonly AssetReference[],
+  dir: string,
+  limits: AssetLimits,
+  signal: AbortSignal,
+): Promise<void> {
   if (assets.length === 0) return;
   try {
     await mkdir(dir, { recursive: true, mode: 0o777 });
     await chmod(dir, 0o777);
   } catch (err) {
-    throw new SidecarError('PREPARE_FAILED', `could not create the asset directory: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
+    throw new SidecarError(
+      'PREPARE_FAILED',
+      `could not create the asset directory: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      { cause: err },
+    );
   }
   const failFast = new AbortController();
   const onAbort = () => failFast.abort(signal.reason);
@@ -37,7 +46,18 @@ export async function downloadAssets(assets: readonly AssetReference[], dir: str
         const own = new AbortController();
         const stop = (reason: unknown) => own.abort(reason);
         failFast.signal.addEventListener('abort', () => stop(failFast.signal.reason), { once: true });
-        timers.push(setTimeout(() => stop(new SidecarError('ASSET_DOWNLOAD_FAILED', `asset ${asset.assetId} took longer than ${limits.timeoutMs / 1000}s (ASSET_DOWNLOAD_TIMEOUT)`)), limits.timeoutMs));
+        timers.push(
+          setTimeout(
+            () =>
+              stop(
+                new SidecarError(
+                  'ASSET_DOWNLOAD_FAILED',
+                  `asset ${asset.assetId} took longer than ${limits.timeoutMs / 1000}s (ASSET_DOWNLOAD_TIMEOUT)`,
+                ),
+              ),
+            limits.timeoutMs,
+          ),
+        );
         return downloadOne(asset, join(dir, asset.assetId), limits.maxBytes, own.signal).catch((err: unknown) => {
           failFast.abort(own.signal.aborted ? own.signal.reason : err);
           throw err;
@@ -46,7 +66,7 @@ export async function downloadAssets(assets: readonly AssetReference[], dir: str
     );
   } catch (err) {
     if (signal.aborted) throw signal.reason;
-    const first = failFast.signal.reason ?? err;
+    const first: unknown = failFast.signal.reason ?? err;
     if (first instanceof SidecarError) throw first;
     throw new SidecarError('ASSET_DOWNLOAD_FAILED', errorCode(first), { cause: first });
   } finally {
@@ -70,11 +90,19 @@ async function downloadOne(asset: AssetReference, path: string, maxBytes: number
   const declared = Number(answer.headers['content-length']);
   if (Number.isFinite(declared) && declared > maxBytes) {
     answer.body.on('error', () => undefined).destroy();
-    throw new SidecarError('ASSET_DOWNLOAD_FAILED', `asset ${asset.assetId} is ${declared} bytes, over the ${maxBytes}-byte limit (ASSET_MAX_BYTES)`);
+    throw new SidecarError(
+      'ASSET_DOWNLOAD_FAILED',
+      `asset ${asset.assetId} is ${declared} bytes, over the ${maxBytes}-byte limit (ASSET_MAX_BYTES)`,
+    );
   }
   try {
     // 'wx': the file is new; an existing one (a hostile pre-made link) is an error, not a target.
-    await pipeline(answer.body, new SizeCap(maxBytes, asset.assetId), createWriteStream(path, { flags: 'wx', mode: 0o644 }), { signal });
+    await pipeline(
+      answer.body,
+      new SizeCap(maxBytes, asset.assetId),
+      createWriteStream(path, { flags: 'wx', mode: 0o644 }),
+      { signal },
+    );
   } catch (err) {
     if (signal.aborted) throw signal.reason;
     if (err instanceof SidecarError) throw err;
@@ -94,10 +122,14 @@ class SizeCap extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.seen += chunk.length;
     if (this.seen > this.max) {
-      done(new SidecarError('ASSET_DOWNLOAD_FAILED', `asset ${this.assetId} is over the ${this.max}-byte limit (ASSET_MAX_BYTES)`));
+      done(
+        new SidecarError(
+          'ASSET_DOWNLOAD_FAILED',
+          `asset ${this.assetId} is over the ${this.max}-byte limit (ASSET_MAX_BYTES)`,
+        ),
+      );
       return;
     }
     done(null, chunk);
   }
 }
-

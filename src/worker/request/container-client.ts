@@ -42,7 +42,12 @@ export class ContainerClient {
   }
 
   private newPool(): Pool {
-    return new Pool(this.origin, { connections: this.connections, headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 30_000 });
+    return new Pool(this.origin, {
+      connections: this.connections,
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      keepAliveTimeout: 30_000,
+    });
   }
 
   /**
@@ -59,14 +64,16 @@ export class ContainerClient {
     this.onStall(queued);
     const stalled = this.pool;
     this.pool = this.newPool();
-    void stalled.destroy(new Error('the connection pool to the container stalled and was replaced')).catch(() => undefined);
+    void stalled
+      .destroy(new Error('the connection pool to the container stalled and was replaced'))
+      .catch(() => undefined);
   }
 
   async call(call: ContainerCall): Promise<ContainerAnswer> {
     const body = call.body instanceof Uint8Array ? call.body : await openRequestBody(call.body.url, call.signal);
     const options: Dispatcher.RequestOptions = {
       path: call.path,
-      method: call.method as Dispatcher.HttpMethod,
+      method: call.method,
       headers: call.headers.flat(),
       body: body instanceof Uint8Array && body.length === 0 ? null : body,
       signal: call.signal,
@@ -91,7 +98,6 @@ export class ContainerClient {
   }
 }
 
-
 /** Streams a large request body from where the gateway parked it. */
 async function openRequestBody(url: string, signal: AbortSignal): Promise<Readable> {
   try {
@@ -104,6 +110,8 @@ async function openRequestBody(url: string, signal: AbortSignal): Promise<Readab
   } catch (err) {
     if (signal.aborted) throw signal.reason;
     if (err instanceof SidecarError) throw err;
-    throw new SidecarError('REQUEST_BODY_FAILED', `fetching the request body failed: ${errorCode(err)}`, { cause: err });
+    throw new SidecarError('REQUEST_BODY_FAILED', `fetching the request body failed: ${errorCode(err)}`, {
+      cause: err,
+    });
   }
 }

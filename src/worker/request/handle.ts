@@ -10,7 +10,14 @@ import { containerRequestHeaders, wantsPassThrough } from '../../shared/headers.
 import type { Logger } from '../../shared/log.js';
 import type { Outcome, WorkerMetrics } from '../metrics.js';
 import { RequestOutputs } from '../outputs/output-dir.js';
-import { DEFAULT_REQUEST_LIFETIME_MS, EXPIRY_GRACE_MS, FrameError, decodeInvocation, replyAddressOf, type Invocation } from '../../shared/protocol.js';
+import {
+  DEFAULT_REQUEST_LIFETIME_MS,
+  EXPIRY_GRACE_MS,
+  FrameError,
+  decodeInvocation,
+  replyAddressOf,
+  type Invocation,
+} from '../../shared/protocol.js';
 import { ResponsePublisher, alreadyAnswered } from './publisher.js';
 import { discard, publishProblem, relayCompatible, relayStream, type Relayed } from './relay.js';
 
@@ -46,7 +53,10 @@ export async function handleDelivery(msg: JsMsg, deps: HandlerDeps): Promise<Han
   try {
     ({ meta: invocation, body } = decodeInvocation(msg.data));
     if (invocation.functionVersionId.toLowerCase() !== deps.config.functionVersionId) {
-      throw new FrameError(`invalid invocation: it names function version ${invocation.functionVersionId}, this worker serves ${deps.config.functionVersionId}`, invocation);
+      throw new FrameError(
+        `invalid invocation: it names function version ${invocation.functionVersionId}, this worker serves ${deps.config.functionVersionId}`,
+        invocation,
+      );
     }
   } catch (err) {
     await answerMalformed(msg, err as Error, deps);
@@ -71,12 +81,23 @@ export async function handleDelivery(msg: JsMsg, deps: HandlerDeps): Promise<Han
     }
   }
 
-  const address = { replyTo: invocation.replyTo, requestId: invocation.requestId, workerId: deps.config.workerId, attempt };
+  const address = {
+    replyTo: invocation.replyTo,
+    requestId: invocation.requestId,
+    workerId: deps.config.workerId,
+    attempt,
+  };
   const publisher = new ResponsePublisher(deps.js, address, deps.bodyLimit, (s) => deps.metrics.publish.observe(s));
   const controller = deps.cancels.start(invocation.requestId);
   const deadline = invocation.deadline ?? invocation.requestTime + DEFAULT_REQUEST_LIFETIME_MS;
   const timer = setTimeout(
-    () => controller.abort(new SidecarError('DEADLINE_EXCEEDED', `the deadline passed ${Math.round((deadline - invocation.requestTime) / 1000)}s after the request was accepted`)),
+    () =>
+      controller.abort(
+        new SidecarError(
+          'DEADLINE_EXCEEDED',
+          `the deadline passed ${Math.round((deadline - invocation.requestTime) / 1000)}s after the request was accepted`,
+        ),
+      ),
     // Node's timers hold at most 2^31-1 ms (24.8 days); a longer deadline fires then.
     Math.min(MAX_TIMER_MS, Math.max(0, deadline - Date.now())),
   );
@@ -110,9 +131,20 @@ export async function refuseDelivery(msg: JsMsg, gate: 'unhealthy' | 'draining',
   } catch (err) {
     return answerMalformed(msg, err as Error, deps);
   }
-  const address = { replyTo: invocation.replyTo, requestId: invocation.requestId, workerId: deps.config.workerId, attempt: msg.info.deliveryCount };
-  const reason = gate === 'draining' ? new SidecarError('DRAINING', 'the worker is shutting down') : new SidecarError('CONTAINER_UNHEALTHY', 'the inference container is not healthy');
-  await publishProblem(new ResponsePublisher(deps.js, address, deps.bodyLimit), problemForError(lastChance(reason, deps.maxDeliver), invocation.requestId));
+  const address = {
+    replyTo: invocation.replyTo,
+    requestId: invocation.requestId,
+    workerId: deps.config.workerId,
+    attempt: msg.info.deliveryCount,
+  };
+  const reason =
+    gate === 'draining'
+      ? new SidecarError('DRAINING', 'the worker is shutting down')
+      : new SidecarError('CONTAINER_UNHEALTHY', 'the inference container is not healthy');
+  await publishProblem(
+    new ResponsePublisher(deps.js, address, deps.bodyLimit),
+    problemForError(lastChance(reason, deps.maxDeliver), invocation.requestId),
+  );
   msg.ack();
 }
 
@@ -122,7 +154,14 @@ export async function refuseDelivery(msg: JsMsg, gate: 'unhealthy' | 'draining',
  * has gone out (a second run would splice two answers together), and never on the last
  * delivery JetStream will make (the caller would wait for ever).
  */
-async function settleFailure(msg: JsMsg, reason: SidecarError, publisher: ResponsePublisher, requestId: string, deps: HandlerDeps, log: Logger): Promise<HandledOutcome> {
+async function settleFailure(
+  msg: JsMsg,
+  reason: SidecarError,
+  publisher: ResponsePublisher,
+  requestId: string,
+  deps: HandlerDeps,
+  log: Logger,
+): Promise<HandledOutcome> {
   if (publisher.done) {
     // The caller already has the final answer; only bookkeeping after it failed.
     msg.ack();
@@ -136,10 +175,20 @@ async function settleFailure(msg: JsMsg, reason: SidecarError, publisher: Respon
     log.warn({ code: reason.code, err: reason.message }, 'request handed back to the queue');
     return 'returned';
   }
-  log.warn({ code: reason.code, err: reason.message, streaming: publisher.streaming }, 'request failed; answering with an error');
+  log.warn(
+    { code: reason.code, err: reason.message, streaming: publisher.streaming },
+    'request failed; answering with an error',
+  );
   try {
     if (publisher.streaming) await publisher.endStream(undefined, undefined, reason.message);
-    else await publishProblem(publisher, problemForError(lastDelivery && reason.disposition === 'retry' ? lastChance(reason, deps.maxDeliver) : reason, requestId));
+    else
+      await publishProblem(
+        publisher,
+        problemForError(
+          lastDelivery && reason.disposition === 'retry' ? lastChance(reason, deps.maxDeliver) : reason,
+          requestId,
+        ),
+      );
   } catch (publishErr) {
     msg.nak(RETRY_DELAY_MS);
     deps.metrics.naks.inc({ reason: 'publish_failed' });
@@ -152,7 +201,10 @@ async function settleFailure(msg: JsMsg, reason: SidecarError, publisher: Respon
 }
 
 function lastChance(reason: SidecarError, maxDeliver: number): SidecarError {
-  return new SidecarError(reason.code, `${reason.message}; this was the last of ${maxDeliver} deliveries, so the request ends here`);
+  return new SidecarError(
+    reason.code,
+    `${reason.message}; this was the last of ${maxDeliver} deliveries, so the request ends here`,
+  );
 }
 
 async function run(
@@ -169,7 +221,10 @@ async function run(
   // Only a first delivery can be "queued too long": a redelivery was already running (its
   // worker died or handed it back), and its caller is still waiting for it.
   if (publisher.attempt === 1 && startedAt - windowEnd > EXPIRY_GRACE_MS) {
-    throw new SidecarError('REQUEST_EXPIRED', `the request waited ${((startedAt - invocation.requestTime) / 1000).toFixed(1)}s for a worker, past its ${invocation.pollSeconds}s poll window`);
+    throw new SidecarError(
+      'REQUEST_EXPIRED',
+      `the request waited ${((startedAt - invocation.requestTime) / 1000).toFixed(1)}s for a worker, past its ${invocation.pollSeconds}s poll window`,
+    );
   }
   deps.metrics.queueWait.observe(Math.max(0, startedAt - invocation.requestTime) / 1000);
   signal.throwIfAborted();
@@ -179,7 +234,11 @@ async function run(
     // mkdir's mode is filtered by the umask; the container may run as another user.
     await chmod(dirs.output, 0o777);
   } catch (err) {
-    throw new SidecarError('PREPARE_FAILED', `could not create the output directory: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
+    throw new SidecarError(
+      'PREPARE_FAILED',
+      `could not create the output directory: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      { cause: err },
+    );
   }
 
   const passThrough = wantsPassThrough(invocation.headers, deps.config.passThroughAlways);
@@ -205,7 +264,7 @@ async function run(
   // Progress, finished files and large results belong to compatibility mode, as in NVCF.
   const outputs = passThrough
     ? undefined
-    : await new RequestOutputs({
+    : new RequestOutputs({
         requestId: invocation.requestId,
         dir: dirs.output,
         realBase: deps.realResponseDir,
@@ -257,11 +316,20 @@ function asSidecarError(err: unknown, signal: AbortSignal): SidecarError {
 
 async function answerMalformed(msg: JsMsg, err: Error, deps: HandlerDeps): Promise<void> {
   const address = err instanceof FrameError ? replyAddressOf(err.partial) : undefined;
-  deps.log.warn({ seq: msg.seq, subject: msg.subject, err: err.message, answered: Boolean(address) }, 'malformed invocation message; terminating it');
+  deps.log.warn(
+    { seq: msg.seq, subject: msg.subject, err: err.message, answered: Boolean(address) },
+    'malformed invocation message; terminating it',
+  );
   if (address) {
-    const publisher = new ResponsePublisher(deps.js, { ...address, workerId: deps.config.workerId, attempt: msg.info.deliveryCount }, deps.bodyLimit);
+    const publisher = new ResponsePublisher(
+      deps.js,
+      { ...address, workerId: deps.config.workerId, attempt: msg.info.deliveryCount },
+      deps.bodyLimit,
+    );
     const problem = problemForError(new SidecarError('INVALID_INVOCATION', err.message), address.requestId);
-    await publishProblem(publisher, problem).catch((publishErr: Error) => deps.log.error({ err: publishErr.message }, 'could not publish the malformed-message problem'));
+    await publishProblem(publisher, problem).catch((publishErr: Error) =>
+      deps.log.error({ err: publishErr.message }, 'could not publish the malformed-message problem'),
+    );
   }
   msg.term();
 }

@@ -1,7 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JetStreamClient, JetStreamManager } from 'nats';
 import { SidecarError } from '../../shared/errors.js';
-import { encodeFrame, streams, subjects, type HeaderList, type OutputFile, type ResponseKind, type ResponseMetaInput } from '../../shared/protocol.js';
+import {
+  encodeFrame,
+  streams,
+  subjects,
+  type HeaderList,
+  type OutputFile,
+  type ResponseKind,
+  type ResponseMetaInput,
+} from '../../shared/protocol.js';
 
 /** How long a durable publish keeps retrying through a NATS outage before giving up. */
 const PUBLISH_RETRY_MS = 60_000;
@@ -91,19 +99,41 @@ export class ResponsePublisher {
   }
 
   /** The final of a buffered response: inline when it fits one frame, else chunks first. */
-  async final(status: number, headers: HeaderList, body: Uint8Array = new Uint8Array(0), manifest?: ResultManifest): Promise<void> {
+  async final(
+    status: number,
+    headers: HeaderList,
+    body: Uint8Array = new Uint8Array(0),
+    manifest?: ResultManifest,
+  ): Promise<void> {
     if (body.length > this.bodyLimit) await this.chunk(body);
     const inline = this.chunkCount === 0 ? body : undefined;
-    await this.finish({ kind: 'final', status, headers, chunks: this.chunkCount, streamed: false, ...(manifest ? { manifest } : {}) }, inline);
+    await this.finish(
+      { kind: 'final', status, headers, chunks: this.chunkCount, streamed: false, ...(manifest ? { manifest } : {}) },
+      inline,
+    );
   }
 
   /** The final of a streamed (pass-through) response: marks the end of its chunks. */
   /** Ends a stream; status and headers default to the head's, `error` says it broke off. */
-  async endStream(status = this.headSent?.status ?? 500, headers = this.headSent?.headers ?? [], error?: string): Promise<void> {
-    await this.finish({ kind: 'final', status, headers, chunks: this.chunkCount, streamed: true, ...(error ? { error } : {}) });
+  async endStream(
+    status = this.headSent?.status ?? 500,
+    headers = this.headSent?.headers ?? [],
+    error?: string,
+  ): Promise<void> {
+    await this.finish({
+      kind: 'final',
+      status,
+      headers,
+      chunks: this.chunkCount,
+      streamed: true,
+      ...(error ? { error } : {}),
+    });
   }
 
-  private async finish(meta: Omit<ResponseMetaInput & { kind: 'final' }, 'v' | 'requestId' | 'workerId' | 'attempt'>, body?: Uint8Array): Promise<void> {
+  private async finish(
+    meta: Omit<ResponseMetaInput & { kind: 'final' }, 'v' | 'requestId' | 'workerId' | 'attempt'>,
+    body?: Uint8Array,
+  ): Promise<void> {
     const window = this.pending;
     this.pending = [];
     await Promise.all(window);
@@ -126,7 +156,11 @@ export class ResponsePublisher {
   ): Promise<void> {
     const { replyTo, requestId, workerId, attempt } = this.address;
     const frame = encodeFrame({ v: 1, requestId, workerId, attempt, ...meta }, body);
-    const subject = subjects.response(replyTo, kind, kind === 'chunk' ? { attempt, index: meta.index as number } : undefined);
+    const subject = subjects.response(
+      replyTo,
+      kind,
+      kind === 'chunk' ? { attempt, index: meta.index as number } : undefined,
+    );
     const giveUpAt = Date.now() + retryForMs;
     for (let wait = 100; ; wait = Math.min(wait * 2, 2_000)) {
       try {
@@ -134,7 +168,11 @@ export class ResponsePublisher {
         return;
       } catch (err) {
         if (Date.now() + wait > giveUpAt) {
-          throw new SidecarError('PUBLISH_FAILED', `publishing the ${kind} response failed: ${(err as Error).message}`, { cause: err });
+          throw new SidecarError(
+            'PUBLISH_FAILED',
+            `publishing the ${kind} response failed: ${(err as Error).message}`,
+            { cause: err },
+          );
         }
         await sleep(wait);
       }

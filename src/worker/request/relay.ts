@@ -40,7 +40,11 @@ export interface CompatibilityOptions {
  * limit with no output files comes back inline with the container's status and headers; a larger
  * body, or any finished output file, becomes a zip behind a 302. SSE is never buffered.
  */
-export async function relayCompatible(answer: ContainerAnswer, publisher: ResponsePublisher, options: CompatibilityOptions): Promise<Relayed> {
+export async function relayCompatible(
+  answer: ContainerAnswer,
+  publisher: ResponsePublisher,
+  options: CompatibilityOptions,
+): Promise<Relayed> {
   const contentType = answer.headers['content-type'];
   if (isEventStream(Array.isArray(contentType) ? contentType[0] : contentType)) {
     options.outputs.abandon();
@@ -66,7 +70,8 @@ export async function relayCompatible(answer: ContainerAnswer, publisher: Respon
     await publisher.final(answer.status, relayableResponseHeaders(answer.headers), Buffer.concat(parts));
     return { status: answer.status, mode: 'inline' };
   }
-  if (!options.downloadUrl) throw new SidecarError('LARGE_RESULT_FAILED', 'the result is large but the request has no download URL for it');
+  if (!options.downloadUrl)
+    throw new SidecarError('LARGE_RESULT_FAILED', 'the result is large but the request has no download URL for it');
   let manifest;
   if (overflow) {
     try {
@@ -108,7 +113,11 @@ async function readUpTo(body: Readable, limit: number): Promise<Prefix> {
       if (size > limit) return { parts, overflow: true, rest };
     }
   } catch (err) {
-    throw new SidecarError('INFERENCE_CONNECTION', `reading the container's response failed: ${(err as Error).message}`, { cause: err });
+    throw new SidecarError(
+      'INFERENCE_CONNECTION',
+      `reading the container's response failed: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }
 
@@ -121,7 +130,11 @@ async function spool(prefix: Buffer[], rest: AsyncIterator<Buffer>, path: string
   try {
     await pipeline(all, createWriteStream(path, { mode: 0o600 }));
   } catch (err) {
-    throw new SidecarError('INFERENCE_CONNECTION', `reading the container's response failed: ${(err as Error).message}`, { cause: err });
+    throw new SidecarError(
+      'INFERENCE_CONNECTION',
+      `reading the container's response failed: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }
 
