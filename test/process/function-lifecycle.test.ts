@@ -176,6 +176,21 @@ describe('deployments', () => {
     expect((await call('DELETE', path)).json.function.status).toBe('INACTIVE');
   });
 
+  it('starts its deployments again when the gateway comes back', async () => {
+    const { json } = await call('POST', '/v2/nvcf/functions', fromLocalCommand('comeback'));
+    const { id, versionId } = json.function;
+    const path = `/v2/nvcf/deployments/functions/${id}/versions/${versionId}`;
+    await call('POST', path, spec(1));
+    await waitForStatus(gw.url, id, versionId, 'ACTIVE', 30_000);
+    const before = (await call('GET', path)).json.deployment.instances[0];
+    await gw.stop();
+    expect(alive(before.workerPid) || alive(before.containerPid)).toBe(false);
+    gw = await startGateway(nats.url);
+    await waitForStatus(gw.url, id, versionId, 'ACTIVE', 30_000);
+    expect((await invoke(id, { back: true })).json.echo).toEqual({ back: true });
+    expect((await call('DELETE', path)).status).toBe(200);
+  });
+
   it('refuses a second POST for a deployed version and a PUT for one that is not deployed', async () => {
     const { json } = await call('POST', '/v2/nvcf/functions', fromLocalCommand('twice'));
     const path = `/v2/nvcf/deployments/functions/${json.function.id}/versions/${json.function.versionId}`;
