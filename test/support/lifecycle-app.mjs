@@ -1,7 +1,7 @@
 // A stand-in for a user's inference container, run by the harness as a `localCommand`: it must
 // listen on INFERENCE_PORT. POST /infer echoes the JSON body with this process's pid; with
 // `Accept: text/event-stream` it streams three tokens; `{"progress": true}` writes a progress
-// file first. FAIL_AT_START=<text> makes it print the text and exit, as a broken image would.
+// file first; `{"file": "name.txt"}` writes an output file (a zip behind a 302). FAIL_AT_START=<text> makes it print the text and exit, as a broken image would.
 import { createServer } from 'node:http';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ if (process.env.FAIL_AT_START) {
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-const server = createServer(async (req, res) => {
+async function handle(req, res) {
   if (req.method === 'GET' && req.url === '/v2/health/ready') return res.writeHead(200).end('ok');
   if (req.method !== 'POST' || req.url !== '/infer') return res.writeHead(404).end();
   const chunks = [];
@@ -39,9 +39,15 @@ const server = createServer(async (req, res) => {
     await rename(join(outDir, 'progress.partial'), join(outDir, 'progress'));
     await sleep(2500);
   }
+  if (body.file && outDir) {
+    await writeFile(join(outDir, 'result.partial'), `result for ${JSON.stringify(body)}\n`);
+    await rename(join(outDir, 'result.partial'), join(outDir, String(body.file).replace(/[^a-z0-9.]/gi, '_')));
+  }
   if (body.sleepMs) await sleep(Math.min(10_000, body.sleepMs));
   res.writeHead(200, { 'content-type': 'application/json' });
   res.end(JSON.stringify({ echo: body, pid: process.pid }));
-});
+}
+
+const server = createServer((req, res) => void handle(req, res));
 server.listen(Number(process.env.INFERENCE_PORT), '127.0.0.1');
 process.on('SIGTERM', () => server.close(() => process.exit(0)));
