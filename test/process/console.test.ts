@@ -63,16 +63,18 @@ describe.skipIf(!chromium)('the web console, in headless Chromium', () => {
   const text = (selector: string) => page.$eval(selector, (el) => el.textContent ?? '');
   const waitForText = (selector: string, pattern: RegExp) =>
     page.waitForFunction(
-      (s: string, source: string) => new RegExp(source).test(document.querySelector(s)?.textContent ?? ''),
+      `new RegExp(${JSON.stringify(pattern.source)}).test(document.querySelector(${JSON.stringify(selector)})?.textContent ?? '')`,
       { timeout: 20_000 },
-      selector,
-      pattern.source,
     );
 
   async function submit(body: unknown, stream = false): Promise<void> {
     await page.select('#invoke-function', functionId);
-    await page.$eval('#invoke-body', (el, value) => ((el as HTMLTextAreaElement).value = value), JSON.stringify(body));
-    const checked = await page.$eval('#invoke-stream', (el) => (el as HTMLInputElement).checked);
+    await page.$eval(
+      '#invoke-body',
+      (el, value) => ((el as unknown as { value: string }).value = value),
+      JSON.stringify(body),
+    );
+    const checked = await page.$eval('#invoke-stream', (el) => (el as unknown as { checked: boolean }).checked);
     if (checked !== stream) await page.click('#invoke-stream');
     await page.click('#invoke-button');
   }
@@ -105,10 +107,8 @@ describe.skipIf(!chromium)('the web console, in headless Chromium', () => {
     await submit({}, true);
     // The first token is on the page while the stream is still open.
     await page.waitForFunction(
-      () => {
-        const shown = document.querySelector('#result-tokens')?.textContent ?? '';
-        return shown.includes('Hello') && !shown.includes('[DONE]');
-      },
+      `(document.querySelector('#result-tokens')?.textContent ?? '').includes('Hello') &&
+        !(document.querySelector('#result-tokens')?.textContent ?? '').includes('[DONE]')`,
       { timeout: 20_000 },
     );
     await waitForText('#result-tokens', /DONE/);
@@ -124,7 +124,7 @@ describe.skipIf(!chromium)('the web console, in headless Chromium', () => {
   it('links to the result zip of a large result', async () => {
     await submit({ file: 'out.txt' });
     await page.waitForSelector('#result-zip:not([hidden])', { timeout: 20_000 });
-    const href = await page.$eval('#result-zip', (el) => (el as HTMLAnchorElement).href);
+    const href = await page.$eval('#result-zip', (el) => (el as unknown as { href: string }).href);
     expect(href).toContain('/v2/nvcf/storage/results/');
     const zip = await fetch(href);
     expect(zip.status).toBe(200);

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsServer } from '../../src/dev/nats-server.js';
+import { TestContainer, echo } from '../support/container.js';
 import { startGateway, waitForStatus, type RunningGateway } from '../support/gateway.js';
 
 const app = fileURLToPath(new URL('../support/lifecycle-app.mjs', import.meta.url));
@@ -193,6 +194,42 @@ describe('deployments', () => {
     await waitForStatus(gw.url, id, versionId, 'ACTIVE', 30_000);
     expect((await invoke(id, { back: true })).json.echo).toEqual({ back: true });
     expect((await call('DELETE', path)).status).toBe(200);
+  });
+
+  it('reports ERROR naming the missing container engine for an image it cannot run', async () => {
+    const { json } = await call('POST', '/v2/nvcf/functions', {
+      name: 'image-only',
+      inferenceUrl: '/infer',
+      containerImage: 'nvcr.io/example/echo:1.0',
+    });
+    const { id, versionId } = json.function;
+    const path = `/v2/nvcf/deployments/functions/${id}/versions/${versionId}`;
+    expect((await call('POST', path, spec(1))).status).toBe(200);
+    await waitForStatus(gw.url, id, versionId, 'ERROR', 30_000);
+    const { deployment } = (await call('GET', path)).json;
+    expect(deployment.healthInfo[0].error).toMatch(/no container engine.*localCommand/);
+    expect((await call('DELETE', path)).status).toBe(200);
+  });
+
+  it('runs only workers for a container already running at localEndpoint', async () => {
+    const container = await TestContainer.start(echo);
+    try {
+      const { json } = await call('POST', '/v2/nvcf/functions', {
+        name: 'running-already',
+        inferenceUrl: '/infer',
+        localEndpoint: `http://127.0.0.1:${container.port}`,
+      });
+      const { id, versionId } = json.function;
+      const path = `/v2/nvcf/deployments/functions/${id}/versions/${versionId}`;
+      const deployed = await call('POST', path, spec(1));
+      expect(deployed.status).toBe(200);
+      await waitForStatus(gw.url, id, versionId, 'ACTIVE', 30_000);
+      expect((await call('GET', path)).json.deployment.instances[0].containerPid).toBeUndefined();
+      expect((await invoke(id, { via: 'endpoint' })).json).toEqual({ via: 'endpoint' });
+      expect((await call('DELETE', path)).status).toBe(200);
+    } finally {
+      await container.close();
+    }
   });
 
   it('refuses a second POST for a deployed version and a PUT for one that is not deployed', async () => {

@@ -63,6 +63,11 @@ export class RunningDeployment {
     this.record = record;
     const want = instanceCount(deployment.deploymentSpecifications);
     const removed = this.slots.splice(want);
+    // A new deployment record is another try for instances that were given up on.
+    for (const slot of this.slots.filter((s) => s.gaveUp)) {
+      Object.assign(slot, { gaveUp: false, failedStarts: 0 });
+      this.launch(slot);
+    }
     for (const slot of removed) clearTimeout(slot.timer);
     while (this.slots.length < want) {
       const slot: Slot = {

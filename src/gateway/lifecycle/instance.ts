@@ -80,29 +80,13 @@ export class Instance {
       terminationLog: join(this.root, 'termination-log'),
     };
     await Promise.all([mkdir(dirs.assets), mkdir(dirs.responses)]);
-    this.port = await freePort();
+    const endpoint = options.record.localEndpoint ? new URL(options.record.localEndpoint) : undefined;
+    this.port = endpoint ? Number(endpoint.port || 80) : await freePort();
     if (this.stopping) return;
-    try {
-      this.container = startContainer({
-        record: options.record,
-        engine: options.engine,
-        name: options.workerId,
-        port: this.port,
-        dirs: [dirs.assets, dirs.responses],
-      });
-    } catch (err) {
-      return this.down((err as Error).message);
-    }
-    const container = this.container;
-    container.on('error', (err) => this.down(`the container could not start: ${err.message}`));
-    container.stdout?.on('data', (d: Buffer) => this.containerTail.push(d));
-    container.stderr?.on('data', (d: Buffer) => this.containerTail.push(d));
-    container.on('exit', (code, signal) => {
-      const tail = this.containerTail.text(8);
-      this.down(`the container exited (${signal ?? `code ${code}`})${tail ? `; its last output:\n${tail}` : ''}`);
-    });
-
-    const worker = startWorker({ ...options, port: this.port, dirs });
+    if (!endpoint) this.startContainer(dirs);
+    if (this.stateNow === 'down') return;
+    const host = endpoint?.hostname.replace(/^\[|\]$/g, '') ?? '127.0.0.1';
+    const worker = startWorker({ ...options, host, port: this.port, dirs });
     this.worker = worker;
     worker.stdout?.on('data', (d: Buffer) => {
       for (const line of this.workerTail.push(d)) this.workerLine(line);
@@ -117,6 +101,28 @@ export class Instance {
           const reason = messageOf(last) ?? this.workerTail.text(5);
           this.down(`the worker exited (${signal ?? `code ${code}`})${reason ? `: ${reason}` : ''}`);
         });
+    });
+  }
+
+  private startContainer(dirs: { assets: string; responses: string }): void {
+    try {
+      this.container = startContainer({
+        record: this.options.record,
+        engine: this.options.engine,
+        name: this.options.workerId,
+        port: this.port,
+        dirs: [dirs.assets, dirs.responses],
+      });
+    } catch (err) {
+      return this.down((err as Error).message);
+    }
+    const container = this.container;
+    container.on('error', (err) => this.down(`the container could not start: ${err.message}`));
+    container.stdout?.on('data', (d: Buffer) => this.containerTail.push(d));
+    container.stderr?.on('data', (d: Buffer) => this.containerTail.push(d));
+    container.on('exit', (code, signal) => {
+      const tail = this.containerTail.text(8);
+      this.down(`the container exited (${signal ?? `code ${code}`})${tail ? `; its last output:\n${tail}` : ''}`);
     });
   }
 

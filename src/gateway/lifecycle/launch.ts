@@ -104,6 +104,7 @@ export interface WorkerPlan {
   record: VersionRecord;
   spec: DeploymentSpecification;
   workerId: string;
+  host: string;
   port: number;
   nats: NatsSettings;
   dirs: { assets: string; responses: string; terminationLog: string };
@@ -120,7 +121,7 @@ export function workerEnv(plan: WorkerPlan): Record<string, string> {
     FUNCTION_NAME: record.name,
     NCA_ID: record.ncaId,
     WORKER_ID: plan.workerId,
-    INFERENCE_HOST: '127.0.0.1',
+    INFERENCE_HOST: plan.host,
     INFERENCE_PORT: String(plan.port),
     INFERENCE_URL: record.inferenceUrl,
     INFERENCE_HEALTH_ENDPOINT: record.health.uri,
@@ -165,7 +166,8 @@ export function signal(child: ChildProcess, sig: NodeJS.Signals, group: boolean)
 
 /** Asks a process to stop, insists with SIGKILL after `graceMs`, and waits until it has. */
 export async function stopProcess(child: ChildProcess, graceMs: number, group: boolean): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
+  // No pid: it never started (spawn failed), so no exit will come.
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
   const gone = new Promise((resolve) => child.once('exit', resolve));
   signal(child, 'SIGTERM', group);
   const timer = setTimeout(() => signal(child, 'SIGKILL', group), graceMs);

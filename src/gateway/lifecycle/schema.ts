@@ -69,6 +69,8 @@ export const FunctionSpec = z
     helmChartServiceName: z.string().optional(),
     /** Harness only: argv of a process that stands for the container, run with INFERENCE_PORT set. */
     localCommand: z.array(z.string().min(1).max(4096)).min(1).max(256).optional(),
+    /** Harness only: a container already running at this http:// origin; only workers are started for it. */
+    localEndpoint: z.url({ protocol: /^http$/ }).optional(),
   })
   .strip()
   .superRefine((spec, ctx) => {
@@ -79,11 +81,14 @@ export const FunctionSpec = z
         message: 'Helm chart functions are not supported by the harness',
       });
     }
-    if (!spec.containerImage && !spec.models && !spec.localCommand) {
+    if (spec.localCommand && spec.localEndpoint) {
+      ctx.addIssue({ code: 'custom', path: ['localEndpoint'], message: 'cannot be given with localCommand' });
+    }
+    if (!spec.containerImage && !spec.models && !spec.localCommand && !spec.localEndpoint) {
       ctx.addIssue({
         code: 'custom',
         path: ['containerImage'],
-        message: 'a function needs containerImage, models or (harness only) localCommand',
+        message: 'a function needs containerImage, models or (harness only) localCommand or localEndpoint',
       });
     }
   });
