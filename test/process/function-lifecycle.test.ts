@@ -2,6 +2,13 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsServer } from '../../src/dev/nats-server.js';
 import { TestContainer, echo } from '../support/container.js';
+import {
+  deployFunction,
+  listFunctions,
+  registerFunction,
+  undeployFunction,
+  waitUntilActive,
+} from '../../src/gateway/lifecycle/client.js';
 import { startGateway, waitForStatus, type RunningGateway } from '../support/gateway.js';
 
 const app = fileURLToPath(new URL('../support/lifecycle-app.mjs', import.meta.url));
@@ -211,22 +218,27 @@ describe('deployments', () => {
     expect((await call('DELETE', path)).status).toBe(200);
   });
 
-  it('runs only workers for a container already running at localEndpoint', async () => {
+  it('runs only workers for a container already running at localEndpoint, driven by the lifecycle client', async () => {
     const container = await TestContainer.start(echo);
+    const target = { url: gw.url };
     try {
-      const { json } = await call('POST', '/v2/nvcf/functions', {
+      const version = await registerFunction(target, {
         name: 'running-already',
         inferenceUrl: '/infer',
         localEndpoint: `http://127.0.0.1:${container.port}`,
       });
-      const { id, versionId } = json.function;
-      const path = `/v2/nvcf/deployments/functions/${id}/versions/${versionId}`;
-      const deployed = await call('POST', path, spec(1));
-      expect(deployed.status).toBe(200);
-      await waitForStatus(gw.url, id, versionId, 'ACTIVE', 30_000);
-      expect((await call('GET', path)).json.deployment.instances[0].containerPid).toBeUndefined();
-      expect((await invoke(id, { via: 'endpoint' })).json).toEqual({ via: 'endpoint' });
-      expect((await call('DELETE', path)).status).toBe(200);
+      expect((await deployFunction(target, version, 1)).functionStatus).toBe('DEPLOYING');
+      const active = await waitUntilActive(target, version, 30_000);
+      expect(active.instances).toHaveLength(1);
+      expect(
+        (await call('GET', `/v2/nvcf/deployments/functions/${version.id}/versions/${version.versionId}`)).json
+          .deployment.instances[0].containerPid,
+      ).toBeUndefined();
+      expect((await listFunctions(target)).find((f) => f.versionId === version.versionId)?.status).toBe('ACTIVE');
+      expect((await invoke(version.id, { via: 'endpoint' })).json).toEqual({ via: 'endpoint' });
+      await undeployFunction(target, version);
+      expect((await listFunctions(target)).find((f) => f.versionId === version.versionId)?.status).toBe('INACTIVE');
+      await expect(undeployFunction(target, version)).rejects.toThrow(/404: function version .* is not deployed/);
     } finally {
       await container.close();
     }
