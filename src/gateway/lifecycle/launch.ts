@@ -73,7 +73,7 @@ export function startContainer(plan: ContainerPlan): ChildProcess {
     const [command, ...args] = record.localCommand;
     // Its own process group, so a shell script's children stop with it.
     return spawn(command!, args, {
-      env: { ...process.env, ...env, INFERENCE_PORT: String(plan.port) },
+      env: { ...ownEnvironment(), ...env, INFERENCE_PORT: String(plan.port) },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
@@ -88,6 +88,11 @@ export function startContainer(plan: ContainerPlan): ChildProcess {
   for (const dir of plan.dirs) args.push('-v', `${dir}:${dir}`);
   args.push(record.containerImage, ...(record.containerArgs?.split(/\s+/).filter(Boolean) ?? []));
   return spawn(plan.engine, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+}
+
+/** The gateway's environment without its own settings and NATS credentials, which are no business of the user's code. */
+function ownEnvironment(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(GATEWAY_|NATS_)/.test(key)));
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { z } from 'zod';
 import { UUID_PATTERN, type GatewayContext } from '../context.js';
 import { HttpProblem, readJson, sendJson } from '../http.js';
 import { supportedGpus } from './gpus.js';
@@ -32,13 +33,18 @@ export interface LifecycleRoute {
 /** Whoever registers owns the function; the harness has one account. */
 const LOCAL_NCA_ID = 'local';
 
-async function parse<T>(
-  req: IncomingMessage,
-  schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: import('zod').ZodError } },
-): Promise<T> {
+async function parse<S extends z.ZodType>(req: IncomingMessage, schema: S): Promise<z.output<S>> {
   const parsed = schema.safeParse(await readJson(req));
   if (!parsed.success) throw new HttpProblem(400, `invalid request body: ${describeIssues(parsed.error)}`);
   return parsed.data;
+}
+
+/**
+ * A deployment runs commands and images on this machine: only for callers the gateway can
+ * trust, that is with an API key, or on a loopback address where only this machine can call.
+ */
+export function mayStartInstances(config: { host: string; apiKey?: string | undefined }): boolean {
+  return Boolean(config.apiKey) || /^(127\.\d+\.\d+\.\d+|::1|localhost)$/i.test(config.host);
 }
 
 function id(text: string, what: string): string {
@@ -128,6 +134,11 @@ async function deploy(
   versionId: string,
   update: boolean,
 ): Promise<void> {
+  if (!mayStartInstances(ctx.config))
+    throw new HttpProblem(
+      403,
+      `this gateway listens on ${ctx.config.host} without an API key, and a deployment runs commands on this machine: set GATEWAY_API_KEY`,
+    );
   const record = await versionOrNotFound(ctx, functionId, versionId);
   const body = await parse(req, DeploymentBody);
   const existing = await ctx.lifecycle.store.deployment(record.versionId);
