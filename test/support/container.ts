@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface SeenRequest {
   method: string;
@@ -72,4 +73,10 @@ export class TestContainer {
 export const echo: Route = (req, res) => {
   res.writeHead(200, { 'content-type': req.headers['content-type'] ?? 'application/octet-stream' });
   res.end(req.body);
+};
+
+/** Echoes the body after waiting as many milliseconds as the X-Sleep-Ms header asks (none by default). */
+export const sleepyEcho: Route = async (req, res) => {
+  await sleep(Number(req.headers['x-sleep-ms'] ?? 0));
+  res.writeHead(200).end(req.body);
 };
