@@ -29,7 +29,8 @@
  * `spawnSidecar`) are stopped by the same dispose.
  *
  * NATS: a private single-node nats-server whenever a part needs one; `nats: { url }` points every
- * part at servers someone else runs (a cluster, say), which the rig then neither starts nor stops.
+ * part at servers someone else runs (a cluster: its URLs joined by commas, as NATS_URL takes
+ * them), which the rig then neither starts nor stops.
  */
 import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
 import type { RequestListener } from 'node:http';
@@ -69,7 +70,10 @@ export interface RigOptions {
   client?: boolean | ConnectionOptions;
   /** A `TestStorage` (presigned-style object store). */
   storage?: boolean;
-  /** On (an echo `TestContainer`) when a worker is asked for; a route, a route with a first health status, or `start` for one the rig does not run. */
+  /**
+   * On (an echo `TestContainer`) when a worker is asked for; or a route, a route with a first
+   * health status, or `start` for a container the rig does not run itself.
+   */
   container?: boolean | Route | { route?: Route; healthStatus?: number } | { start(): Promise<ExternalContainer> };
   /** A worker in this process, against the rig's NATS and container. */
   worker?: boolean | WorkerOptions;
@@ -139,7 +143,10 @@ export class Rig {
     try {
       if (o.nats ?? Boolean(o.worker || o.gateway || o.client)) await this.startNats(o.nats);
       if ((o.client ?? true) && this.parts.natsUrl) {
-        const nc = await connect({ ...(typeof o.client === 'object' ? o.client : {}), servers: this.parts.natsUrl });
+        const nc = await connect({
+          ...(typeof o.client === 'object' ? o.client : {}),
+          servers: this.parts.natsUrl.split(','),
+        });
         Object.assign(this.parts, { nc, client: new TestClient(nc) });
         this.defer(() => nc.close());
       } else if (o.client) missing('NATS for its client');
