@@ -2,22 +2,19 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
+import { heldEcho } from '../support/container.js';
 import { waitForStatus } from '../support/gateway.js';
 import { useRig } from '../support/rig.js';
 
 describe('a gateway that stops while callers wait', () => {
-  let release!: () => void;
-  const released = new Promise<void>((r) => (release = r));
+  const held = heldEcho();
   // Each test starts the gateways it stops.
   const rig = useRig({
-    container: async (req, res) => {
-      await released;
-      res.writeHead(200, { 'content-type': 'application/json' }).end(req.body);
-    },
+    container: held.route,
     worker: { env: { LOG_LEVEL: 'warn' } },
   });
   // After-hooks run last-registered first: the held request ends before the rig stops the worker.
-  afterAll(() => release());
+  afterAll(() => held.release());
 
   it('answers a pexec call still inside its window 202 with its request id, and the result waits for the next gateway', async () => {
     const first = await rig.startGateway();
@@ -35,7 +32,7 @@ describe('a gateway that stops while callers wait', () => {
     expect(answer.status).toBe(202);
     const requestId = answer.headers.get('nvcf-reqid');
     expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
-    release();
+    held.release();
 
     const gw = await rig.startGateway({ GATEWAY_PORT: String(first.gateway.port) });
     const done = await fetch(`${gw.url}/v2/nvcf/pexec/status/${requestId}`, { headers: { 'nvcf-poll-seconds': '20' } });
@@ -44,7 +41,7 @@ describe('a gateway that stops while callers wait', () => {
   });
 
   it('answers a pexec call whose body is still arriving when it stops, with its request id, on a connection it then closes', async () => {
-    release();
+    held.release();
     const gateway = await rig.startGateway();
     const { FUNCTION_ID: fid, FUNCTION_VERSION_ID: fvid } = rig.worker.env;
     await waitForStatus(gateway.url, fid!, fvid!, 'ACTIVE');

@@ -1,20 +1,17 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
+import { heldEcho } from '../support/container.js';
 import { useRig } from '../support/rig.js';
 
 describe('a status poll while NATS restarts', () => {
-  let release!: () => void;
-  const released = new Promise<void>((r) => (release = r));
+  const held = heldEcho();
   const rig = useRig({
-    container: async (req, res) => {
-      await released;
-      res.writeHead(200, { 'content-type': 'application/json' }).end(req.body);
-    },
+    container: held.route,
     worker: { env: { LOG_LEVEL: 'warn' } },
     gateway: { env: { LOG_LEVEL: 'warn' }, awaitStatus: 'ACTIVE' },
   });
   // After-hooks run last-registered first: the held request ends before the rig stops the worker.
-  afterAll(() => release());
+  afterAll(() => held.release());
 
   it('is answered 202 (still running), not an error, while a new call is told 503 to retry, and the result arrives once NATS is back, however long it was away', async () => {
     const { FUNCTION_ID: fid, FUNCTION_VERSION_ID: fvid } = rig.worker.env;
@@ -47,7 +44,7 @@ describe('a status poll while NATS restarts', () => {
     // Longer than the unpolled-request threshold (10 s): the outage must not count as neglect.
     await sleep(Math.max(0, 11_000 - (Date.now() - outageStarted)));
     await rig.nats.restart();
-    release();
+    held.release();
     let done: Response;
     do done = await fetch(`${gw.url}/v2/nvcf/pexec/status/${requestId}`, { headers: { 'nvcf-poll-seconds': '10' } });
     while (done.status === 202);

@@ -80,3 +80,17 @@ export const sleepyEcho: Route = async (req, res) => {
   await sleep(Number(req.headers['x-sleep-ms'] ?? 0));
   res.writeHead(200).end(req.body);
 };
+
+/**
+ * A route that holds every request until `release()` is called, then echoes its body as JSON:
+ * for tests of what happens around a request still in flight.
+ */
+export function heldEcho(): { route: Route; release: () => void } {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const route: Route = async (req, res) => {
+    await released;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(req.body);
+  };
+  return { route, release };
+}
