@@ -3,8 +3,8 @@ import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../src/dev/nats-server.js';
-import { startGateway, waitForStatus, type RunningGateway } from '../support/gateway.js';
+import { waitForStatus, type RunningGateway } from '../support/gateway.js';
+import { useRig } from '../support/rig.js';
 
 /** Debian's Chromium (`apt-get install -y chromium`, done by .ci/run), or the one CHROME_PATH names. */
 const chromium = [process.env.CHROME_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find(
@@ -16,7 +16,6 @@ if (!chromium)
 const app = fileURLToPath(new URL('../support/lifecycle-app.mjs', import.meta.url));
 const artifacts = fileURLToPath(new URL('../artifacts/', import.meta.url));
 
-let nats: NatsServer;
 let gw: RunningGateway;
 let browser: Browser;
 let page: Page;
@@ -32,10 +31,10 @@ async function call(method: string, path: string, body: unknown): Promise<Record
   return (await res.json()) as Record<string, Record<string, string>>;
 }
 
-describe.skipIf(!chromium)('the web console, in headless Chromium', () => {
+describe.skipIf(!chromium)('the web console, in headless Chromium', { timeout: 120_000 }, () => {
+  const rig = useRig({ gateway: true });
   beforeAll(async () => {
-    nats = await NatsServer.start();
-    gw = await startGateway(nats.url);
+    gw = rig.gateway;
     const { function: fn } = await call('POST', '/v2/nvcf/functions', {
       name: 'console-echo',
       inferenceUrl: '/infer',
@@ -45,7 +44,7 @@ describe.skipIf(!chromium)('the web console, in headless Chromium', () => {
     await call('POST', `/v2/nvcf/deployments/functions/${fn!.id}/versions/${fn!.versionId}`, {
       deploymentSpecifications: [{ gpu: 'L40', minInstances: 1, maxInstances: 1 }],
     });
-    await waitForStatus(gw.url, fn!.id!, fn!.versionId!, 'ACTIVE', 30_000);
+    await waitForStatus(gw.url, fn!.id!, fn!.versionId!, 'ACTIVE', 120_000);
     browser = await puppeteer.launch({
       executablePath: chromium!,
       headless: true,
@@ -53,18 +52,16 @@ describe.skipIf(!chromium)('the web console, in headless Chromium', () => {
     });
     page = await browser.newPage();
     await page.setViewport({ width: 1280, height: 900 });
-  });
+  }, 240_000);
   afterAll(async () => {
     await browser?.close();
-    await gw?.stop();
-    await nats?.dispose();
   });
 
   const text = (selector: string) => page.$eval(selector, (el) => el.textContent ?? '');
   const waitForText = (selector: string, pattern: RegExp) =>
     page.waitForFunction(
       `new RegExp(${JSON.stringify(pattern.source)}).test(document.querySelector(${JSON.stringify(selector)})?.textContent ?? '')`,
-      { timeout: 20_000 },
+      { timeout: 60_000 },
     );
 
   async function submit(body: unknown, stream = false): Promise<void> {
@@ -81,7 +78,7 @@ describe.skipIf(!chromium)('the web console, in headless Chromium', () => {
 
   it('lists the deployed function as ACTIVE with its ready instance', async () => {
     await page.goto(`${gw.url}/console`);
-    await page.waitForSelector('tr[data-function-name="console-echo"] .status-ACTIVE', { timeout: 20_000 });
+    await page.waitForSelector('tr[data-function-name="console-echo"] .status-ACTIVE', { timeout: 60_000 });
     await waitForText('tr[data-function-name="console-echo"]', /1\/1 ready/);
     expect(await text('#instances tbody .instance-state')).toBe('ready');
   });
@@ -109,7 +106,7 @@ describe.skipIf(!chromium)('the web console, in headless Chromium', () => {
     await page.waitForFunction(
       `(document.querySelector('#result-tokens')?.textContent ?? '').includes('Hello') &&
         !(document.querySelector('#result-tokens')?.textContent ?? '').includes('[DONE]')`,
-      { timeout: 20_000 },
+      { timeout: 60_000 },
     );
     await waitForText('#result-tokens', /DONE/);
     expect((await text('#result-tokens')).split('\n').filter(Boolean)).toEqual([
@@ -123,7 +120,7 @@ describe.skipIf(!chromium)('the web console, in headless Chromium', () => {
 
   it('links to the result zip of a large result', async () => {
     await submit({ file: 'out.txt' });
-    await page.waitForSelector('#result-zip:not([hidden])', { timeout: 20_000 });
+    await page.waitForSelector('#result-zip:not([hidden])', { timeout: 60_000 });
     const href = await page.$eval('#result-zip', (el) => (el as unknown as { href: string }).href);
     expect(href).toContain('/v2/nvcf/storage/results/');
     const zip = await fetch(href);
