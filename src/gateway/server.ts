@@ -109,7 +109,11 @@ export class Gateway {
     this.sweeper = setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS);
     this.sweeper.unref();
     // Instances need the API up (workers fetch assets and upload results through it).
-    await controller.resume();
+    await controller
+      .resume()
+      .catch((err: Error) =>
+        this.log.error({ err: err.message }, 'could not resume the deployments this gateway runs; redeploy them'),
+      );
     this.log.info(
       { url: this.url, gatewayId: config.gatewayId, auth: Boolean(config.apiKey), nats: config.nats.servers },
       'gateway listening',

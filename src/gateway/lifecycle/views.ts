@@ -52,7 +52,8 @@ export function deploymentView(ctx: GatewayContext, record: VersionRecord, deplo
     functionStatus: status,
     deploymentSpecifications: deployment.deploymentSpecifications,
     healthInfo:
-      status === 'ERROR' || live?.error
+      // Only for a deployment in ERROR; each instance's own lastError keeps the history.
+      status === 'ERROR'
         ? deployment.deploymentSpecifications.map((s) => ({
             gpu: s.gpu,
             backend: s.backend ?? 'LOCAL',
