@@ -1,6 +1,6 @@
 import type { KV } from 'nats';
 import { z } from 'zod';
-import { allKeys } from './context.js';
+import { allKeys } from './kv.js';
 
 /**
  * What the gateway remembers of a request between the client's calls. It lives in the KV bucket

@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createAsset, deleteAsset, listAssets } from './asset-store.js';
+import { createAsset, deleteAsset, listAssets } from './assets-api.js';
 import { downloadObject, uploadObject } from './blobs.js';
 import type { GatewayContext } from './context.js';
 import { listFunctions, queueLengths, queuePosition } from './functions.js';

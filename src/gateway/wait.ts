@@ -1,7 +1,8 @@
 import type { ServerResponse } from 'node:http';
 import type { HeaderList } from '../shared/protocol.js';
 import { ResultAssembler, type ResultEvent } from './result-assembler.js';
-import { cancelRequest, type GatewayContext } from './context.js';
+import { cancelRequest } from './cancel.js';
+import type { GatewayContext } from './context.js';
 import type { LiveRequest } from './live.js';
 import { sendProblem } from './http.js';
 import { ClaimNotTried, type PendingRequest } from './requests.js';

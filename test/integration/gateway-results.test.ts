@@ -1,0 +1,180 @@
+import { writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { connect, type NatsConnection } from 'nats';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { NatsServer } from '../../src/dev/nats-server.js';
+import { streams } from '../../src/shared/protocol.js';
+import { TestContainer, echo } from '../support/container.js';
+import { startWorker, workerEnv, type RunningWorker } from '../support/env.js';
+import { startGateway, waitForStatus, type RunningGateway } from '../support/gateway.js';
+
+/** A promise and the function that settles it, for a container that waits on the test. */
+function gate(): { opened: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
+}
+
+describe('how the gateway reads and hands out results', () => {
+  let nats: NatsServer;
+  let container: TestContainer;
+  let worker: RunningWorker;
+  let gw: RunningGateway;
+  let nc: NatsConnection;
+  let fid: string;
+  const pexec = (headers: Record<string, string> = {}, body = '{}') =>
+    fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}`, { method: 'POST', headers, body, redirect: 'manual' });
+  const status = (requestId: string, pollSeconds = 1) =>
+    fetch(`${gw.url}/v2/nvcf/pexec/status/${requestId}`, { headers: { 'nvcf-poll-seconds': String(pollSeconds) } });
+  /** Polls until the answer is no longer 202. */
+  const finalOf = async (requestId: string) => {
+    let res: Response;
+    do res = await status(requestId, 5);
+    while (res.status === 202);
+    return res;
+  };
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    container = await TestContainer.start(echo);
+    worker = await startWorker(
+      await workerEnv(nats.url, container.port, { MAX_REQUEST_CONCURRENCY: '4', LOG_LEVEL: 'warn' }),
+    );
+    fid = worker.env.FUNCTION_ID!;
+    gw = await startGateway(nats.url, { LOG_LEVEL: 'warn' });
+    nc = await connect({ servers: nats.url });
+    await waitForStatus(gw.url, fid, worker.env.FUNCTION_VERSION_ID!, 'ACTIVE');
+  });
+  beforeEach(() => {
+    container.route = echo;
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await gw?.stop();
+    await worker?.stop();
+    await container?.close();
+    await nats?.dispose();
+  });
+
+  it('leaves no consumer on the results stream, however many status polls it answers', async () => {
+    const done = gate();
+    container.route = async (req, res) => {
+      await done.opened;
+      res.writeHead(200).end(req.body);
+    };
+    const first = await pexec({ 'nvcf-poll-seconds': '1' }, '"polled"');
+    expect(first.status).toBe(202);
+    const requestId = first.headers.get('nvcf-reqid')!;
+    const jsm = await nc.jetstreamManager();
+    const consumers = async () => (await jsm.streams.info(streams.results)).state.consumer_count;
+    const before = await consumers();
+    const polls = await Promise.all(Array.from({ length: 40 }, () => status(requestId, 1)));
+    expect(polls.map((r) => r.status)).toEqual(Array(40).fill(202));
+    expect(await consumers()).toBe(before);
+    done.open();
+    const last = await finalOf(requestId);
+    expect(last.status).toBe(200);
+    expect(await last.text()).toBe('"polled"');
+    expect(await consumers()).toBe(before);
+  });
+
+  it('keeps a result claimable when the client drops mid-body, hands it whole once, then answers 404', async () => {
+    const big = Buffer.alloc(4 * 1024 * 1024, 'r');
+    const done = gate();
+    container.route = async (_req, res) => {
+      await done.opened;
+      res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(big);
+    };
+    const first = await pexec({ 'nvcf-poll-seconds': '1' });
+    expect(first.status).toBe(202);
+    const requestId = first.headers.get('nvcf-reqid')!;
+    done.open();
+    // A client that reads the head and a little of the body, then goes away.
+    const url = new URL(`${gw.url}/v2/nvcf/pexec/status/${requestId}`);
+    const dropped = await new Promise<number>((resolve, reject) => {
+      const req = request(url, { headers: { 'nvcf-poll-seconds': '10' } }, (res) => {
+        res.once('data', () => {
+          resolve(res.statusCode!);
+          res.pause();
+          req.destroy();
+        });
+      });
+      req.on('error', () => undefined);
+      req.on('close', () => reject(new Error('closed before any body')));
+      req.end();
+    });
+    expect(dropped).toBe(200);
+    const again = await finalOf(requestId);
+    expect(again.status).toBe(200);
+    expect(Buffer.from(await again.arrayBuffer()).equals(big)).toBe(true);
+    expect((await status(requestId)).status).toBe(404);
+  });
+
+  it('ends a request with a clear problem when one of its response messages cannot be read', async () => {
+    const done = gate();
+    container.route = async (_req, res) => {
+      await done.opened;
+      res.writeHead(200).end('too late');
+    };
+    try {
+      const first = await pexec({ 'nvcf-poll-seconds': '1' });
+      expect(first.status).toBe(202);
+      const requestId = first.headers.get('nvcf-reqid')!;
+      await nc.jetstream().publish(`nvcf.rs.gw-test.${requestId}.final`, new TextEncoder().encode('not a frame'));
+      const broken = await status(requestId, 10);
+      expect(broken.status).toBe(502);
+      expect(broken.headers.get('content-type')).toBe('application/problem+json');
+      expect(broken.headers.get('nvcf-reqid')).toBe(requestId);
+      expect(((await broken.json()) as { detail: string }).detail).toMatch(/could not read a response message/);
+      expect((await status(requestId)).status).toBe(404);
+    } finally {
+      done.open();
+    }
+  });
+
+  it("relays a container's own 302 with its Location in compatibility mode", async () => {
+    container.route = (_req, res) => {
+      res.writeHead(302, { location: 'https://example.org/elsewhere?x=1' }).end();
+    };
+    const res = await pexec();
+    expect(res.status).toBe(302);
+    expect(res.headers.get('location')).toBe('https://example.org/elsewhere?x=1');
+  });
+
+  it('answers a waiting caller with each progress step as it happens, under a 60 s window', async () => {
+    const steps = [gate(), gate(), gate()];
+    container.route = async (req, res) => {
+      const file = join(String(req.headers['nvcf-large-output-dir']), 'progress');
+      const id = String(req.headers['nvcf-reqid']);
+      for (const [i, progress] of [10, 50, 90].entries()) {
+        await steps[i]!.opened;
+        await writeFile(file, JSON.stringify({ id, progress, partialResponse: { step: progress } }));
+      }
+      await done.opened;
+      res.writeHead(200).end('{"done":true}');
+    };
+    const done = gate();
+    const window = { 'nvcf-poll-seconds': '60' };
+    steps[0]!.open();
+    const first = await pexec(window);
+    expect(first.status).toBe(202);
+    expect(first.headers.get('nvcf-percent-complete')).toBe('10');
+    expect(await first.json()).toEqual({ step: 10 });
+    const requestId = first.headers.get('nvcf-reqid')!;
+    for (const [i, progress] of [50, 90].entries()) {
+      // The poll starts before the step exists: it waits for the change, not for its window.
+      const poll = status(requestId, 60);
+      setTimeout(() => steps[i + 1]!.open(), 300);
+      const answer = await poll;
+      expect(answer.status).toBe(202);
+      expect(answer.headers.get('nvcf-percent-complete')).toBe(String(progress));
+      expect(await answer.json()).toEqual({ step: progress });
+    }
+    const last = status(requestId, 60);
+    setTimeout(() => done.open(), 300);
+    const answer = await last;
+    expect(answer.status).toBe(200);
+    expect(await answer.json()).toEqual({ done: true });
+  }, 30_000);
+});
