@@ -3,7 +3,6 @@ import type { ProtocolClient } from './protocol-client.js';
 import type { Logger } from '../shared/log.js';
 import type { AssetCatalog } from './asset-store.js';
 import type { GatewayConfig } from './config.js';
-import type { LiveResults } from './live.js';
 import type { Queues } from './queues.js';
 import type { FunctionRegistry } from './registry.js';
 import type { RequestStore } from './requests.js';
@@ -23,8 +22,6 @@ export interface GatewayContext {
   assets: AssetCatalog;
   signer: UrlSigner;
   log: Logger;
-  /** Responses of this gateway's requests as they are published, for the calls that queued them. */
-  live: LiveResults;
   /** Request ids with a client call waiting on this gateway now, and how many calls. */
   waiting: Map<string, number>;
   /** Versions whose work queue this process has made sure of. */

@@ -10,7 +10,6 @@ import type { GatewayConfig } from './config.js';
 import { cancelRequest } from './cancel.js';
 import type { GatewayContext } from './context.js';
 import { Queues } from './queues.js';
-import { LiveResults } from './live.js';
 import { FunctionRegistry } from './registry.js';
 import { RequestStore, abandonAfterMs } from './requests.js';
 import { route } from './routes.js';
@@ -82,7 +81,6 @@ export class Gateway {
       assets,
       signer,
       log: this.log.child({ stage: 'api' }),
-      live: new LiveResults(nc, config.gatewayId, this.log.child({ stage: 'live' })),
       waiting: new Map(),
       ensuredQueues: new Set(),
       shutdown: this.shutdown.signal,
@@ -148,7 +146,6 @@ export class Gateway {
         ? new Promise<void>((resolve) => server.close(() => resolve()))
         : Promise.resolve();
       for (let waited = 0; this.inFlight.size > 0 && waited < SHUTDOWN_ANSWER_MS; waited += 20) await sleep(20);
-      this.ctx?.live.close();
       server?.closeAllConnections();
       await closed;
       await this.nc?.drain().catch(() => undefined);

@@ -38,6 +38,13 @@ export const streams = {
   workers: 'nvcf_workers',
 } as const;
 
+/**
+ * Bytes NVCF_RS may hold. Full, it refuses new messages (a worker's publish waits and retries:
+ * backpressure) rather than dropping stored ones, which could be a request's final. Delivered
+ * results are removed by the gateway, so what it holds is the results nobody has fetched yet.
+ */
+export const RESULTS_MAX_BYTES = 4 * 1024 ** 3;
+
 /** How often a worker rewrites its state record, and how long a silent record stays believable. */
 export const HEARTBEAT_INTERVAL_MS = 5_000;
 export const HEARTBEAT_STALE_MS = 15_000;
