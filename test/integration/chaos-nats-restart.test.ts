@@ -18,7 +18,9 @@ describe('a status poll while NATS restarts', () => {
       await released;
       res.writeHead(200, { 'content-type': 'application/json' }).end(req.body);
     });
-    worker = await startWorker(await workerEnv(nats.url, container.port, { LOG_LEVEL: 'warn' }));
+    worker = await startWorker(
+      await workerEnv(nats.url, container.port, { LOG_LEVEL: 'warn', MAX_REQUEST_CONCURRENCY: '4' }),
+    );
     gw = await startGateway(nats.url, { LOG_LEVEL: 'warn' });
     await waitForStatus(gw.url, worker.env.FUNCTION_ID!, worker.env.FUNCTION_VERSION_ID!, 'ACTIVE');
   });
