@@ -1,5 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
+import type { ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -25,6 +27,8 @@ time.sleep(0.5)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, bytes([1, 0, 0, 0, 0, 0, 0, 0]))
 s.close()
 `;
+
+const drained = (res: ServerResponse) => once(res, 'drain');
 
 /** A promise and the function that settles it, for a container that waits on the test. */
 function gate(): { opened: Promise<void>; open: () => void } {
@@ -198,4 +202,28 @@ describe('how the gateway reads and hands out results', () => {
     expect(answer.status).toBe(200);
     expect(await answer.json()).toEqual({ done: true });
   }, 30_000);
+
+  it('holds back a stream for a client that does not read it: the gateway keeps what the client has not read in NATS, not in memory', async () => {
+    const event = Buffer.from(`data: ${'x'.repeat(1024 * 1024 - 8)}\n\n`);
+    const total = 192;
+    container.route = async (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      for (let i = 0; i < total && !res.destroyed; i++) if (!res.write(event)) await drained(res);
+      res.end();
+    };
+    const jsm = await nc.jetstreamManager();
+    const storedBytes = async () => (await jsm.streams.info(streams.results)).state.bytes;
+    const before = { stored: await storedBytes(), memory: process.memoryUsage().arrayBuffers };
+    const res = await pexec({ accept: 'text/event-stream' });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    await reader.read();
+    // The client reads nothing more while the container produces the rest.
+    await expect
+      .poll(storedBytes, { timeout: 60_000, interval: 200 })
+      .toBeGreaterThan(before.stored + 160 * 1024 * 1024);
+    const held = process.memoryUsage().arrayBuffers - before.memory;
+    expect(held).toBeLessThan(96 * 1024 * 1024);
+    await reader.cancel();
+  }, 90_000);
 });
