@@ -3,7 +3,6 @@ import { answerProblem, answerStillRunning, drained, locationFor, sentWhole, wri
 import type { GatewayContext } from './context.js';
 import type { Lease, PendingRequest } from './requests.js';
 import type { ResultEvent } from './result-assembler.js';
-import type { Result } from './wait.js';
 
 /** How long one call may hold a result while it writes it; renewed while the writing goes on. */
 const DELIVERY_LEASE_MS = 30_000;
@@ -14,6 +13,9 @@ const DELIVERY_LEASE_MS = 30_000;
  * was away); `cut` (a stream broke off, or the client left one): the request is over.
  */
 export type Outcome = 'delivered' | 'kept' | 'cut';
+
+/** What ends a wait with a result: a buffered final, or the head of a stream. */
+export type Result = Extract<ResultEvent, { type: 'head' | 'final' }>;
 
 /** Reads on a stream: the next events, or an error that ends it. Returns [] once `gone` aborts. */
 export type ReadOn = (gone: AbortSignal) => Promise<ResultEvent[] | Error>;

@@ -5,7 +5,7 @@ import { streams, subjects } from '../shared/protocol.js';
 import { answerProblem, answerProgress, answerStillRunning } from './answers.js';
 import { cancelRequest } from './cancel.js';
 import type { GatewayContext } from './context.js';
-import { deliverResult, type Outcome } from './deliver.js';
+import { deliverResult, type Outcome, type Result } from './deliver.js';
 import type { PendingRequest } from './requests.js';
 import { ResultAssembler, ResultAssemblyError, type ResultEvent } from './result-assembler.js';
 import { ResponseReader } from './response-reader.js';
@@ -17,7 +17,6 @@ const NATS_PATIENCE_MS = 1_000;
 
 type Ending = 'window' | 'no-worker' | 'client-gone';
 type Progress = Extract<ResultEvent, { type: 'progress' }> & { seq: number };
-export type Result = Extract<ResultEvent, { type: 'head' | 'final' }>;
 type News =
   | { kind: 'result'; result: Result }
   | { kind: 'progress'; progress: Progress }

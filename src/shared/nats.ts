@@ -12,7 +12,7 @@ import {
   type JetStreamManager,
   type NatsConnection,
 } from 'nats';
-import { FRAME_OVERHEAD_BYTES, RESULTS_MAX_BYTES, streams, subjects } from './protocol.js';
+import { FRAME_OVERHEAD_BYTES, RESULTS_MAX_BYTES, RESULTS_PER_SUBJECT, streams, subjects } from './protocol.js';
 
 export interface NatsSettings {
   servers: readonly string[];
@@ -104,14 +104,14 @@ export async function ensureWorkQueue(
 
 /**
  * The stream every response lands in, kept for `retentionMs` so a gateway can come back for it.
- * Readers use Direct Get (no consumer per read); one message per subject keeps only the latest
- * progress (chunks, heads and finals each have subjects of their own); a byte bound refuses new
+ * Readers use Direct Get (no consumer per read); a few messages per subject bound a request's
+ * progress history (chunks, heads and finals each have subjects of their own); a byte bound refuses new
  * messages when full instead of dropping stored ones. An older stream is brought up to this.
  */
 export async function ensureResults(jsm: JetStreamManager, retentionMs: number): Promise<void> {
   const limits = {
     allow_direct: true,
-    max_msgs_per_subject: 1,
+    max_msgs_per_subject: RESULTS_PER_SUBJECT,
     max_bytes: RESULTS_MAX_BYTES,
     discard: DiscardPolicy.New,
   };
@@ -123,7 +123,7 @@ export async function ensureResults(jsm: JetStreamManager, retentionMs: number):
   }
   if (existing) {
     const c = existing.config;
-    if (!c.allow_direct || c.max_msgs_per_subject !== 1 || c.max_bytes <= 0)
+    if (!c.allow_direct || c.max_msgs_per_subject !== RESULTS_PER_SUBJECT || c.max_bytes <= 0)
       await jsm.streams.update(streams.results, { ...c, ...limits });
     return;
   }

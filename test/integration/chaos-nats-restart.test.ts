@@ -51,10 +51,10 @@ describe('a status poll while NATS restarts', () => {
     expect(polled.status).toBe(202);
     const polledId = polled.headers.get('nvcf-reqid')!;
     // Both windows end while NATS is away: one is a first call, the other a status poll.
-    const waitingCall = pexec('3', '"waiting"');
-    const waitingPoll = fetch(`${gw.url}/v2/nvcf/pexec/status/${polledId}`, { headers: { 'nvcf-poll-seconds': '3' } });
+    const waitingCall = pexec('8', '"waiting"');
+    const waitingPoll = fetch(`${gw.url}/v2/nvcf/pexec/status/${polledId}`, { headers: { 'nvcf-poll-seconds': '8' } });
     // Both requests are running in the container when NATS goes away.
-    await expect.poll(() => container.seen.length).toBe(seenBefore + 2);
+    await expect.poll(() => container.seen.length, { timeout: 6_000 }).toBe(seenBefore + 2);
     const outageStarted = Date.now();
     await nats.stop();
     const [call, poll] = await Promise.all([waitingCall, waitingPoll]);
