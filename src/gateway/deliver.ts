@@ -101,22 +101,24 @@ async function deliverStream(
         break;
       }
       if (gone.signal.aborted) break;
+      let over = false;
       for (const event of events) {
         if (event.type === 'data' && !res.write(event.bytes)) await drained(res);
         if (event.type !== 'final') continue;
         if (event.error) {
           ctx.log.warn({ requestId, err: event.error }, 'the streamed response broke off; cutting the client short');
           res.destroy();
+          over = true;
           break;
         }
         res.end();
-        if (await sentWhole(res)) {
-          await commit(ctx, requestId, lease);
-          ctx.log.info({ requestId, status: head.status, streamed: true }, 'result delivered');
-          return 'delivered';
-        }
+        over = true;
+        if (!(await sentWhole(res))) break;
+        await commit(ctx, requestId, lease);
+        ctx.log.info({ requestId, status: head.status, streamed: true }, 'result delivered');
+        return 'delivered';
       }
-      if (res.destroyed) break;
+      if (over || res.destroyed) break;
     }
   } finally {
     res.off('close', onClose);
