@@ -1,23 +1,13 @@
-import { connect, type NatsConnection } from 'nats';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RequestStore } from '../../src/gateway/requests.js';
-import { NatsServer } from '../../src/dev/nats-server.js';
+import { useRig } from '../support/rig.js';
 
 describe('the request records', () => {
-  let nats: NatsServer;
-  let nc: NatsConnection;
-
-  beforeAll(async () => {
-    nats = await NatsServer.start();
-    nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
-  });
-  afterAll(async () => {
-    await nc?.close();
-    await nats?.dispose();
-  });
+  // A connection that outlives the restart below.
+  const rig = useRig({ client: { maxReconnectAttempts: -1, reconnectTimeWait: 100 } });
 
   it('hand a result out once: one call holds it while it writes, a release makes it claimable again, a commit makes it gone, and NATS away changes nothing', async () => {
-    const store = new RequestStore(await nc.jetstream().views.kv('nvcf_requests', { history: 1 }));
+    const store = new RequestStore(await rig.nc.jetstream().views.kv('nvcf_requests', { history: 1 }));
     const now = Date.now();
     const requestId = crypto.randomUUID();
     await store.create({
@@ -34,10 +24,10 @@ describe('the request records', () => {
     expect(first.outcome).toBe('reserved');
     expect((await store.reserve(requestId, 30_000)).outcome).toBe('busy');
     if (first.outcome === 'reserved') await first.lease.release();
-    await nats.stop();
+    await rig.nats.stop();
     // Nothing was changed: the caller can safely be told to poll again.
     expect((await store.reserve(requestId, 30_000)).outcome).toBe('unknown');
-    await nats.restart();
+    await rig.nats.restart();
     await expect
       .poll(
         () =>
@@ -55,7 +45,7 @@ describe('the request records', () => {
   }, 60_000);
 
   it('let a lease whose holder died run out, so the result is claimable again', async () => {
-    const kv = await nc.jetstream().views.kv('nvcf_requests', { history: 1 });
+    const kv = await rig.nc.jetstream().views.kv('nvcf_requests', { history: 1 });
     const store = new RequestStore(kv);
     const now = Date.now();
     const requestId = crypto.randomUUID();
