@@ -1,6 +1,7 @@
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../shared/log.js';
+import type { WorkerConfig } from './config.js';
 
 /** Older than any request can live (work messages expire after 2 h), so nobody still uses it. */
 const STALE_AFTER_MS = 2 * 3_600_000;
@@ -50,4 +51,9 @@ export class Janitor {
     if (removed > 0) this.log.info({ removed }, 'removed stale leftovers of earlier runs');
     return removed;
   }
+}
+
+/** The janitor of a worker's directories: assets, outputs and the spool. */
+export function janitorFor(config: WorkerConfig, log: Logger): Janitor {
+  return new Janitor([config.assetDir, config.responseDir, config.spoolDir], log);
 }

@@ -11,7 +11,7 @@ import { handleDelivery, refuseDelivery, RETRY_DELAY_MS } from './request/handle
 import { HealthMonitor, waitUntilHealthy } from './container-health.js';
 import { Heartbeat, type WorkerStateName } from './heartbeat.js';
 import { Intake, type GateState } from './intake.js';
-import { Janitor } from './janitor.js';
+import { janitorFor, type Janitor } from './janitor.js';
 import type { Logger } from '../shared/log.js';
 import { createWorkerMetrics } from './metrics.js';
 import { connectNats, ensureResults, ensureWorkQueue, frameBodyLimit } from '../shared/nats.js';
@@ -139,10 +139,7 @@ export class Worker {
     }
     await mkdir(this.config.spoolDir, { recursive: true, mode: 0o700 });
     this.realResponseDir = await realpath(this.config.responseDir);
-    this.janitor = new Janitor(
-      [this.config.assetDir, this.config.responseDir, this.config.spoolDir],
-      this.log.child({ stage: 'janitor' }),
-    );
+    this.janitor = janitorFor(this.config, this.log.child({ stage: 'janitor' }));
     this.janitor.start();
   }
 
