@@ -116,7 +116,8 @@ export const Invocation = z
     largeResult: z.object({ uploadUrl: httpUrl, downloadUrl: httpUrl }).optional(),
     /**
      * Subject prefix for every response of this request: `nvcf.rs.<requestId>`, or
-     * `nvcf.rs.<gatewayId>.<requestId>` so that each gateway can consume only its own.
+     * `nvcf.rs.<gatewayId>.<requestId>` so that each gateway can consume only its own. It must
+     * end in the request id (checked on decode): a frame cannot answer another request.
      */
     replyTo: z
       .string()
@@ -235,14 +236,41 @@ function describe(error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.join('.') || 'message'} ${i.message}`).join('; ');
 }
 
+/**
+ * A frame whose reply subject is not its own request's: it could answer someone else's call,
+ * so nobody is answered about it (the subject it names is no trustworthy address).
+ */
+export class ForeignReplyError extends FrameError {
+  override name = 'ForeignReplyError';
+}
+
+/** A reply subject belongs to a request when it ends in `.<requestId>`, as `subjects.replyTo` builds it. */
+export function replyToBelongs(replyTo: string, requestId: string): boolean {
+  return replyTo.endsWith(`.${requestId}`);
+}
+
 export function decodeInvocation(data: Uint8Array): Frame<Invocation> {
   const { json, body } = splitFrame(data);
   const parsed = Invocation.safeParse(json);
   if (!parsed.success) throw new FrameError(`invalid invocation: ${describe(parsed.error)}`, json);
+  if (!replyToBelongs(parsed.data.replyTo, parsed.data.requestId)) {
+    throw new ForeignReplyError(
+      `invalid invocation: replyTo ${parsed.data.replyTo} does not end in its requestId ${parsed.data.requestId}`,
+    );
+  }
   if (parsed.data.bodyUrl && body.length > 0) {
     throw new FrameError('invalid invocation: a message with bodyUrl must carry no inline body', json);
   }
   return { meta: parsed.data, body };
+}
+
+/**
+ * Why a response's metadata is not valid, or undefined when it is: the one check both the worker
+ * (before it publishes) and every reader (on decode) apply, so nothing is sent that a reader drops.
+ */
+export function responseMetaProblem(meta: unknown): string | undefined {
+  const parsed = ResponseMeta.safeParse(meta);
+  return parsed.success ? undefined : describe(parsed.error);
 }
 
 export function decodeResponse(data: Uint8Array): Frame<ResponseMeta> {
@@ -260,12 +288,19 @@ export function replyAddressOf(partial: unknown): { replyTo: string; requestId: 
   if (!partial || typeof partial !== 'object') return undefined;
   const { replyTo, requestId } = partial as Record<string, unknown>;
   const ok =
-    Invocation.shape.replyTo.safeParse(replyTo).success && typeof requestId === 'string' && requestId.length <= 128;
+    Invocation.shape.replyTo.safeParse(replyTo).success &&
+    typeof requestId === 'string' &&
+    requestId.length <= 128 &&
+    replyToBelongs(replyTo as string, requestId);
   return ok ? { replyTo: replyTo as string, requestId: requestId } : undefined;
 }
 
-/** The state record each worker keeps in the `nvcf_workers` bucket. */
-export const WorkerState = z.object({
+/**
+ * The state record each worker keeps in the `nvcf_workers` bucket: exactly these fields (strict
+ * on write and on read), so nothing else of a worker's configuration, such as its NATS
+ * credentials, can ride along into a bucket that every gateway reads.
+ */
+export const WorkerState = z.strictObject({
   v: z.literal(PROTOCOL_VERSION),
   workerId: z.string(),
   functionId: z.string(),

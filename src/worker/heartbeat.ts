@@ -4,8 +4,8 @@ import {
   HEARTBEAT_INTERVAL_MS,
   PROTOCOL_VERSION,
   WORKER_RECORD_TTL_MS,
+  WorkerState,
   streams,
-  type WorkerState,
 } from '../shared/protocol.js';
 
 export type WorkerStateName = WorkerState['state'];
@@ -44,15 +44,23 @@ export class Heartbeat {
   async beat(): Promise<void> {
     if (!this.kv) return;
     const { state, message, inFlight } = this.source.state();
-    const record: WorkerState = {
-      v: PROTOCOL_VERSION,
-      ...this.identity,
-      state,
-      ...(message ? { message } : {}),
-      inFlight,
-      updatedAt: Date.now(),
-    };
+    const { workerId, functionId, functionVersionId, functionName, ncaId, inferenceUrl, capacity } = this.identity;
+    // Field by field, never a spread: whatever else the caller's object holds stays out of NATS.
     try {
+      const record = WorkerState.parse({
+        v: PROTOCOL_VERSION,
+        workerId,
+        functionId,
+        functionVersionId,
+        functionName,
+        ncaId,
+        ...(inferenceUrl ? { inferenceUrl } : {}),
+        state,
+        ...(message ? { message } : {}),
+        capacity,
+        inFlight,
+        updatedAt: Date.now(),
+      });
       await this.kv.put(this.key, JSON.stringify(record));
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not write the worker state record');

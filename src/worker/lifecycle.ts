@@ -153,7 +153,15 @@ export class Worker {
     await ensureResults(jsm, this.config.nats.resultRetentionMs);
     this.heartbeat = new Heartbeat(
       nc,
-      { ...this.config, inferenceUrl: this.config.inference.path, capacity: this.config.concurrency },
+      {
+        workerId: this.config.workerId,
+        functionId: this.config.functionId,
+        functionVersionId: this.config.functionVersionId,
+        functionName: this.config.functionName,
+        ncaId: this.config.ncaId,
+        inferenceUrl: this.config.inference.path,
+        capacity: this.config.concurrency,
+      },
       { state: () => this.heartbeatState() },
       this.log.child({ stage: 'heartbeat' }),
     );

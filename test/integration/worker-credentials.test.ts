@@ -37,9 +37,7 @@ describe("the worker's NATS credentials", () => {
   beforeAll(async () => {
     nats = await natsWithPassword();
     container = await TestContainer.start(echo);
-    worker = await startWorker(
-      await workerEnv(nats.url, container.port, { NATS_USER: USER, NATS_PASSWORD: PASSWORD }),
-    );
+    worker = await startWorker(await workerEnv(nats.url, container.port, { NATS_USER: USER, NATS_PASSWORD: PASSWORD }));
     nc = await connect({ servers: nats.url, user: USER, pass: PASSWORD });
   });
   afterAll(async () => {

@@ -13,6 +13,7 @@ import { RequestOutputs } from '../outputs/output-dir.js';
 import {
   DEFAULT_REQUEST_LIFETIME_MS,
   EXPIRY_GRACE_MS,
+  ForeignReplyError,
   FrameError,
   decodeInvocation,
   replyAddressOf,
@@ -315,6 +316,13 @@ function asSidecarError(err: unknown, signal: AbortSignal): SidecarError {
 }
 
 async function answerMalformed(msg: JsMsg, err: Error, deps: HandlerDeps): Promise<void> {
+  if (err instanceof ForeignReplyError) {
+    deps.log.warn(
+      { seq: msg.seq, subject: msg.subject, err: err.message },
+      'reply subject does not belong to the request; terminating it',
+    );
+    return msg.term();
+  }
   const address = err instanceof FrameError ? replyAddressOf(err.partial) : undefined;
   deps.log.warn(
     { seq: msg.seq, subject: msg.subject, err: err.message, answered: Boolean(address) },
