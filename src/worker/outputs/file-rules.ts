@@ -6,7 +6,7 @@ import type { OutputFile, SkippedFile } from '../../shared/protocol.js';
 
 /**
  * The rules for what may leave a request's output directory. Only regular files strictly inside
- * it are shipped: symbolic links, FIFOs, sockets and devices are skipped and reported, and each
+ * it are shipped: symbolic links, hard links, FIFOs, sockets and devices are skipped and reported, and each
  * file is opened without following links and checked again through its descriptor, so a file
  * swapped for a link between the check and the open is still caught.
  */
@@ -35,6 +35,9 @@ export function classify(name: string): OutputKind {
 /** Why a file that was listed could not be opened: it is gone (removed or renamed meanwhile). */
 export const REMOVED_BEFORE_READ = 'removed before it was read';
 
+/** Why a regular file with more than one name is not shipped. */
+export const HARD_LINK = 'hard link (the file has more than one name)';
+
 export type Opened = { handle: FileHandle; size: number; mtimeMs: number } | { skipped: string };
 
 /** Opens a candidate output for reading, or says why it is not shipped. */
@@ -55,6 +58,9 @@ export async function openOutput(realRoot: string, path: string): Promise<Opened
   try {
     const stat = await handle.stat();
     if (!stat.isFile()) throw new Error('not a regular file');
+    // A second name can point at any file the container may read (a hard link to /etc/shadow
+    // lies inside the directory by path); like a symlink, it is reported, never followed.
+    if (stat.nlink > 1) throw new Error(HARD_LINK);
     const real = await whereIs(handle, path);
     if (!real.startsWith(realRoot + sep)) throw new Error('outside the output directory');
     return { handle, size: stat.size, mtimeMs: stat.mtimeMs };
