@@ -44,6 +44,12 @@ export const errorCodes = {
     family: 'worker',
     detail: 'Internal error while making inference request',
   },
+  RESPONSE_UNREPRESENTABLE: {
+    disposition: 'answer',
+    status: 502,
+    family: 'worker',
+    detail: "The container's response cannot be carried back to the caller",
+  },
   LARGE_RESULT_FAILED: {
     disposition: 'answer',
     status: 500,
