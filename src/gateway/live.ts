@@ -1,6 +1,6 @@
 import type { NatsConnection, Subscription } from 'nats';
 import type { Logger } from '../shared/log.js';
-import { decodeResponse, type Frame, type ResponseMeta } from '../shared/protocol.js';
+import { decodeResponse, subjects, type Frame, type ResponseMeta } from '../shared/protocol.js';
 
 /**
  * The fast path for a pexec call's own wait: JetStream publishes are also ordinary NATS
@@ -16,7 +16,7 @@ export class LiveResults {
   private readonly prefixLength: number;
 
   constructor(nc: NatsConnection, gatewayId: string, log: Logger) {
-    const prefix = `nvcf.rs.${gatewayId}.`;
+    const prefix = subjects.gatewayReplies(gatewayId);
     this.prefixLength = prefix.length;
     this.subscription = nc.subscribe(`${prefix}>`, {
       callback: (err, msg) => {

@@ -3,13 +3,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { acceptsEventStream, queueableClientHeaders } from '../shared/headers.js';
 import { ensureWorkQueue, frameBodyLimit } from '../shared/nats.js';
-import { Invocation, type InvocationInput } from '../shared/protocol.js';
+import { Invocation, subjects, type InvocationInput } from '../shared/protocol.js';
 import { resolveAssetReferences } from './asset-store.js';
 import { UUID_PATTERN, type GatewayContext } from './context.js';
 import { HttpProblem, requestHeader, rawHeaderPairs, readBody } from './http.js';
 import type { PendingRequest } from './requests.js';
 import type { VersionView } from './registry.js';
 import { answerStillRunning, answerWhenReady } from './wait.js';
+import { classifyNatsError } from '../shared/nats-errors.js';
 
 const DEFAULT_POLL_SECONDS = 60;
 /** NVCF raises the default window for event streams, which run long by nature. */
@@ -71,6 +72,7 @@ export async function invokeFunction(
     await ensureWorkQueue(ctx.jsm, fv, {
       ackWaitMs: ctx.config.nats.ackWaitMs,
       maxDeliver: ctx.config.nats.maxDeliver,
+      replicas: ctx.config.nats.replicas,
       maxMessages: ctx.config.queueMax,
     });
     ctx.ensuredQueues.add(fv);
@@ -94,7 +96,7 @@ export async function invokeFunction(
       requestHeader(req, 'content-type') ?? 'application/octet-stream',
     );
   const now = Date.now();
-  const replyTo = `nvcf.rs.${ctx.config.gatewayId}.${requestId}`;
+  const replyTo = subjects.replyTo(requestId, ctx.config.gatewayId);
   const invocation: Omit<InvocationInput, 'v'> = {
     requestId,
     functionId: version.functionId,
@@ -144,7 +146,7 @@ export async function invokeFunction(
       await ctx.client.invoke(invocation, inline ? body : new Uint8Array(0));
     } catch (err) {
       await ctx.requests.remove(requestId);
-      if (/maximum messages|resource limit|maximum bytes/i.test((err as Error).message)) {
+      if (classifyNatsError(err).kind === 'full') {
         log.warn({ err: (err as Error).message }, 'queue full; answering 429');
         throw new HttpProblem(429, `the queue of function version ${fv} is full; retry later`, { 'Retry-After': '1' });
       }

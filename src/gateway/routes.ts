@@ -6,6 +6,7 @@ import type { GatewayContext } from './context.js';
 import { listFunctions, queueLengths, queuePosition } from './functions.js';
 import { HttpProblem, requestHeader, sendJson, sendProblem } from './http.js';
 import { invokeFunction, requestStatus } from './pexec.js';
+import { classifyNatsError } from '../shared/nats-errors.js';
 
 type Handler = (
   ctx: GatewayContext,
@@ -166,17 +167,7 @@ export async function route(ctx: GatewayContext, req: IncomingMessage, res: Serv
   }
 }
 
-/** nats.js error codes that mean NATS is out of reach for now, not that the call is wrong. */
-const NATS_UNREACHABLE = new Set([
-  'TIMEOUT',
-  'DISCONNECT',
-  'CONNECTION_CLOSED',
-  'CONNECTION_DRAINING',
-  'CONNECTION_REFUSED',
-  '503',
-]);
-
 function unreachableNats(err: unknown): string | undefined {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && NATS_UNREACHABLE.has(code) ? code : undefined;
+  const classified = classifyNatsError(err);
+  return classified.kind === 'unreachable' ? classified.code : undefined;
 }

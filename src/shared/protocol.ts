@@ -22,7 +22,11 @@ export const subjects = {
    */
   response: (replyTo: string, kind: ResponseKind, chunk?: { attempt: number; index: number }) =>
     chunk ? `${replyTo}.chunk.${chunk.attempt}.${chunk.index}` : `${replyTo}.${kind}`,
-  replyTo: (requestId: string) => `nvcf.rs.${requestId}`,
+  /** Reply prefix of a request; with a gateway id, under that gateway's own prefix. */
+  replyTo: (requestId: string, gatewayId?: string) =>
+    gatewayId ? `${subjects.gatewayReplies(gatewayId)}${requestId}` : `nvcf.rs.${requestId}`,
+  /** Every reply subject of one gateway starts with this (`<prefix>>` hears them all). */
+  gatewayReplies: (gatewayId: string) => `nvcf.rs.${gatewayId}.`,
   responsesOf: (replyTo: string) => `${replyTo}.>`,
   /** Core NATS (not stored): the payload is the request id to abort. */
   cancel: (functionVersionId: string) => `nvcf.cancel.${functionVersionId}`,
@@ -34,9 +38,43 @@ export const streams = {
   workConsumer: 'workers',
   results: 'NVCF_RS',
   resultsSubjects: ['nvcf.rs.>'],
-  /** Key-value bucket of worker state records, key `<functionVersionId>.<workerId>`. */
-  workers: 'nvcf_workers',
 } as const;
+
+/** Key-value and object buckets (each is a stream named `KV_<bucket>` or `OBJ_<bucket>`). */
+export const buckets = {
+  /** Worker state records, key `<functionVersionId>.<workerId>`; TTL WORKER_RECORD_TTL_MS. */
+  workers: 'nvcf_workers',
+  /** Gateway: every function version ever seen (no TTL), so a stopped function lists as INACTIVE. */
+  functions: 'nvcf_functions',
+  /** Gateway: its own small state (the signing secret, shared by every gateway on the server). */
+  gateway: 'nvcf_gateway',
+  /** Gateway: one record per request, for polls on any gateway; TTL RESULT_RETENTION. */
+  requests: 'nvcf_requests',
+  /** Gateway: uploaded asset records. */
+  assetRecords: 'nvcf_asset_records',
+  /** Gateway object stores: asset bytes, large results, request bodies too large for a frame. */
+  objects: (kind: 'assets' | 'results' | 'bodies') => `nvcf_${kind}`,
+} as const;
+
+/** Limits of the work queue stream and its shared consumer (created by whichever side comes first). */
+export const workQueueLimits = {
+  /** Queue depth when the gateway does not set GATEWAY_QUEUE_MAX. */
+  defaultMaxMessages: 100_000,
+  /**
+   * A message nobody can finish (max_deliver spent) must not hold a queue slot for ever; no
+   * request outlives this (poll windows end within 1 h, deadlines default to 1 h).
+   */
+  maxAgeMs: 2 * 3_600_000,
+  /** Publishes of the same request id within this window are one message (a retried publish). */
+  duplicateWindowMs: 120_000,
+  /** Pull requests waiting at once: several workers fetch together, each for its free slots. */
+  maxWaiting: 4096,
+} as const;
+
+/** The results stream drops duplicate publishes (same message id) within this window at most. */
+export const RESULTS_DUPLICATE_WINDOW_MS = 120_000;
+/** Stream replicas when NATS_STREAM_REPLICAS is not set: a single server holds one copy. */
+export const DEFAULT_STREAM_REPLICAS = 1;
 
 /** How often a worker rewrites its state record, and how long a silent record stays believable. */
 export const HEARTBEAT_INTERVAL_MS = 5_000;

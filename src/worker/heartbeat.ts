@@ -5,7 +5,7 @@ import {
   PROTOCOL_VERSION,
   WORKER_RECORD_TTL_MS,
   WorkerState,
-  streams,
+  buckets,
 } from '../shared/protocol.js';
 
 export type WorkerStateName = WorkerState['state'];
@@ -31,10 +31,16 @@ export class Heartbeat {
     > & { capacity: number },
     private readonly source: HeartbeatSource,
     private readonly log: Logger,
+    /** Replicas of the bucket, should this worker be the one to create it. */
+    private readonly replicas = 1,
   ) {}
 
   async start(): Promise<void> {
-    this.kv = await this.nc.jetstream().views.kv(streams.workers, { history: 1, ttl: WORKER_RECORD_TTL_MS });
+    this.kv = await this.nc.jetstream().views.kv(buckets.workers, {
+      history: 1,
+      ttl: WORKER_RECORD_TTL_MS,
+      replicas: this.replicas,
+    });
     await this.beat();
     this.timer = setInterval(() => void this.beat(), HEARTBEAT_INTERVAL_MS);
     this.timer.unref();

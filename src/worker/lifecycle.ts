@@ -150,7 +150,7 @@ export class Worker {
     void this.watchConnection(nc);
     const jsm = await nc.jetstreamManager();
     await ensureWorkQueue(jsm, this.config.functionVersionId, this.config.nats);
-    await ensureResults(jsm, this.config.nats.resultRetentionMs);
+    await ensureResults(jsm, this.config.nats.resultRetentionMs, this.config.nats.replicas);
     this.heartbeat = new Heartbeat(
       nc,
       {
@@ -164,6 +164,7 @@ export class Worker {
       },
       { state: () => this.heartbeatState() },
       this.log.child({ stage: 'heartbeat' }),
+      this.config.nats.replicas,
     );
     await this.heartbeat.start();
     this.log.info(

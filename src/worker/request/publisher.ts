@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JetStreamClient, JetStreamManager } from 'nats';
 import { SidecarError } from '../../shared/errors.js';
+import { isNatsNotFound } from '../../shared/nats-errors.js';
 import {
   PROTOCOL_VERSION,
   encodeFrame,
@@ -33,7 +34,7 @@ export async function alreadyAnswered(jsm: JetStreamManager, replyTo: string): P
     await jsm.streams.getMessage(streams.results, { last_by_subj: subjects.response(replyTo, 'final') });
     return true;
   } catch (err) {
-    if (/no message found|not found/i.test((err as Error).message)) return false;
+    if (isNatsNotFound(err)) return false;
     throw err;
   }
 }
