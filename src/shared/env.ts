@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { NvcfError } from './errors.js';
 import { DEFAULT_STREAM_REPLICAS } from './protocol.js';
 
 /**
@@ -7,8 +8,10 @@ import { DEFAULT_STREAM_REPLICAS } from './protocol.js';
  * reported. Each command (worker, gateway) composes its own schema from these and parses once.
  */
 
-export class ConfigError extends Error {
+/** A bad setting: the process exits with it, since a restart with the same environment fails the same way. */
+export class ConfigError extends NvcfError {
   override name = 'ConfigError';
+  readonly retry = 'give-up';
 }
 
 /**

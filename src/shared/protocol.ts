@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { NvcfError } from './errors.js';
 
 /**
  * nvcf-sidecar NATS protocol, version 1: every subject, stream and message that crosses NATS,
@@ -247,8 +248,10 @@ export function encodeFrame(meta: object, body: Uint8Array = new Uint8Array(0)):
   return frame;
 }
 
-export class FrameError extends Error {
+/** A message that is not a valid frame: sending it again cannot make it valid. */
+export class FrameError extends NvcfError {
   override name = 'FrameError';
+  readonly retry = 'give-up';
   /** What could be read of the metadata before validation failed: enough to address a reply. */
   constructor(
     message: string,

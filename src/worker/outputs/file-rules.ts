@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
 import { lstat, open, readdir, readlink, realpath, type FileHandle } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
-import type { OutputFile, SkippedFile } from '../../shared/protocol.js';
+import { NvcfError } from '../../shared/errors.js';
+import type { SkippedFile } from '../../shared/protocol.js';
 
 /**
  * The rules for what may leave a request's output directory. Only regular files strictly inside
@@ -164,7 +165,10 @@ async function* walk(root: string): AsyncGenerator<Dirent> {
 const STREAM_CHUNK_BYTES = 256 * 1024;
 
 /** A read of one file failed, as opposed to the archive it was being written into. */
-export class FileReadError extends Error {
+export class FileReadError extends NvcfError {
+  override name = 'FileReadError';
+  /** The same file read again fails the same way, as far as anyone can tell. */
+  readonly retry = 'give-up';
   constructor(
     readonly file: string,
     cause: unknown,
@@ -200,5 +204,3 @@ export async function readWhole(handle: FileHandle, size: number): Promise<Buffe
   }
   return buffer.subarray(0, filled);
 }
-
-export type { OutputFile };
