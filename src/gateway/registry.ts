@@ -1,7 +1,8 @@
 import type { KV, NatsConnection } from 'nats';
 import type { Logger } from '../shared/log.js';
 import { allKeys } from './context.js';
-import { WORKER_RECORD_TTL_MS, WorkerState, buckets, functionStatus, type FunctionStatus } from '../shared/protocol.js';
+import { WORKER_RECORD_TTL_MS, buckets } from '../shared/protocol.js';
+import { WorkerState, functionStatus, type FunctionStatus } from '../shared/worker-state.js';
 
 /** A function version the harness has seen a worker register for. */
 export interface KnownVersion {

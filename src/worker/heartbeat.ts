@@ -1,12 +1,7 @@
 import type { KV, NatsConnection } from 'nats';
 import type { Logger } from '../shared/log.js';
-import {
-  HEARTBEAT_INTERVAL_MS,
-  PROTOCOL_VERSION,
-  WORKER_RECORD_TTL_MS,
-  WorkerState,
-  buckets,
-} from '../shared/protocol.js';
+import { HEARTBEAT_INTERVAL_MS, PROTOCOL_VERSION, WORKER_RECORD_TTL_MS, buckets } from '../shared/protocol.js';
+import { WorkerState } from '../shared/worker-state.js';
 
 export type WorkerStateName = WorkerState['state'];
 

@@ -63,7 +63,10 @@ describe("the worker's NATS credentials", () => {
         const message = await jsm.streams.getMessage(info.config.name, { seq }).catch(() => undefined);
         if (!message) continue;
         scanned++;
-        const text = Buffer.from(message.data).toString('latin1') + message.subject + String(message.header ?? '');
+        const headers = message.header
+          ? message.header.keys().map((key) => `${key}: ${message.header.values(key).join(',')}`)
+          : [];
+        const text = [Buffer.from(message.data).toString('latin1'), message.subject, ...headers].join('\n');
         expect(text, `${info.config.name} #${seq}`).not.toContain(PASSWORD);
         expect(text, `${info.config.name} #${seq}`).not.toContain(`"user":"${USER}"`);
       }

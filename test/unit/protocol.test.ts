@@ -6,11 +6,10 @@ import {
   decodeInvocation,
   decodeResponse,
   encodeFrame,
-  functionStatus,
   replyAddressOf,
   responseMetaProblem,
-  WorkerState,
 } from '../../src/shared/protocol.js';
+import { WorkerState, functionStatus } from '../../src/shared/worker-state.js';
 
 const invocation = () => {
   const requestId = randomUUID();
