@@ -1,7 +1,7 @@
-import { connect, DiscardPolicy, RetentionPolicy, type NatsConnection } from 'nats';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../src/dev/nats-server.js';
+import { connect, DiscardPolicy, RetentionPolicy } from 'nats';
+import { describe, expect, it } from 'vitest';
 import { classifyNatsError } from '../../src/shared/nats-errors.js';
+import { useRig } from '../support/rig.js';
 
 const failure = (call: () => Promise<unknown>) =>
   call().then(
@@ -12,19 +12,10 @@ const failure = (call: () => Promise<unknown>) =>
   );
 
 describe('the NATS error classifier, on errors from a real server', () => {
-  let nats: NatsServer;
-  let nc: NatsConnection;
-  beforeAll(async () => {
-    nats = await NatsServer.start();
-    nc = await connect({ servers: nats.url });
-  });
-  afterAll(async () => {
-    await nc?.close();
-    await nats?.dispose();
-  });
+  const rig = useRig({ nats: true });
 
   it('knows a missing stream, consumer and message by their JetStream codes', async () => {
-    const jsm = await nc.jetstreamManager();
+    const jsm = await rig.nc.jetstreamManager();
     await jsm.streams.add({ name: 'EMPTY', subjects: ['empty.>'] });
     expect(classifyNatsError(await failure(() => jsm.streams.info('NONE')))).toEqual({
       kind: 'not-found',
@@ -40,14 +31,14 @@ describe('the NATS error classifier, on errors from a real server', () => {
   });
 
   it('knows a stream that exists with another configuration', async () => {
-    const jsm = await nc.jetstreamManager();
+    const jsm = await rig.nc.jetstreamManager();
     await jsm.streams.add({ name: 'TAKEN', subjects: ['taken.>'], max_msgs: 1 });
     const err = await failure(() => jsm.streams.add({ name: 'TAKEN', subjects: ['taken.>'], max_msgs: 2 }));
     expect(classifyNatsError(err).kind).toBe('exists');
   });
 
   it('knows a publish refused by a full work queue (code 10077), though nats.js calls it 503', async () => {
-    const jsm = await nc.jetstreamManager();
+    const jsm = await rig.nc.jetstreamManager();
     await jsm.streams.add({
       name: 'FULL',
       subjects: ['full.>'],
@@ -55,7 +46,7 @@ describe('the NATS error classifier, on errors from a real server', () => {
       discard: DiscardPolicy.New,
       max_msgs: 1,
     });
-    const js = nc.jetstream();
+    const js = rig.nc.jetstream();
     await js.publish('full.a');
     const err = await failure(() => js.publish('full.b'));
     expect((err as { code: string }).code).toBe('503');
@@ -63,7 +54,7 @@ describe('the NATS error classifier, on errors from a real server', () => {
   });
 
   it('calls a connection that is gone unreachable, and anything else other', async () => {
-    const other = await connect({ servers: nats.url });
+    const other = await connect({ servers: rig.natsUrl });
     await other.close();
     const err = await failure(() => other.jetstreamManager().then((jsm) => jsm.streams.info('X')));
     expect(classifyNatsError(err).kind).toBe('unreachable');

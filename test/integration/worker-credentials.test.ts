@@ -2,11 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ProtocolClient } from '../../src/gateway/protocol-client.js';
-import { TestContainer, echo } from '../support/container.js';
-import { invocationFor, startWorker, workerEnv, type RunningWorker } from '../support/env.js';
+import { invocationFor } from '../support/env.js';
+import { startRig } from '../support/rig.js';
 
 const USER = 'sidecar';
 const PASSWORD = 'secret-pw-4f7d2a9c';
@@ -30,47 +28,46 @@ async function natsWithPassword(): Promise<{ url: string; child: ChildProcess }>
 
 describe("the worker's NATS credentials", () => {
   let nats: { url: string; child: ChildProcess };
-  let container: TestContainer;
-  let worker: RunningWorker;
-  let nc: NatsConnection;
-
   beforeAll(async () => {
     nats = await natsWithPassword();
-    container = await TestContainer.start(echo);
-    worker = await startWorker(await workerEnv(nats.url, container.port, { NATS_USER: USER, NATS_PASSWORD: PASSWORD }));
-    nc = await connect({ servers: nats.url, user: USER, pass: PASSWORD });
   });
-  afterAll(async () => {
-    await worker?.stop();
-    await nc?.close();
-    await container?.close();
+  afterAll(() => {
     nats?.child.kill('SIGTERM');
   });
 
   it('appear in no message of any stream or bucket after a request ran', async () => {
-    const client = new ProtocolClient(nc);
-    const result = await client.result(await client.invoke(invocationFor(worker.env), Buffer.from('hello')));
-    expect(result.status).toBe(200);
+    const rig = await startRig({
+      nats: { url: nats.url },
+      client: { user: USER, pass: PASSWORD },
+      worker: { env: { NATS_USER: USER, NATS_PASSWORD: PASSWORD } },
+    });
+    try {
+      const result = await rig.client.result(
+        await rig.client.invoke(invocationFor(rig.worker.env), Buffer.from('hello')),
+      );
+      expect(result.status).toBe(200);
 
-    const jsm = await nc.jetstreamManager();
-    const streams = await jsm.streams.list().next();
-    const names = streams.map((s) => s.config.name);
-    expect(names).toContain('KV_nvcf_workers');
-    let scanned = 0;
-    for (const info of streams) {
-      const { first_seq, last_seq } = (await jsm.streams.info(info.config.name)).state;
-      for (let seq = first_seq; seq > 0 && seq <= last_seq; seq++) {
-        const message = await jsm.streams.getMessage(info.config.name, { seq }).catch(() => undefined);
-        if (!message) continue;
-        scanned++;
-        const headers = message.header
-          ? message.header.keys().map((key) => `${key}: ${message.header.values(key).join(',')}`)
-          : [];
-        const text = [Buffer.from(message.data).toString('latin1'), message.subject, ...headers].join('\n');
-        expect(text, `${info.config.name} #${seq}`).not.toContain(PASSWORD);
-        expect(text, `${info.config.name} #${seq}`).not.toContain(`"user":"${USER}"`);
+      const jsm = await rig.nc.jetstreamManager();
+      const streams = await jsm.streams.list().next();
+      expect(streams.map((s) => s.config.name)).toContain('KV_nvcf_workers');
+      let scanned = 0;
+      for (const info of streams) {
+        const { first_seq, last_seq } = (await jsm.streams.info(info.config.name)).state;
+        for (let seq = first_seq; seq > 0 && seq <= last_seq; seq++) {
+          const message = await jsm.streams.getMessage(info.config.name, { seq }).catch(() => undefined);
+          if (!message) continue;
+          scanned++;
+          const headers = message.header
+            ? message.header.keys().map((key) => `${key}: ${message.header.values(key).join(',')}`)
+            : [];
+          const text = [Buffer.from(message.data).toString('latin1'), message.subject, ...headers].join('\n');
+          expect(text, `${info.config.name} #${seq}`).not.toContain(PASSWORD);
+          expect(text, `${info.config.name} #${seq}`).not.toContain(`"user":"${USER}"`);
+        }
       }
+      expect(scanned).toBeGreaterThan(0);
+    } finally {
+      await rig.dispose();
     }
-    expect(scanned).toBeGreaterThan(0);
   });
 });

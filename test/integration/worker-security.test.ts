@@ -3,38 +3,27 @@ import { existsSync } from 'node:fs';
 import { link, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/shared/log.js';
 import { loadWorkerConfig } from '../../src/worker/config.js';
 import { janitorFor } from '../../src/worker/janitor.js';
-import { echo } from '../support/container.js';
 import { invocationFor } from '../support/env.js';
-import { useWorkerRig } from '../support/rig.js';
-import { TestStorage } from '../support/storage.js';
+import { useRig } from '../support/rig.js';
 import { readZip } from '../support/zip.js';
 
 const outDir = (req: { headers: Record<string, unknown> }) => String(req.headers['nvcf-large-output-dir']);
 const problemOf = (body: Buffer) => JSON.parse(body.toString()) as Record<string, unknown>;
 
 describe('a hostile container or publisher cannot reach past its own request', () => {
-  const rig = useWorkerRig({ MAX_REQUEST_CONCURRENCY: '4' });
-  let storage: TestStorage;
-  beforeAll(async () => {
-    storage = await TestStorage.start();
-  });
-  afterAll(async () => {
-    await storage?.close();
-  });
-  beforeEach(() => {
-    rig.container.route = echo;
-  });
+  const rig = useRig({ worker: { env: { MAX_REQUEST_CONCURRENCY: '4' } }, storage: true });
 
   function withLargeResult() {
     const requestId = randomUUID();
     const key = `${requestId}.zip`;
     return invocationFor(rig.worker.env, {
       requestId,
-      largeResult: { uploadUrl: storage.url(key), downloadUrl: storage.url(key) },
+      largeResult: { uploadUrl: rig.storage.url(key), downloadUrl: rig.storage.url(key) },
     });
   }
 
@@ -51,7 +40,7 @@ describe('a hostile container or publisher cannot reach past its own request', (
     const result = await rig.client.result(await rig.client.invoke(invocation), 30_000);
     expect(result.status).toBe(302);
     expect(result.manifest?.skipped).toEqual([{ name: 'shadow', reason: expect.stringMatching(/hard link/) }]);
-    const zip = await readZip(storage.path(`${invocation.requestId}.zip`));
+    const zip = await readZip(rig.storage.path(`${invocation.requestId}.zip`));
     expect([...zip.keys()].sort()).toEqual([`${invocation.requestId}.response`, 'result.txt']);
   });
 
@@ -78,13 +67,13 @@ describe('a hostile container or publisher cannot reach past its own request', (
     };
     const victim = invocationFor(rig.worker.env);
     const victimReply = await rig.client.invoke(victim, Buffer.from('victim'));
-    while (!rig.container.seen.some((s) => s.body.toString() === 'victim')) await new Promise((r) => setTimeout(r, 20));
+    while (!rig.container.seen.some((s) => s.body.toString() === 'victim')) await sleep(20);
     const attacker = invocationFor(rig.worker.env, { replyTo: victimReply });
     await rig.client.invoke(attacker, Buffer.from('injected'));
     // The attacker's frame is refused before it runs: its body never reaches the container.
     const deadline = Date.now() + 10_000;
     while (!rig.worker.logs.messages().some((m) => /reply subject does not belong/.test(m)) && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 20));
+      await sleep(20);
     release();
     const result = await rig.client.result(victimReply, 30_000);
     expect(result.status).toBe(200);
