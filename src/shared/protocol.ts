@@ -55,6 +55,10 @@ export const buckets = {
   assetRecords: 'nvcf_asset_records',
   /** Gateway object stores: asset bytes, large results, request bodies too large for a frame. */
   objects: (kind: 'assets' | 'results' | 'bodies') => `nvcf_${kind}`,
+  /** Harness lifecycle API: registered function versions, key `<functionVersionId>`. */
+  functionVersions: 'nvcf_function_versions',
+  /** Harness lifecycle API: deployments and the gateway whose controller runs them, key `<functionVersionId>`. */
+  deployments: 'nvcf_deployments',
 } as const;
 
 /** Limits of the work queue stream and its shared consumer (created by whichever side comes first). */
