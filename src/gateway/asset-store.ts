@@ -2,6 +2,7 @@ import type { KV, NatsConnection } from 'nats';
 import { z } from 'zod';
 import { UUID_PATTERN } from '../shared/protocol.js';
 import { allKeys } from './kv.js';
+import { buckets } from '../shared/protocol.js';
 
 export const AssetRecord = z.object({
   assetId: z.string(),
@@ -19,7 +20,7 @@ export class AssetCatalog {
   private constructor(private readonly kv: KV) {}
 
   static async open(nc: NatsConnection, ttlMs: number): Promise<AssetCatalog> {
-    return new AssetCatalog(await nc.jetstream().views.kv('nvcf_asset_records', { history: 1, ttl: ttlMs }));
+    return new AssetCatalog(await nc.jetstream().views.kv(buckets.assetRecords, { history: 1, ttl: ttlMs }));
   }
 
   async get(assetId: string): Promise<AssetRecord | undefined> {

@@ -6,7 +6,7 @@ import { ensureWorkQueue } from '../shared/nats.js';
 import { PROTOCOL_VERSION, encodeFrame, streams, subjects, type InvocationInput } from '../shared/protocol.js';
 import type { GatewayContext } from './context.js';
 import { HttpProblem, problemBody } from './http.js';
-import { isStreamFull, unreachableNats } from './nats-errors.js';
+import { isStreamFull, unreachableNats } from '../shared/nats-errors.js';
 
 /** How long a publish whose fate is unknown is retried (same message id, so never twice) before giving up. */
 const REPUBLISH_FOR_MS = 60_000;
@@ -24,6 +24,7 @@ export async function ensureAdmission(ctx: GatewayContext, functionVersionId: st
     ackWaitMs: config.nats.ackWaitMs,
     maxDeliver: config.nats.maxDeliver,
     maxMessages: config.queueMax,
+    replicas: config.nats.replicas,
   });
   const info = await jsm.streams.info(streams.work(functionVersionId));
   if (info.config.max_msgs !== config.queueMax || info.config.discard !== DiscardPolicy.New)

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { acceptsEventStream, queueableClientHeaders } from '../shared/headers.js';
 import { frameBodyLimit } from '../shared/nats.js';
-import { Invocation, UUID_PATTERN, type InvocationInput } from '../shared/protocol.js';
+import { Invocation, UUID_PATTERN, subjects, type InvocationInput } from '../shared/protocol.js';
 import { resolveAssetReferences } from './assets-api.js';
 import type { GatewayContext } from './context.js';
 import { HttpProblem, requestHeader, rawHeaderPairs, readBody } from './http.js';
@@ -81,7 +81,7 @@ export async function invokeFunction(
       requestHeader(req, 'content-type') ?? 'application/octet-stream',
     );
   const now = Date.now();
-  const replyTo = `nvcf.rs.${ctx.config.gatewayId}.${requestId}`;
+  const replyTo = subjects.replyTo(requestId, ctx.config.gatewayId);
   const invocation: Omit<InvocationInput, 'v'> = {
     requestId,
     functionId: version.functionId,

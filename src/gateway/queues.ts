@@ -1,6 +1,6 @@
 import type { JetStreamManager } from 'nats';
 import { streams, subjects } from '../shared/protocol.js';
-import { isNotFound } from './nats-errors.js';
+import { isNatsNotFound } from '../shared/nats-errors.js';
 
 /** Where a queued request stands: still waiting (with its place), taken by a worker, or gone. */
 export type QueueState = { state: 'waiting'; position: number } | { state: 'taken' } | { state: 'absent' };
@@ -21,7 +21,7 @@ export class Queues {
       const info = await this.jsm.consumers.info(streams.work(functionVersionId), streams.workConsumer);
       return info.num_pending;
     } catch (err) {
-      if (isNotFound(err)) return 0;
+      if (isNatsNotFound(err)) return 0;
       throw err;
     }
   }
@@ -35,14 +35,14 @@ export class Queues {
       });
       seq = message.seq;
     } catch (err) {
-      if (isNotFound(err)) return { state: 'absent' };
+      if (isNatsNotFound(err)) return { state: 'absent' };
       throw err;
     }
     let delivered = 0;
     try {
       delivered = (await this.jsm.consumers.info(stream, streams.workConsumer)).delivered.stream_seq;
     } catch (err) {
-      if (!isNotFound(err)) throw err;
+      if (!isNatsNotFound(err)) throw err;
     }
     if (seq <= delivered) return { state: 'taken' };
     const first = (await this.jsm.streams.info(stream)).state.first_seq;
@@ -63,7 +63,7 @@ export class Queues {
       });
       await this.jsm.streams.deleteMessage(stream, message.seq, false);
     } catch (err) {
-      if (!isNotFound(err)) throw err;
+      if (!isNatsNotFound(err)) throw err;
     }
   }
 }

@@ -1,7 +1,8 @@
 import type { KV, NatsConnection } from 'nats';
 import type { Logger } from '../shared/log.js';
 import { allKeys } from './kv.js';
-import { WORKER_RECORD_TTL_MS, WorkerState, functionStatus, streams, type FunctionStatus } from '../shared/protocol.js';
+import { WORKER_RECORD_TTL_MS, buckets } from '../shared/protocol.js';
+import { WorkerState, functionStatus, type FunctionStatus } from '../shared/worker-state.js';
 
 /** A function version the harness has seen a worker register for. */
 export interface KnownVersion {
@@ -37,8 +38,8 @@ export class FunctionRegistry {
 
   static async open(nc: NatsConnection, log: Logger): Promise<FunctionRegistry> {
     const views = nc.jetstream().views;
-    const workersKv = await views.kv(streams.workers, { history: 1, ttl: WORKER_RECORD_TTL_MS });
-    const catalog = await views.kv('nvcf_functions', { history: 1 });
+    const workersKv = await views.kv(buckets.workers, { history: 1, ttl: WORKER_RECORD_TTL_MS });
+    const catalog = await views.kv(buckets.functions, { history: 1 });
     const registry = new FunctionRegistry(workersKv, catalog, log);
     await registry.start();
     return registry;

@@ -1,6 +1,6 @@
 import type { JetStreamManager, NatsConnection, StoredMsg, Subscription } from 'nats';
 import { decodeResponse, streams, subjects, type Frame, type ResponseMeta } from '../shared/protocol.js';
-import { isNotFound } from './nats-errors.js';
+import { isNatsNotFound } from '../shared/nats-errors.js';
 
 /** A stored response message: decoded, or the reason it could not be. */
 export type StoredResponse = { seq: number; subject: string } & (
@@ -52,7 +52,7 @@ export class ResponseReader {
         seq: this.nextSeq,
       });
     } catch (err) {
-      if (isNotFound(err)) return undefined;
+      if (isNatsNotFound(err)) return undefined;
       throw err;
     }
     this.nextSeq = message.seq + 1;

@@ -7,8 +7,8 @@ import { queueLengths, queuePosition } from './functions.js';
 import { consoleRoutes } from './console/serve.js';
 import { lifecycleRoutes } from './lifecycle/routes.js';
 import { HttpProblem, requestHeader, sendJson, sendProblem } from './http.js';
-import { unreachableNats } from './nats-errors.js';
 import { invokeFunction, requestStatus } from './pexec.js';
+import { unreachableNats } from '../shared/nats-errors.js';
 
 type Handler = (
   ctx: GatewayContext,

@@ -17,6 +17,7 @@ import { RequestStore, abandonAfterMs } from './requests.js';
 import { route } from './routes.js';
 import { UrlSigner } from './signing.js';
 import { NatsBlobStore } from './storage.js';
+import { buckets } from '../shared/protocol.js';
 
 /** How often abandoned requests are looked for; their threshold is at least 10 s, so this is plenty. */
 const SWEEP_INTERVAL_MS = 2_000;
@@ -61,9 +62,10 @@ export class Gateway {
     this.nc = nc;
     const js = nc.jetstream();
     const jsm = await nc.jetstreamManager();
-    await ensureResults(jsm, config.resultRetentionMs);
-    const state = await js.views.kv('nvcf_gateway', { history: 1 });
-    const requestsKv = await js.views.kv('nvcf_requests', { history: 1, ttl: config.resultRetentionMs });
+    const replicas = config.nats.replicas;
+    await ensureResults(jsm, config.resultRetentionMs, replicas);
+    const state = await js.views.kv(buckets.gateway, { history: 1, replicas });
+    const requestsKv = await js.views.kv(buckets.requests, { history: 1, ttl: config.resultRetentionMs, replicas });
     const ttl = { assets: config.assetTtlMs, results: config.resultRetentionMs, bodies: config.resultRetentionMs };
     const [store, assets, registry, signer, lifecycleStore] = await Promise.all([
       NatsBlobStore.open(nc, ttl),

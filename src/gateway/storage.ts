@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { StorageType, nanos, type NatsConnection, type ObjectStore } from 'nats';
 import type { ObjectKind } from './signing.js';
+import { buckets } from '../shared/protocol.js';
 
 export interface StoredObject {
   size: number;
@@ -29,7 +30,8 @@ export class NatsBlobStore implements BlobStore {
 
   static async open(nc: NatsConnection, ttlMs: Record<ObjectKind, number>): Promise<NatsBlobStore> {
     const views = nc.jetstream().views;
-    const open = (kind: ObjectKind) => views.os(`nvcf_${kind}`, { storage: StorageType.File, ttl: nanos(ttlMs[kind]) });
+    const open = (kind: ObjectKind) =>
+      views.os(buckets.objects(kind), { storage: StorageType.File, ttl: nanos(ttlMs[kind]) });
     const [assets, results, bodies] = await Promise.all([open('assets'), open('results'), open('bodies')]);
     return new NatsBlobStore({ assets, results, bodies });
   }

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { NvcfError } from './errors.js';
+import { DEFAULT_STREAM_REPLICAS } from './protocol.js';
 
 /**
  * The building blocks every command's configuration shares: how durations, numbers, optional
@@ -6,8 +8,10 @@ import { z } from 'zod';
  * reported. Each command (worker, gateway) composes its own schema from these and parses once.
  */
 
-export class ConfigError extends Error {
+/** A bad setting: the process exits with it, since a restart with the same environment fails the same way. */
+export class ConfigError extends NvcfError {
   override name = 'ConfigError';
+  readonly retry = 'give-up';
 }
 
 /**
@@ -72,6 +76,7 @@ export const natsEnv = {
   NATS_CREDS_FILE: optionalText,
   NATS_ACK_WAIT: duration('30s'),
   NATS_MAX_DELIVER: whole(1, 100).default(5),
+  NATS_STREAM_REPLICAS: whole(1, 5).default(DEFAULT_STREAM_REPLICAS),
   RESULT_RETENTION: duration('1h'),
 };
 
@@ -88,6 +93,8 @@ export function natsSettings(env: NatsEnv) {
     credsFile: env.NATS_CREDS_FILE,
     ackWaitMs: env.NATS_ACK_WAIT,
     maxDeliver: env.NATS_MAX_DELIVER,
+    /** Replicas of every stream and bucket this process creates; 3 on a three-node cluster. */
+    replicas: env.NATS_STREAM_REPLICAS,
     resultRetentionMs: env.RESULT_RETENTION,
   };
 }

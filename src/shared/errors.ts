@@ -20,6 +20,13 @@ export const errorCodes = {
     family: 'worker',
     detail: 'Internal error while downloading assets',
   },
+  /** Something unforeseen after the container answered, while its answer was carried back. */
+  RELAY_FAILED: {
+    disposition: 'answer',
+    status: 500,
+    family: 'worker',
+    detail: 'Internal error while returning the inference response',
+  },
   PREPARE_FAILED: {
     disposition: 'answer',
     status: 500,
@@ -43,6 +50,12 @@ export const errorCodes = {
     status: 500,
     family: 'worker',
     detail: 'Internal error while making inference request',
+  },
+  RESPONSE_UNREPRESENTABLE: {
+    disposition: 'answer',
+    status: 502,
+    family: 'worker',
+    detail: "The container's response cannot be carried back to the caller",
   },
   LARGE_RESULT_FAILED: {
     disposition: 'answer',
@@ -75,7 +88,24 @@ export const errorCodes = {
 export type ErrorCode = keyof typeof errorCodes;
 export type Disposition = 'answer' | 'retry';
 
-export class SidecarError extends Error {
+/**
+ * What trying the same thing again would do: `retry`, it may work (a store hiccup, a NATS
+ * outage, a worker shutting down), so hand it back or try again; `give-up`, it fails the same
+ * way (bad input, a refusal, a configuration error), so report it and stop.
+ */
+export type RetryMeaning = 'retry' | 'give-up';
+
+/**
+ * The family every error the project throws on purpose belongs to: whoever catches one can ask
+ * `retry` instead of knowing each kind. Errors from libraries (Node, nats.js, undici) are not in
+ * it; code that meets them wraps them into one of these, naming what failed.
+ */
+export abstract class NvcfError extends Error {
+  abstract readonly retry: RetryMeaning;
+}
+
+/** A failure of one request on the worker, with the answer it gets and what becomes of the message. */
+export class SidecarError extends NvcfError {
   override name = 'SidecarError';
   constructor(
     readonly code: ErrorCode,
@@ -88,10 +118,10 @@ export class SidecarError extends Error {
   get disposition(): Disposition {
     return errorCodes[this.code].disposition;
   }
-}
 
-export function isSidecarError(err: unknown, code?: ErrorCode): err is SidecarError {
-  return err instanceof SidecarError && (code === undefined || err.code === code);
+  get retry(): RetryMeaning {
+    return this.disposition === 'retry' ? 'retry' : 'give-up';
+  }
 }
 
 export interface Problem {

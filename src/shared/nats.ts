@@ -12,7 +12,17 @@ import {
   type JetStreamManager,
   type NatsConnection,
 } from 'nats';
-import { FRAME_OVERHEAD_BYTES, RESULTS_MAX_BYTES, RESULTS_PER_SUBJECT, streams, subjects } from './protocol.js';
+import { isNatsNotFound, classifyNatsError } from './nats-errors.js';
+import {
+  DEFAULT_STREAM_REPLICAS,
+  FRAME_OVERHEAD_BYTES,
+  RESULTS_DUPLICATE_WINDOW_MS,
+  RESULTS_MAX_BYTES,
+  RESULTS_PER_SUBJECT,
+  streams,
+  subjects,
+  workQueueLimits,
+} from './protocol.js';
 
 export interface NatsSettings {
   servers: readonly string[];
@@ -40,11 +50,11 @@ export async function connectNats(settings: NatsSettings, name: string): Promise
   return connect(options);
 }
 
-const WORK_MAX_AGE_MS = 2 * 3_600_000;
-
 export interface WorkQueueSettings {
   ackWaitMs: number;
   maxDeliver: number;
+  /** Copies of the stream's data on a cluster (NATS_STREAM_REPLICAS); 1 on a single server. */
+  replicas?: number;
   /** Queue depth at which publishing fails, which the gateway turns into 429. */
   maxMessages?: number;
 }
@@ -54,7 +64,7 @@ async function exists(probe: () => Promise<unknown>): Promise<boolean> {
     await probe();
     return true;
   } catch (err) {
-    if (/not found/i.test((err as Error).message)) return false;
+    if (isNatsNotFound(err)) return false;
     throw err;
   }
 }
@@ -78,12 +88,11 @@ export async function ensureWorkQueue(
         retention: RetentionPolicy.Workqueue,
         storage: StorageType.File,
         discard: DiscardPolicy.New,
-        max_msgs: settings.maxMessages ?? 100_000,
+        max_msgs: settings.maxMessages ?? workQueueLimits.defaultMaxMessages,
         max_msgs_per_subject: 1,
-        duplicate_window: nanos(120_000),
-        // A message nobody can finish (max_deliver spent) must not hold a queue slot for ever;
-        // no request outlives this (poll windows end within 1 h, deadlines default to 1 h).
-        max_age: nanos(WORK_MAX_AGE_MS),
+        duplicate_window: nanos(workQueueLimits.duplicateWindowMs),
+        max_age: nanos(workQueueLimits.maxAgeMs),
+        num_replicas: settings.replicas ?? DEFAULT_STREAM_REPLICAS,
       }),
     );
   }
@@ -95,8 +104,7 @@ export async function ensureWorkQueue(
         deliver_policy: DeliverPolicy.All,
         ack_wait: nanos(settings.ackWaitMs),
         max_deliver: settings.maxDeliver,
-        // Several workers fetch at once, each for its free slots.
-        max_waiting: 4096,
+        max_waiting: workQueueLimits.maxWaiting,
       }),
     );
   }
@@ -105,10 +113,15 @@ export async function ensureWorkQueue(
 /**
  * The stream every response lands in, kept for `retentionMs` so a gateway can come back for it.
  * Readers use Direct Get (no consumer per read); a few messages per subject bound a request's
- * progress history (chunks, heads and finals each have subjects of their own); a byte bound refuses new
- * messages when full instead of dropping stored ones. An older stream is brought up to this.
+ * progress history (chunks, heads and finals each have subjects of their own); a byte bound
+ * refuses new messages when full instead of dropping stored ones. An older stream is brought up
+ * to this.
  */
-export async function ensureResults(jsm: JetStreamManager, retentionMs: number): Promise<void> {
+export async function ensureResults(
+  jsm: JetStreamManager,
+  retentionMs: number,
+  replicas = DEFAULT_STREAM_REPLICAS,
+): Promise<void> {
   const limits = {
     allow_direct: true,
     max_msgs_per_subject: RESULTS_PER_SUBJECT,
@@ -119,7 +132,7 @@ export async function ensureResults(jsm: JetStreamManager, retentionMs: number):
   try {
     existing = await jsm.streams.info(streams.results);
   } catch (err) {
-    if (!/not found/i.test((err as Error).message)) throw err;
+    if (!isNatsNotFound(err)) throw err;
   }
   if (existing) {
     const c = existing.config;
@@ -134,18 +147,22 @@ export async function ensureResults(jsm: JetStreamManager, retentionMs: number):
       retention: RetentionPolicy.Limits,
       storage: StorageType.File,
       max_age: nanos(retentionMs),
-      duplicate_window: nanos(Math.min(120_000, retentionMs)),
+      duplicate_window: nanos(Math.min(RESULTS_DUPLICATE_WINDOW_MS, retentionMs)),
+      num_replicas: replicas,
       ...limits,
     }),
   );
 }
 
-/** Two processes starting together both try to create; the loser sees "already in use". */
+/**
+ * Two processes starting together both try to create; the loser is told it exists (with another
+ * configuration, when the worker's and the gateway's defaults differ), which is fine.
+ */
 async function addIgnoringRace(add: () => Promise<unknown>): Promise<void> {
   try {
     await add();
   } catch (err) {
-    if (!/already in use|already exists/i.test((err as Error).message)) throw err;
+    if (classifyNatsError(err).kind !== 'exists') throw err;
   }
 }
 

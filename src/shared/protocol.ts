@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { NvcfError } from './errors.js';
 
 /**
  * nvcf-sidecar NATS protocol, version 1: every subject, stream and message that crosses NATS,
@@ -22,7 +23,11 @@ export const subjects = {
    */
   response: (replyTo: string, kind: ResponseKind, chunk?: { attempt: number; index: number }) =>
     chunk ? `${replyTo}.chunk.${chunk.attempt}.${chunk.index}` : `${replyTo}.${kind}`,
-  replyTo: (requestId: string) => `nvcf.rs.${requestId}`,
+  /** Reply prefix of a request; with a gateway id, under that gateway's own prefix. */
+  replyTo: (requestId: string, gatewayId?: string) =>
+    gatewayId ? `${subjects.gatewayReplies(gatewayId)}${requestId}` : `nvcf.rs.${requestId}`,
+  /** Every reply subject of one gateway starts with this (`<prefix>>` hears them all). */
+  gatewayReplies: (gatewayId: string) => `nvcf.rs.${gatewayId}.`,
   responsesOf: (replyTo: string) => `${replyTo}.>`,
   /** Core NATS (not stored): the payload is the request id to abort. */
   cancel: (functionVersionId: string) => `nvcf.cancel.${functionVersionId}`,
@@ -34,10 +39,25 @@ export const streams = {
   workConsumer: 'workers',
   results: 'NVCF_RS',
   resultsSubjects: ['nvcf.rs.>'],
-  /** Key-value bucket of worker state records, key `<functionVersionId>.<workerId>`. */
+} as const;
+
+/** Key-value and object buckets (each is a stream named `KV_<bucket>` or `OBJ_<bucket>`). */
+export const buckets = {
+  /** Worker state records, key `<functionVersionId>.<workerId>`; TTL WORKER_RECORD_TTL_MS. */
   workers: 'nvcf_workers',
-  /** Key-value buckets of the harness's lifecycle API: function versions and their deployments, key `<functionVersionId>`. */
+  /** Gateway: every function version ever seen (no TTL), so a stopped function lists as INACTIVE. */
+  functions: 'nvcf_functions',
+  /** Gateway: its own small state (the signing secret, shared by every gateway on the server). */
+  gateway: 'nvcf_gateway',
+  /** Gateway: one record per request, for polls on any gateway; TTL RESULT_RETENTION. */
+  requests: 'nvcf_requests',
+  /** Gateway: uploaded asset records. */
+  assetRecords: 'nvcf_asset_records',
+  /** Gateway object stores: asset bytes, large results, request bodies too large for a frame. */
+  objects: (kind: 'assets' | 'results' | 'bodies') => `nvcf_${kind}`,
+  /** Harness lifecycle API: registered function versions, key `<functionVersionId>`. */
   functionVersions: 'nvcf_function_versions',
+  /** Harness lifecycle API: deployments and the gateway whose controller runs them, key `<functionVersionId>`. */
   deployments: 'nvcf_deployments',
 } as const;
 
@@ -53,6 +73,25 @@ export const RESULTS_MAX_BYTES = 4 * 1024 ** 3;
  * keep 36,000), while a reader a few updates behind still sees each recent step.
  */
 export const RESULTS_PER_SUBJECT = 8;
+/** Limits of the work queue stream and its shared consumer (created by whichever side comes first). */
+export const workQueueLimits = {
+  /** Queue depth when the gateway does not set GATEWAY_QUEUE_MAX. */
+  defaultMaxMessages: 100_000,
+  /**
+   * A message nobody can finish (max_deliver spent) must not hold a queue slot for ever; no
+   * request outlives this (poll windows end within 1 h, deadlines default to 1 h).
+   */
+  maxAgeMs: 2 * 3_600_000,
+  /** Publishes of the same request id within this window are one message (a retried publish). */
+  duplicateWindowMs: 120_000,
+  /** Pull requests waiting at once: several workers fetch together, each for its free slots. */
+  maxWaiting: 4096,
+} as const;
+
+/** The results stream drops duplicate publishes (same message id) within this window at most. */
+export const RESULTS_DUPLICATE_WINDOW_MS = 120_000;
+/** Stream replicas when NATS_STREAM_REPLICAS is not set: a single server holds one copy. */
+export const DEFAULT_STREAM_REPLICAS = 1;
 
 /** How often a worker rewrites its state record, and how long a silent record stays believable. */
 export const HEARTBEAT_INTERVAL_MS = 5_000;
@@ -132,7 +171,8 @@ export const Invocation = z
     largeResult: z.object({ uploadUrl: httpUrl, downloadUrl: httpUrl }).optional(),
     /**
      * Subject prefix for every response of this request: `nvcf.rs.<requestId>`, or
-     * `nvcf.rs.<gatewayId>.<requestId>` so that each gateway can consume only its own.
+     * `nvcf.rs.<gatewayId>.<requestId>` so that each gateway can consume only its own. It must
+     * end in the request id (checked on decode): a frame cannot answer another request.
      */
     replyTo: z
       .string()
@@ -224,8 +264,10 @@ export function encodeFrame(meta: object, body: Uint8Array = new Uint8Array(0)):
   return frame;
 }
 
-export class FrameError extends Error {
+/** A message that is not a valid frame: sending it again cannot make it valid. */
+export class FrameError extends NvcfError {
   override name = 'FrameError';
+  readonly retry = 'give-up';
   /** What could be read of the metadata before validation failed: enough to address a reply. */
   constructor(
     message: string,
@@ -251,14 +293,41 @@ function describe(error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.join('.') || 'message'} ${i.message}`).join('; ');
 }
 
+/**
+ * A frame whose reply subject is not its own request's: it could answer someone else's call,
+ * so nobody is answered about it (the subject it names is no trustworthy address).
+ */
+export class ForeignReplyError extends FrameError {
+  override name = 'ForeignReplyError';
+}
+
+/** A reply subject belongs to a request when it ends in `.<requestId>`, as `subjects.replyTo` builds it. */
+export function replyToBelongs(replyTo: string, requestId: string): boolean {
+  return replyTo.endsWith(`.${requestId}`);
+}
+
 export function decodeInvocation(data: Uint8Array): Frame<Invocation> {
   const { json, body } = splitFrame(data);
   const parsed = Invocation.safeParse(json);
   if (!parsed.success) throw new FrameError(`invalid invocation: ${describe(parsed.error)}`, json);
+  if (!replyToBelongs(parsed.data.replyTo, parsed.data.requestId)) {
+    throw new ForeignReplyError(
+      `invalid invocation: replyTo ${parsed.data.replyTo} does not end in its requestId ${parsed.data.requestId}`,
+    );
+  }
   if (parsed.data.bodyUrl && body.length > 0) {
     throw new FrameError('invalid invocation: a message with bodyUrl must carry no inline body', json);
   }
   return { meta: parsed.data, body };
+}
+
+/**
+ * Why a response's metadata is not valid, or undefined when it is: the one check both the worker
+ * (before it publishes) and every reader (on decode) apply, so nothing is sent that a reader drops.
+ */
+export function responseMetaProblem(meta: unknown): string | undefined {
+  const parsed = ResponseMeta.safeParse(meta);
+  return parsed.success ? undefined : describe(parsed.error);
 }
 
 export function decodeResponse(data: Uint8Array): Frame<ResponseMeta> {
@@ -276,40 +345,9 @@ export function replyAddressOf(partial: unknown): { replyTo: string; requestId: 
   if (!partial || typeof partial !== 'object') return undefined;
   const { replyTo, requestId } = partial as Record<string, unknown>;
   const ok =
-    Invocation.shape.replyTo.safeParse(replyTo).success && typeof requestId === 'string' && requestId.length <= 128;
+    Invocation.shape.replyTo.safeParse(replyTo).success &&
+    typeof requestId === 'string' &&
+    requestId.length <= 128 &&
+    replyToBelongs(replyTo as string, requestId);
   return ok ? { replyTo: replyTo as string, requestId: requestId } : undefined;
-}
-
-/** The state record each worker keeps in the `nvcf_workers` bucket. */
-export const WorkerState = z.object({
-  v: z.literal(PROTOCOL_VERSION),
-  workerId: z.string(),
-  functionId: z.string(),
-  functionVersionId: z.string(),
-  functionName: z.string(),
-  ncaId: z.string(),
-  /** The container path pexec calls go to (the worker's INFERENCE_URL); the gateway puts it in `path`. */
-  inferenceUrl: z.string().startsWith('/').optional(),
-  state: z.enum(['starting', 'ready', 'unhealthy', 'draining', 'error', 'stopped']),
-  message: z.string().optional(),
-  capacity: z.number().int(),
-  inFlight: z.number().int(),
-  updatedAt: z.number().int(),
-});
-export type WorkerState = z.infer<typeof WorkerState>;
-
-export type FunctionStatus = 'ACTIVE' | 'DEPLOYING' | 'ERROR' | 'INACTIVE';
-
-/** Function (version) status as NVCF reports it, from the fresh state records of its workers. */
-export function functionStatus(records: readonly WorkerState[], now: number): FunctionStatus {
-  // A failed worker writes `error` once and exits; its record counts as long as the bucket keeps
-  // it. A watcher hears of no TTL expiry, so the age is checked here rather than trusted to it.
-  const fresh = records.filter(
-    (r) =>
-      r.state !== 'stopped' && now - r.updatedAt <= (r.state === 'error' ? WORKER_RECORD_TTL_MS : HEARTBEAT_STALE_MS),
-  );
-  if (fresh.length === 0) return 'INACTIVE';
-  if (fresh.some((r) => r.state === 'ready')) return 'ACTIVE';
-  if (fresh.every((r) => r.state === 'error')) return 'ERROR';
-  return 'DEPLOYING';
 }

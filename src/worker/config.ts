@@ -18,7 +18,7 @@ import {
   whole,
 } from '../shared/env.js';
 
-export { ConfigError, deepFreeze, parseDurationMs } from '../shared/env.js';
+export { ConfigError, parseDurationMs } from '../shared/env.js';
 
 /**
  * Worker configuration, read once from the environment under the same names NVCF's own worker

@@ -1,12 +1,7 @@
 import type { KV, NatsConnection } from 'nats';
 import type { Logger } from '../shared/log.js';
-import {
-  HEARTBEAT_INTERVAL_MS,
-  PROTOCOL_VERSION,
-  WORKER_RECORD_TTL_MS,
-  streams,
-  type WorkerState,
-} from '../shared/protocol.js';
+import { HEARTBEAT_INTERVAL_MS, PROTOCOL_VERSION, WORKER_RECORD_TTL_MS, buckets } from '../shared/protocol.js';
+import { WorkerState } from '../shared/worker-state.js';
 
 export type WorkerStateName = WorkerState['state'];
 
@@ -31,10 +26,16 @@ export class Heartbeat {
     > & { capacity: number },
     private readonly source: HeartbeatSource,
     private readonly log: Logger,
+    /** Replicas of the bucket, should this worker be the one to create it. */
+    private readonly replicas = 1,
   ) {}
 
   async start(): Promise<void> {
-    this.kv = await this.nc.jetstream().views.kv(streams.workers, { history: 1, ttl: WORKER_RECORD_TTL_MS });
+    this.kv = await this.nc.jetstream().views.kv(buckets.workers, {
+      history: 1,
+      ttl: WORKER_RECORD_TTL_MS,
+      replicas: this.replicas,
+    });
     await this.beat();
     this.timer = setInterval(() => void this.beat(), HEARTBEAT_INTERVAL_MS);
     this.timer.unref();
@@ -44,15 +45,23 @@ export class Heartbeat {
   async beat(): Promise<void> {
     if (!this.kv) return;
     const { state, message, inFlight } = this.source.state();
-    const record: WorkerState = {
-      v: PROTOCOL_VERSION,
-      ...this.identity,
-      state,
-      ...(message ? { message } : {}),
-      inFlight,
-      updatedAt: Date.now(),
-    };
+    const { workerId, functionId, functionVersionId, functionName, ncaId, inferenceUrl, capacity } = this.identity;
+    // Field by field, never a spread: whatever else the caller's object holds stays out of NATS.
     try {
+      const record = WorkerState.parse({
+        v: PROTOCOL_VERSION,
+        workerId,
+        functionId,
+        functionVersionId,
+        functionName,
+        ncaId,
+        ...(inferenceUrl ? { inferenceUrl } : {}),
+        state,
+        ...(message ? { message } : {}),
+        capacity,
+        inFlight,
+        updatedAt: Date.now(),
+      });
       await this.kv.put(this.key, JSON.stringify(record));
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not write the worker state record');

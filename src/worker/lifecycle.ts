@@ -7,11 +7,12 @@ import { CancelRegistry } from './cancels.js';
 import type { WorkerConfig } from './config.js';
 import { SidecarError } from '../shared/errors.js';
 import { ContainerClient } from './request/container-client.js';
-import { handleDelivery, refuseDelivery, RETRY_DELAY_MS } from './request/handle.js';
+import { handleDelivery } from './request/handle.js';
+import { refuseDelivery, RETRY_DELAY_MS } from './request/settle.js';
 import { HealthMonitor, waitUntilHealthy } from './container-health.js';
 import { Heartbeat, type WorkerStateName } from './heartbeat.js';
 import { Intake, type GateState } from './intake.js';
-import { Janitor } from './janitor.js';
+import { janitorFor, type Janitor } from './janitor.js';
 import type { Logger } from '../shared/log.js';
 import { createWorkerMetrics } from './metrics.js';
 import { connectNats, ensureResults, ensureWorkQueue, frameBodyLimit } from '../shared/nats.js';
@@ -139,10 +140,7 @@ export class Worker {
     }
     await mkdir(this.config.spoolDir, { recursive: true, mode: 0o700 });
     this.realResponseDir = await realpath(this.config.responseDir);
-    this.janitor = new Janitor(
-      [this.config.assetDir, this.config.responseDir, this.config.spoolDir],
-      this.log.child({ stage: 'janitor' }),
-    );
+    this.janitor = janitorFor(this.config, this.log.child({ stage: 'janitor' }));
     this.janitor.start();
   }
 
@@ -153,12 +151,21 @@ export class Worker {
     void this.watchConnection(nc);
     const jsm = await nc.jetstreamManager();
     await ensureWorkQueue(jsm, this.config.functionVersionId, this.config.nats);
-    await ensureResults(jsm, this.config.nats.resultRetentionMs);
+    await ensureResults(jsm, this.config.nats.resultRetentionMs, this.config.nats.replicas);
     this.heartbeat = new Heartbeat(
       nc,
-      { ...this.config, inferenceUrl: this.config.inference.path, capacity: this.config.concurrency },
+      {
+        workerId: this.config.workerId,
+        functionId: this.config.functionId,
+        functionVersionId: this.config.functionVersionId,
+        functionName: this.config.functionName,
+        ncaId: this.config.ncaId,
+        inferenceUrl: this.config.inference.path,
+        capacity: this.config.concurrency,
+      },
       { state: () => this.heartbeatState() },
       this.log.child({ stage: 'heartbeat' }),
+      this.config.nats.replicas,
     );
     await this.heartbeat.start();
     this.log.info(

@@ -25,6 +25,12 @@ describe('worker configuration', () => {
     expect(config.passThroughAlways).toBe(false);
   });
 
+  it('keeps one copy of each stream unless NATS_STREAM_REPLICAS asks for a cluster', () => {
+    expect(loadWorkerConfig(base).nats.replicas).toBe(1);
+    expect(loadWorkerConfig({ ...base, NATS_STREAM_REPLICAS: '3' }).nats.replicas).toBe(3);
+    expect(() => loadWorkerConfig({ ...base, NATS_STREAM_REPLICAS: '0' })).toThrow(/NATS_STREAM_REPLICAS/);
+  });
+
   it('probes a separate health port when INFERENCE_HEALTH_PORT is set', () => {
     const config = loadWorkerConfig({
       ...base,

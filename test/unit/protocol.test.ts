@@ -2,24 +2,28 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   FrameError,
+  ForeignReplyError,
   decodeInvocation,
   decodeResponse,
   encodeFrame,
-  functionStatus,
   replyAddressOf,
-  type WorkerState,
+  responseMetaProblem,
 } from '../../src/shared/protocol.js';
+import { WorkerState, functionStatus } from '../../src/shared/worker-state.js';
 
-const invocation = () => ({
-  v: 1,
-  requestId: randomUUID(),
-  functionId: randomUUID(),
-  functionVersionId: randomUUID(),
-  method: 'POST',
-  path: '/infer',
-  requestTime: Date.now(),
-  replyTo: 'nvcf.rs.gw1.abc',
-});
+const invocation = () => {
+  const requestId = randomUUID();
+  return {
+    v: 1,
+    requestId,
+    functionId: randomUUID(),
+    functionVersionId: randomUUID(),
+    method: 'POST',
+    path: '/infer',
+    requestTime: Date.now(),
+    replyTo: `nvcf.rs.gw1.${requestId}`,
+  };
+};
 
 describe('frames', () => {
   it('carry binary bodies byte for byte, newlines and all', () => {
@@ -73,9 +77,22 @@ describe('frames', () => {
     throw new Error('expected a FrameError');
   });
 
+  it("reject a reply subject that is not the request's own, and address no error to it", () => {
+    const other = invocation();
+    expect(() => decodeInvocation(encodeFrame({ ...invocation(), replyTo: other.replyTo }))).toThrow(ForeignReplyError);
+    expect(replyAddressOf({ requestId: 'r1', replyTo: other.replyTo })).toBeUndefined();
+  });
+
   it('do not address errors to subjects outside the response stream', () => {
     expect(replyAddressOf({ requestId: 'r', replyTo: 'nvcf.rq.fv.r' })).toBeUndefined();
     expect(replyAddressOf('text')).toBeUndefined();
+  });
+
+  it('name what makes a response unsendable, with the same check the reader applies', () => {
+    const common = { v: 1, requestId: 'r', workerId: 'w', attempt: 1 };
+    const headers = Array.from({ length: 257 }, (_, i) => [`x-${i}`, 'v']);
+    expect(responseMetaProblem({ ...common, kind: 'final', status: 200, headers, chunks: 0 })).toMatch(/at most 256/);
+    expect(responseMetaProblem({ ...common, kind: 'final', status: 200, headers: [], chunks: 0 })).toBeUndefined();
   });
 
   it('decode every response kind', () => {
@@ -103,6 +120,11 @@ describe('function status from worker records', () => {
     capacity: 1,
     inFlight: 0,
     updatedAt: now - age,
+  });
+
+  it('refuse a record carrying anything beyond the documented fields, such as NATS credentials', () => {
+    expect(WorkerState.safeParse(record('ready')).success).toBe(true);
+    expect(WorkerState.safeParse({ ...record('ready'), nats: { user: 'u', pass: 'p' } }).success).toBe(false);
   });
 
   it.each([

@@ -1,4 +1,4 @@
-import type { FunctionStatus } from '../../shared/protocol.js';
+import type { FunctionStatus } from '../../shared/worker-state.js';
 
 /**
  * A small client of the lifecycle API, for commands that drive a gateway (`dev` registering and

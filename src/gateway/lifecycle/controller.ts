@@ -1,6 +1,6 @@
 import type { Logger } from '../../shared/log.js';
 import type { NatsSettings } from '../../shared/nats.js';
-import type { FunctionStatus } from '../../shared/protocol.js';
+import type { FunctionStatus } from '../../shared/worker-state.js';
 import { RunningDeployment, type SlotView } from './deployment.js';
 import { findEngine, type Engine } from './launch.js';
 import type { DeploymentRecord, VersionRecord } from './schema.js';

@@ -1,6 +1,6 @@
 import type { Logger } from '../../shared/log.js';
 import type { NatsSettings } from '../../shared/nats.js';
-import type { FunctionStatus } from '../../shared/protocol.js';
+import type { FunctionStatus } from '../../shared/worker-state.js';
 import { Instance, type InstanceView } from './instance.js';
 import type { Engine } from './launch.js';
 import { instanceCount, type DeploymentRecord, type VersionRecord } from './schema.js';

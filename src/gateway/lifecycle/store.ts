@@ -1,5 +1,5 @@
 import type { KV, NatsConnection } from 'nats';
-import { streams } from '../../shared/protocol.js';
+import { buckets } from '../../shared/protocol.js';
 import { allKeys } from '../kv.js';
 import type { DeploymentRecord, VersionRecord } from './schema.js';
 
@@ -17,8 +17,8 @@ export class LifecycleStore {
   static async open(nc: NatsConnection): Promise<LifecycleStore> {
     const views = nc.jetstream().views;
     const [versions, deployments] = await Promise.all([
-      views.kv(streams.functionVersions, { history: 1 }),
-      views.kv(streams.deployments, { history: 1 }),
+      views.kv(buckets.functionVersions, { history: 1 }),
+      views.kv(buckets.deployments, { history: 1 }),
     ]);
     return new LifecycleStore(versions, deployments);
   }

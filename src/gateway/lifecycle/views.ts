@@ -1,6 +1,6 @@
 import type { GatewayContext } from '../context.js';
 import type { VersionView } from '../registry.js';
-import type { FunctionStatus } from '../../shared/protocol.js';
+import type { FunctionStatus } from '../../shared/worker-state.js';
 import type { DeploymentRecord, VersionRecord } from './schema.js';
 
 /** The answers of the lifecycle API, in NVCF's shapes, with the harness's own fields marked in docs/harness.md. */

@@ -2,11 +2,12 @@ import { createHash } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
 import { lstat, open, readdir, readlink, realpath, type FileHandle } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
-import type { OutputFile, SkippedFile } from '../../shared/protocol.js';
+import { NvcfError } from '../../shared/errors.js';
+import type { SkippedFile } from '../../shared/protocol.js';
 
 /**
  * The rules for what may leave a request's output directory. Only regular files strictly inside
- * it are shipped: symbolic links, FIFOs, sockets and devices are skipped and reported, and each
+ * it are shipped: symbolic links, hard links, FIFOs, sockets and devices are skipped and reported, and each
  * file is opened without following links and checked again through its descriptor, so a file
  * swapped for a link between the check and the open is still caught.
  */
@@ -35,6 +36,9 @@ export function classify(name: string): OutputKind {
 /** Why a file that was listed could not be opened: it is gone (removed or renamed meanwhile). */
 export const REMOVED_BEFORE_READ = 'removed before it was read';
 
+/** Why a regular file with more than one name is not shipped. */
+export const HARD_LINK = 'hard link (the file has more than one name)';
+
 export type Opened = { handle: FileHandle; size: number; mtimeMs: number } | { skipped: string };
 
 /** Opens a candidate output for reading, or says why it is not shipped. */
@@ -55,6 +59,9 @@ export async function openOutput(realRoot: string, path: string): Promise<Opened
   try {
     const stat = await handle.stat();
     if (!stat.isFile()) throw new Error('not a regular file');
+    // A second name can point at any file the container may read (a hard link to /etc/shadow
+    // lies inside the directory by path); like a symlink, it is reported, never followed.
+    if (stat.nlink > 1) throw new Error(HARD_LINK);
     const real = await whereIs(handle, path);
     if (!real.startsWith(realRoot + sep)) throw new Error('outside the output directory');
     return { handle, size: stat.size, mtimeMs: stat.mtimeMs };
@@ -158,7 +165,10 @@ async function* walk(root: string): AsyncGenerator<Dirent> {
 const STREAM_CHUNK_BYTES = 256 * 1024;
 
 /** A read of one file failed, as opposed to the archive it was being written into. */
-export class FileReadError extends Error {
+export class FileReadError extends NvcfError {
+  override name = 'FileReadError';
+  /** The same file read again fails the same way, as far as anyone can tell. */
+  readonly retry = 'give-up';
   constructor(
     readonly file: string,
     cause: unknown,
@@ -194,5 +204,3 @@ export async function readWhole(handle: FileHandle, size: number): Promise<Buffe
   }
   return buffer.subarray(0, filled);
 }
-
-export type { OutputFile };

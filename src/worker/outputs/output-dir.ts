@@ -1,6 +1,9 @@
+import { createWriteStream } from 'node:fs';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SidecarError } from '../../shared/errors.js';
-import { LargeResult, type BodySource, type Manifest } from './large-result.js';
+import { pipeline } from 'node:stream/promises';
+import { SidecarError, errorCode } from '../../shared/errors.js';
+import { LargeResult, type Manifest } from './large-result.js';
 import type { Logger } from '../../shared/log.js';
 import { PROGRESS_FILE, classify, entryName, scanOutputs } from './file-rules.js';
 import { ProgressReporter } from './progress-file.js';
@@ -16,37 +19,56 @@ const MANIFEST_BUDGET_BYTES = 256 * 1024;
 
 export interface RequestOutputsOptions {
   requestId: string;
-  dir: string;
-  /** The real path of BASE_RESPONSE_DIR, resolved once: `dir` must lie directly inside it. */
+  /** BASE_RESPONSE_DIR as configured; the request's directory is `<baseDir>/<requestId>`. */
+  baseDir: string;
+  /** The real path of BASE_RESPONSE_DIR, resolved once: the directory must lie directly inside it. */
   realBase: string;
-  uploadUrl: string | undefined;
+  /** Where the large result goes and where the caller fetches it; absent when the request has none. */
+  largeResult: { uploadUrl: string; downloadUrl: string } | undefined;
+  /** Compatibility mode: progress, finished files and large results. Pass-through only gets the directory. */
+  watch: boolean;
+  /** Where a body over the inline limit is parked while the large result is built. */
+  spoolPath: string;
   publisher: ResponsePublisher;
   log: Logger;
   signal: AbortSignal;
 }
 
+/** Where the caller finds a large result, and what the zip holds. */
+export interface LargeAnswer {
+  location: string;
+  manifest: ResultManifest;
+}
+
 /**
- * The output side of one request in compatibility mode: progress reports, finished files
- * announced and shipped as they appear, and, at the end, the large result if there is one. Each
- * request watches its own directory (native events, no polling), so the cost of watching does not
- * grow with the number of requests in flight, and no request can see another's events.
+ * The output side of one request, from start to end, in one place: the directory is created
+ * (`open`), watched for progress reports and finished files, which are announced and shipped as
+ * they appear; at the end the request either settles it (`settle`, then `shipLarge` when the
+ * answer is a large result) or abandons it (an error, a stream, the request ended), and `remove`
+ * deletes it. Each request watches its own directory (native events, no polling), so the cost of
+ * watching does not grow with the number of requests in flight, and no request can see another's.
  */
 export class RequestOutputs {
+  readonly dir: string;
   private readonly progress: ProgressReporter;
   private large: LargeResult | undefined;
   private readonly announce: OutputFile[] = [];
   private announceTimer: NodeJS.Timeout | undefined;
   private announcing: Promise<void> = Promise.resolve();
-  private realRoot: string;
+  /** Every shipped file's real path is checked against this: a directory swapped for a link leads nowhere. */
+  private readonly realRoot: string;
   private watcher: TreeWatcher | undefined;
   private closed = false;
+  private shipped = false;
 
-  constructor(private readonly options: RequestOutputsOptions) {
-    this.realRoot = options.dir;
+  private constructor(private readonly options: RequestOutputsOptions) {
+    // The request id is a validated UUID, so these joins cannot leave the base directory.
+    this.dir = join(options.baseDir, options.requestId);
+    this.realRoot = join(options.realBase, options.requestId);
     const send = (percent: number, headers: [string, string][], body: Buffer) =>
       options.publisher.progress(percent, headers, body);
     this.progress = new ProgressReporter(
-      join(options.dir, PROGRESS_FILE),
+      join(this.dir, PROGRESS_FILE),
       () => this.realRoot,
       options.requestId,
       send,
@@ -54,17 +76,26 @@ export class RequestOutputs {
     );
   }
 
-  /** Starts watching; the watch is in place, before the container is called, when this resolves. */
-  init(): this {
-    // Every shipped file's real path is checked against this: a request directory swapped for
-    // a link by the container leads nowhere useful.
-    this.realRoot = join(this.options.realBase, this.options.requestId);
-    this.watcher = new TreeWatcher(
-      (path) => this.seen(path),
-      (path) => this.large?.has(entryName(this.options.dir, path) ?? '') ?? false,
-    );
-    this.watcher.watchDir(this.options.dir);
-    return this;
+  /** Creates the directory and, in compatibility mode, watches it: in place before the container is called. */
+  static async open(options: RequestOutputsOptions): Promise<RequestOutputs> {
+    const outputs = new RequestOutputs(options);
+    try {
+      await mkdir(outputs.dir, { recursive: true, mode: 0o777 });
+      // mkdir's mode is filtered by the umask; the container may run as another user.
+      await chmod(outputs.dir, 0o777);
+    } catch (err) {
+      throw new SidecarError('PREPARE_FAILED', `could not create the output directory: ${errorCode(err)}`, {
+        cause: err,
+      });
+    }
+    if (options.watch) {
+      outputs.watcher = new TreeWatcher(
+        (path) => outputs.seen(path),
+        (path) => outputs.large?.has(entryName(outputs.dir, path) ?? '') ?? false,
+      );
+      outputs.watcher.watchDir(outputs.dir);
+    } else outputs.closed = true;
+    return outputs;
   }
 
   private stopWatching(): void {
@@ -74,12 +105,12 @@ export class RequestOutputs {
 
   private seen(path: string): void {
     if (this.closed) return;
-    const name = entryName(this.options.dir, path);
+    const name = entryName(this.dir, path);
     if (name === undefined) return; // reported by the final scan
     const kind = classify(name);
     if (kind === 'progress') this.progress.changed();
     // Shipped once per name; a file that keeps changing after that is shipped again at the end.
-    else if (kind === 'final' && this.options.uploadUrl) this.largeResult().addOutput(name, true);
+    else if (kind === 'final' && this.options.largeResult) this.largeResult().addOutput(name, true);
   }
 
   /**
@@ -91,13 +122,8 @@ export class RequestOutputs {
     this.closed = true;
     this.stopWatching();
     await this.progress.close();
-    const scan = await scanOutputs(this.options.dir);
-    if (scan.finals.length > 0 && !this.options.uploadUrl) {
-      throw new SidecarError(
-        'LARGE_RESULT_FAILED',
-        `the container left ${scan.finals.length} output file(s) but the request has no upload URL for a large result`,
-      );
-    }
+    const scan = await scanOutputs(this.dir);
+    if (scan.finals.length > 0) this.slot(`the container left ${scan.finals.length} output file(s)`);
     for (const { name } of scan.finals) this.largeResult().addOutput(name);
     for (const skipped of scan.skipped) {
       this.options.log.warn({ file: skipped.name, reason: skipped.reason }, 'output file not shipped');
@@ -106,21 +132,33 @@ export class RequestOutputs {
     return this.large !== undefined;
   }
 
-  /** Completes the large result with the response body; resolves with its manifest for the final. */
-  async finish(body: BodySource): Promise<ResultManifest> {
-    if (!this.options.uploadUrl)
-      throw new SidecarError(
-        'LARGE_RESULT_FAILED',
-        'the response is over the inline limit but the request has no upload URL for a large result',
-      );
-    const manifest = await this.largeResult().finish(body);
+  /**
+   * Completes the large result with the response body (read so far, and the `rest` still unread
+   * when it is over the inline limit) and resolves once storage has it all.
+   */
+  async shipLarge(prefix: Buffer[], rest: AsyncIterator<Buffer> | undefined): Promise<LargeAnswer> {
+    const slot = this.slot(rest ? 'the response is over the inline limit' : 'the result has output files');
+    let manifest: Manifest;
+    if (rest) {
+      const { spoolPath } = this.options;
+      try {
+        await spool(prefix, rest, spoolPath);
+        manifest = await this.largeResult().finish({ file: spoolPath });
+      } finally {
+        await rm(spoolPath, { force: true });
+      }
+    } else {
+      manifest = await this.largeResult().finish({ bytes: Buffer.concat(prefix) });
+    }
+    this.shipped = true;
     this.flushAnnouncements();
     await this.announcing;
-    return summarize(manifest);
+    return { location: slot.downloadUrl, manifest: summarize(manifest) };
   }
 
-  /** The answer will not be a large result (an error, or the request ended): drop the upload. */
+  /** The answer will not be a large result (an error, a stream, or the request ended): drop the upload. */
   abandon(): void {
+    if (this.shipped) return;
     this.closed = true;
     this.stopWatching();
     clearTimeout(this.announceTimer);
@@ -129,11 +167,24 @@ export class RequestOutputs {
     void this.progress.close();
   }
 
+  /** The end of the request: anything still running stops, and the directory goes. */
+  async remove(): Promise<void> {
+    this.abandon();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  /** The one rule for large results: without a slot from the caller there is nowhere to put one. */
+  private slot(why: string): { uploadUrl: string; downloadUrl: string } {
+    if (!this.options.largeResult)
+      throw new SidecarError('LARGE_RESULT_FAILED', `${why} but the request has no upload URL for a large result`);
+    return this.options.largeResult;
+  }
+
   private largeResult(): LargeResult {
     this.large ??= new LargeResult({
       requestId: this.options.requestId,
-      uploadUrl: this.options.uploadUrl!,
-      dir: this.options.dir,
+      uploadUrl: this.slot('output files appeared').uploadUrl,
+      dir: this.dir,
       realRoot: this.realRoot,
       onShipped: (file) => this.queueAnnouncement(file),
       signal: this.options.signal,
@@ -175,4 +226,23 @@ function summarize(manifest: Manifest): ResultManifest {
     fileCount: manifest.files.length,
     skippedCount: manifest.skipped.length,
   };
+}
+
+/** Writes a large body to disk, so the zip can be built, and rebuilt, with flat memory. */
+async function spool(prefix: Buffer[], rest: AsyncIterator<Buffer>, path: string): Promise<void> {
+  async function* all() {
+    yield* prefix;
+    for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
+  }
+  try {
+    await pipeline(all, createWriteStream(path, { mode: 0o600 }));
+  } catch (err) {
+    throw new SidecarError(
+      'INFERENCE_CONNECTION',
+      `reading the container's response failed: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
 }

@@ -1,5 +1,5 @@
 import { request } from 'undici';
-import { SidecarError } from '../../shared/errors.js';
+import { NvcfError, SidecarError, type RetryMeaning } from '../../shared/errors.js';
 import { ZipWriter } from '../../zip/writer.js';
 
 /**
@@ -58,14 +58,22 @@ export class UploadAttempt {
   }
 }
 
-export class UploadRejected extends Error {
+/** Storage refused the upload: a 5xx may pass on another try, a 4xx will not. */
+export class UploadRejected extends NvcfError {
+  override name = 'UploadRejected';
   constructor(readonly status: number) {
     super(`storage answered ${status}`);
+  }
+
+  get retry(): RetryMeaning {
+    return this.status >= 500 ? 'retry' : 'give-up';
   }
 }
 
 /** Storage errors (5xx) and broken connections are worth another try; a 4xx or a refusal of ours is not. */
 export function isRetryable(err: unknown): boolean {
-  if (err instanceof UploadRejected) return err.status >= 500;
-  return !(err instanceof SidecarError);
+  // A request's own failure (deadline, cancel, a refusal of ours) ends the upload, whatever it means for the request.
+  if (err instanceof SidecarError) return false;
+  if (err instanceof NvcfError) return err.retry === 'retry';
+  return true;
 }

@@ -87,11 +87,6 @@ export class ContainerClient {
     }
   }
 
-  async close(): Promise<void> {
-    clearInterval(this.watchdog);
-    await this.pool.close();
-  }
-
   async destroy(): Promise<void> {
     clearInterval(this.watchdog);
     await this.pool.destroy();

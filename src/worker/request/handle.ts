@@ -1,10 +1,10 @@
-import { chmod, mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JetStreamClient, JetStreamManager, JsMsg } from 'nats';
 import { downloadAssets } from './asset-download.js';
 import type { CancelRegistry } from '../cancels.js';
 import type { WorkerConfig } from '../config.js';
-import { SidecarError, problemForError } from '../../shared/errors.js';
+import { SidecarError } from '../../shared/errors.js';
 import type { ContainerClient } from './container-client.js';
 import { containerRequestHeaders, wantsPassThrough } from '../../shared/headers.js';
 import type { Logger } from '../../shared/log.js';
@@ -15,11 +15,11 @@ import {
   EXPIRY_GRACE_MS,
   FrameError,
   decodeInvocation,
-  replyAddressOf,
   type Invocation,
 } from '../../shared/protocol.js';
 import { ResponsePublisher, alreadyAnswered } from './publisher.js';
-import { discard, publishProblem, relayCompatible, relayStream, type Relayed } from './relay.js';
+import { discard, relayCompatible, relayStream, type Relayed } from './relay.js';
+import { RETRY_DELAY_MS, answerMalformed, publisherFor, settleFailure } from './settle.js';
 
 export interface HandlerDeps {
   config: WorkerConfig;
@@ -35,9 +35,6 @@ export interface HandlerDeps {
   metrics: WorkerMetrics;
   bodyLimit: number;
 }
-
-/** How long an unstarted request waits before another delivery when it is handed back. */
-export const RETRY_DELAY_MS = 1_000;
 
 export type HandledOutcome = Outcome | 'returned';
 
@@ -81,13 +78,7 @@ export async function handleDelivery(msg: JsMsg, deps: HandlerDeps): Promise<Han
     }
   }
 
-  const address = {
-    replyTo: invocation.replyTo,
-    requestId: invocation.requestId,
-    workerId: deps.config.workerId,
-    attempt,
-  };
-  const publisher = new ResponsePublisher(deps.js, address, deps.bodyLimit, (s) => deps.metrics.publish.observe(s));
+  const publisher = publisherFor(deps, invocation, attempt);
   const controller = deps.cancels.start(invocation.requestId);
   const deadline = invocation.deadline ?? invocation.requestTime + DEFAULT_REQUEST_LIFETIME_MS;
   const timer = setTimeout(
@@ -101,118 +92,44 @@ export async function handleDelivery(msg: JsMsg, deps: HandlerDeps): Promise<Han
     // Node's timers hold at most 2^31-1 ms (24.8 days); a longer deadline fires then.
     Math.min(MAX_TIMER_MS, Math.max(0, deadline - Date.now())),
   );
-  const dirs = requestDirs(deps.config, invocation.requestId);
+  // The request id is a validated UUID, so this join cannot leave the base directory.
+  const assetDir = join(deps.config.assetDir, invocation.requestId);
+  const stage: Stage = { answered: false };
   try {
-    const relayed = await run(invocation, body, publisher, controller.signal, dirs, deps, log);
+    const relayed = await run(invocation, body, publisher, controller.signal, assetDir, stage, deps, log);
     msg.ack();
     log.info({ status: relayed.status, mode: relayed.mode }, 'request finished');
     return relayed.mode === 'problem' ? 'container_error' : 'ok';
   } catch (err) {
-    return await settleFailure(msg, asSidecarError(err, controller.signal), publisher, invocation.requestId, deps, log);
+    return await settleFailure(
+      msg,
+      asSidecarError(err, controller.signal, stage),
+      publisher,
+      invocation.requestId,
+      deps,
+      log,
+    );
   } finally {
     clearTimeout(timer);
     deps.cancels.finish(invocation.requestId);
     // The asset directory exists only when there were assets; not probing for it saves a
-    // failing lstat per request on the hot path.
-    const remove = invocation.assets.length > 0 ? [dirs.assets, dirs.output] : [dirs.output];
-    await Promise.all(remove.map((dir) => rm(dir, { recursive: true, force: true }))).catch((err: Error) =>
-      log.warn({ err: err.message }, 'could not remove the request directories'),
-    );
+    // failing lstat per request on the hot path. The output directory is its owner's to remove.
+    if (invocation.assets.length > 0)
+      await rm(assetDir, { recursive: true, force: true }).catch((err: Error) =>
+        log.warn({ err: err.message }, 'could not remove the asset directory'),
+      );
   }
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** A message on its last delivery that cannot be started here is answered, not handed back. */
-export async function refuseDelivery(msg: JsMsg, gate: 'unhealthy' | 'draining', deps: HandlerDeps): Promise<void> {
-  let invocation: Invocation;
-  try {
-    invocation = decodeInvocation(msg.data).meta;
-  } catch (err) {
-    return answerMalformed(msg, err as Error, deps);
-  }
-  const address = {
-    replyTo: invocation.replyTo,
-    requestId: invocation.requestId,
-    workerId: deps.config.workerId,
-    attempt: msg.info.deliveryCount,
-  };
-  const reason =
-    gate === 'draining'
-      ? new SidecarError('DRAINING', 'the worker is shutting down')
-      : new SidecarError('CONTAINER_UNHEALTHY', 'the inference container is not healthy');
-  await publishProblem(
-    new ResponsePublisher(deps.js, address, deps.bodyLimit),
-    problemForError(lastChance(reason, deps.maxDeliver), invocation.requestId),
-  );
-  msg.ack();
-}
-
-/**
- * Ends a run that failed, so that the caller always gets exactly one final answer: a problem
- * (and ack), or, for work that can run elsewhere, a nak; but never a nak once part of a stream
- * has gone out (a second run would splice two answers together), and never on the last
- * delivery JetStream will make (the caller would wait for ever).
- */
-async function settleFailure(
-  msg: JsMsg,
-  reason: SidecarError,
-  publisher: ResponsePublisher,
-  requestId: string,
-  deps: HandlerDeps,
-  log: Logger,
-): Promise<HandledOutcome> {
-  if (publisher.done) {
-    // The caller already has the final answer; only bookkeeping after it failed.
-    msg.ack();
-    log.warn({ err: reason.message }, 'request answered, then failed while finishing');
-    return 'ok';
-  }
-  const lastDelivery = msg.info.deliveryCount >= deps.maxDeliver;
-  if (reason.disposition === 'retry' && !lastDelivery && !publisher.streaming) {
-    msg.nak(reason.code === 'DRAINING' ? 0 : RETRY_DELAY_MS);
-    deps.metrics.naks.inc({ reason: reason.code.toLowerCase() });
-    log.warn({ code: reason.code, err: reason.message }, 'request handed back to the queue');
-    return 'returned';
-  }
-  log.warn(
-    { code: reason.code, err: reason.message, streaming: publisher.streaming },
-    'request failed; answering with an error',
-  );
-  try {
-    if (publisher.streaming) await publisher.endStream(undefined, undefined, reason.message);
-    else
-      await publishProblem(
-        publisher,
-        problemForError(
-          lastDelivery && reason.disposition === 'retry' ? lastChance(reason, deps.maxDeliver) : reason,
-          requestId,
-        ),
-      );
-  } catch (publishErr) {
-    msg.nak(RETRY_DELAY_MS);
-    deps.metrics.naks.inc({ reason: 'publish_failed' });
-    log.error({ err: (publishErr as Error).message }, 'could not publish the error; handed the request back');
-    return 'returned';
-  }
-  msg.ack();
-  if (reason.code === 'CANCELLED') deps.metrics.cancellations.inc();
-  return reason.code === 'REQUEST_EXPIRED' ? 'expired' : reason.code === 'CANCELLED' ? 'cancelled' : 'failed';
-}
-
-function lastChance(reason: SidecarError, maxDeliver: number): SidecarError {
-  return new SidecarError(
-    reason.code,
-    `${reason.message}; this was the last of ${maxDeliver} deliveries, so the request ends here`,
-  );
-}
 
 async function run(
   invocation: Invocation,
   body: Uint8Array,
   publisher: ResponsePublisher,
   signal: AbortSignal,
-  dirs: { assets: string; output: string },
+  assetDir: string,
+  stage: Stage,
   deps: HandlerDeps,
   log: Logger,
 ): Promise<Relayed> {
@@ -228,53 +145,44 @@ async function run(
   }
   deps.metrics.queueWait.observe(Math.max(0, startedAt - invocation.requestTime) / 1000);
   signal.throwIfAborted();
-  await downloadAssets(invocation.assets, dirs.assets, deps.config.assetLimits, signal);
-  try {
-    await mkdir(dirs.output, { recursive: true, mode: 0o777 });
-    // mkdir's mode is filtered by the umask; the container may run as another user.
-    await chmod(dirs.output, 0o777);
-  } catch (err) {
-    throw new SidecarError(
-      'PREPARE_FAILED',
-      `could not create the output directory: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-      { cause: err },
-    );
-  }
+  await downloadAssets(invocation.assets, assetDir, deps.config.assetLimits, signal);
 
-  const passThrough = wantsPassThrough(invocation.headers, deps.config.passThroughAlways);
   const { config } = deps;
-  const headers = containerRequestHeaders(
-    invocation.headers,
-    {
-      requestId: invocation.requestId,
-      subject: invocation.subject,
-      ncaId: invocation.ncaId,
-      functionName: config.functionName,
-      functionId: config.functionId,
-      functionVersionId: config.functionVersionId,
-      assetDir: dirs.assets,
-      largeOutputDir: dirs.output,
-      maxResponseSizeBytes: invocation.maxResponseSizeBytes,
-      ...config.pod,
-      assetIds: invocation.assets.map((a) => a.assetId),
-      pollSecondsLeft: Math.max(0, Math.floor((windowEnd - startedAt) / 1000)),
-    },
-    !passThrough,
-  );
+  const passThrough = wantsPassThrough(invocation.headers, config.passThroughAlways);
   // Progress, finished files and large results belong to compatibility mode, as in NVCF.
-  const outputs = passThrough
-    ? undefined
-    : new RequestOutputs({
-        requestId: invocation.requestId,
-        dir: dirs.output,
-        realBase: deps.realResponseDir,
-        uploadUrl: invocation.largeResult?.uploadUrl,
-        publisher,
-        log,
-        signal,
-      }).init();
+  const outputs = await RequestOutputs.open({
+    requestId: invocation.requestId,
+    baseDir: config.responseDir,
+    realBase: deps.realResponseDir,
+    largeResult: invocation.largeResult,
+    watch: !passThrough,
+    spoolPath: join(config.spoolDir, `${invocation.requestId}.${publisher.attempt}.response`),
+    publisher,
+    log,
+    signal,
+  });
   try {
+    const headers = containerRequestHeaders(
+      invocation.headers,
+      {
+        requestId: invocation.requestId,
+        subject: invocation.subject,
+        ncaId: invocation.ncaId,
+        functionName: config.functionName,
+        functionId: config.functionId,
+        functionVersionId: config.functionVersionId,
+        assetDir,
+        largeOutputDir: outputs.dir,
+        maxResponseSizeBytes: invocation.maxResponseSizeBytes,
+        ...config.pod,
+        assetIds: invocation.assets.map((a) => a.assetId),
+        pollSecondsLeft: Math.max(0, Math.floor((windowEnd - startedAt) / 1000)),
+      },
+      !passThrough,
+    );
     log.debug({ method: invocation.method, path: invocation.path, passThrough }, 'calling the container');
+    // The inference metric covers the container call and its answer, not queueing or assets.
+    const calledAt = Date.now();
     const answer = await deps.container.call({
       method: invocation.method,
       path: invocation.path,
@@ -282,54 +190,41 @@ async function run(
       body: invocation.bodyUrl ? { url: invocation.bodyUrl } : body,
       signal,
     });
+    stage.answered = true;
     try {
-      const relayed = outputs
-        ? await relayCompatible(answer, publisher, {
+      const relayed = passThrough
+        ? await relayStream(answer, publisher)
+        : await relayCompatible(answer, publisher, {
             requestId: invocation.requestId,
             maxResponseSizeBytes: invocation.maxResponseSizeBytes,
             outputs,
-            downloadUrl: invocation.largeResult?.downloadUrl,
-            spoolPath: join(deps.config.spoolDir, `${invocation.requestId}.${publisher.attempt}.response`),
-          })
-        : await relayStream(answer, publisher);
-      deps.metrics.inference.observe((Date.now() - startedAt) / 1000);
+          });
+      deps.metrics.inference.observe((Date.now() - calledAt) / 1000);
       return relayed;
     } finally {
       // A body left half read would hold one of the pool's few connections for ever.
       if (!answer.body.readableEnded) discard(answer.body);
     }
   } finally {
-    if (!publisher.done) outputs?.abandon();
+    await outputs
+      .remove()
+      .catch((err: Error) => log.warn({ err: err.message }, 'could not remove the output directory'));
   }
 }
 
-function requestDirs(config: WorkerConfig, requestId: string) {
-  // The request id is a validated UUID, so these joins cannot leave the base directories.
-  return { assets: join(config.assetDir, requestId), output: join(config.responseDir, requestId) };
-}
-
-function asSidecarError(err: unknown, signal: AbortSignal): SidecarError {
+/**
+ * The error a failed run ends with. A stage that fails in a way nobody foresaw is named by the
+ * stage: before the container call it is "preparing", after the container answered "returning
+ * the response", never a guess that blames the wrong side.
+ */
+function asSidecarError(err: unknown, signal: AbortSignal, stage: Stage): SidecarError {
   if (signal.aborted && signal.reason instanceof SidecarError) return signal.reason;
   if (err instanceof SidecarError) return err;
-  return new SidecarError('PREPARE_FAILED', (err as Error)?.message ?? String(err), { cause: err });
+  const code = stage.answered ? 'RELAY_FAILED' : 'PREPARE_FAILED';
+  return new SidecarError(code, (err as Error)?.message ?? String(err), { cause: err });
 }
 
-async function answerMalformed(msg: JsMsg, err: Error, deps: HandlerDeps): Promise<void> {
-  const address = err instanceof FrameError ? replyAddressOf(err.partial) : undefined;
-  deps.log.warn(
-    { seq: msg.seq, subject: msg.subject, err: err.message, answered: Boolean(address) },
-    'malformed invocation message; terminating it',
-  );
-  if (address) {
-    const publisher = new ResponsePublisher(
-      deps.js,
-      { ...address, workerId: deps.config.workerId, attempt: msg.info.deliveryCount },
-      deps.bodyLimit,
-    );
-    const problem = problemForError(new SidecarError('INVALID_INVOCATION', err.message), address.requestId);
-    await publishProblem(publisher, problem).catch((publishErr: Error) =>
-      deps.log.error({ err: publishErr.message }, 'could not publish the malformed-message problem'),
-    );
-  }
-  msg.term();
+/** How far a run got: set once the container has answered. */
+interface Stage {
+  answered: boolean;
 }

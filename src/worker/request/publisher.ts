@@ -1,8 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JetStreamClient, JetStreamManager } from 'nats';
 import { SidecarError } from '../../shared/errors.js';
+import { isNatsNotFound } from '../../shared/nats-errors.js';
 import {
+  PROTOCOL_VERSION,
   encodeFrame,
+  responseMetaProblem,
   streams,
   subjects,
   type HeaderList,
@@ -31,7 +34,7 @@ export async function alreadyAnswered(jsm: JetStreamManager, replyTo: string): P
     await jsm.streams.getMessage(streams.results, { last_by_subj: subjects.response(replyTo, 'final') });
     return true;
   } catch (err) {
-    if (/no message found|not found/i.test((err as Error).message)) return false;
+    if (isNatsNotFound(err)) return false;
     throw err;
   }
 }
@@ -77,8 +80,10 @@ export class ResponsePublisher {
   }
 
   async head(status: number, headers: HeaderList): Promise<void> {
+    // Checked before the stream counts as started: a head that cannot be sent leaves room for a problem.
+    const frame = this.frame('head', { kind: 'head', status, headers });
     this.headSent = { status, headers };
-    await this.send('head', { kind: 'head', status, headers }, undefined, this.msgId('head'));
+    await this.publish('head', frame, this.msgId('head'));
   }
 
   /** True once a head is (being) published: the caller may already hold part of the stream. */
@@ -154,12 +159,40 @@ export class ResponsePublisher {
     msgID: string | undefined,
     retryForMs = PUBLISH_RETRY_MS,
   ): Promise<void> {
-    const { replyTo, requestId, workerId, attempt } = this.address;
-    const frame = encodeFrame({ v: 1, requestId, workerId, attempt, ...meta }, body);
+    await this.publish(
+      kind,
+      this.frame(kind, meta, body),
+      msgID,
+      retryForMs,
+      kind === 'chunk' ? (meta.index as number) : undefined,
+    );
+  }
+
+  /**
+   * Encodes a message after checking it against the schema its reader applies: an answer the
+   * protocol cannot carry (more than 256 headers, say) becomes a clear 502 here, instead of a
+   * message every reader drops while the caller waits for ever. Chunks are built here alone.
+   */
+  private frame(kind: ResponseKind, meta: Record<string, unknown>, body?: Uint8Array): Uint8Array {
+    const { requestId, workerId, attempt } = this.address;
+    const full = { v: PROTOCOL_VERSION, requestId, workerId, attempt, ...meta };
+    const problem = kind === 'chunk' ? undefined : responseMetaProblem(full);
+    if (problem) throw new SidecarError('RESPONSE_UNREPRESENTABLE', `the ${kind} message would be invalid: ${problem}`);
+    return encodeFrame(full, body);
+  }
+
+  private async publish(
+    kind: ResponseKind,
+    frame: Uint8Array,
+    msgID: string | undefined,
+    retryForMs = PUBLISH_RETRY_MS,
+    chunkIndex?: number,
+  ): Promise<void> {
+    const { replyTo, attempt } = this.address;
     const subject = subjects.response(
       replyTo,
       kind,
-      kind === 'chunk' ? { attempt, index: meta.index as number } : undefined,
+      chunkIndex === undefined ? undefined : { attempt, index: chunkIndex },
     );
     const giveUpAt = Date.now() + retryForMs;
     for (let wait = 100; ; wait = Math.min(wait * 2, 2_000)) {

@@ -1,7 +1,4 @@
-import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { PROBLEM_CONTENT_TYPE, SidecarError, problemForContainer, type Problem } from '../../shared/errors.js';
 import type { ContainerAnswer } from './container-client.js';
 import { isEventStream, relayableResponseHeaders } from '../../shared/headers.js';
@@ -30,9 +27,6 @@ export interface CompatibilityOptions {
   requestId: string;
   maxResponseSizeBytes: number;
   outputs: RequestOutputs;
-  downloadUrl: string | undefined;
-  /** Where a body over the inline limit is parked while the large result is built. */
-  spoolPath: string;
 }
 
 /**
@@ -43,18 +37,18 @@ export interface CompatibilityOptions {
 export async function relayCompatible(
   answer: ContainerAnswer,
   publisher: ResponsePublisher,
-  options: CompatibilityOptions,
+  { requestId, maxResponseSizeBytes, outputs }: CompatibilityOptions,
 ): Promise<Relayed> {
   const contentType = answer.headers['content-type'];
   if (isEventStream(Array.isArray(contentType) ? contentType[0] : contentType)) {
-    options.outputs.abandon();
+    outputs.abandon();
     return relayStream(answer, publisher);
   }
   if (answer.status >= 400) {
-    options.outputs.abandon();
-    const { parts, overflow } = await readUpTo(answer.body, options.maxResponseSizeBytes);
+    outputs.abandon();
+    const { parts, overflow } = await readUpTo(answer.body, maxResponseSizeBytes);
     if (overflow) discard(answer.body);
-    await publishProblem(publisher, problemForContainer(answer.status, Buffer.concat(parts), options.requestId));
+    await publishProblem(publisher, problemForContainer(answer.status, Buffer.concat(parts), requestId));
     return { status: answer.status, mode: 'problem' };
   }
   if (answer.status === 202) {
@@ -64,26 +58,14 @@ export async function relayCompatible(
       'the container answered 202, which compatibility mode reserves for progress; write the progress file instead, or send nvcf-feature-disable-worker-compatibility: true',
     );
   }
-  const { parts, overflow, rest } = await readUpTo(answer.body, options.maxResponseSizeBytes);
-  const hasOutputs = await options.outputs.settle();
+  const { parts, overflow, rest } = await readUpTo(answer.body, maxResponseSizeBytes);
+  const hasOutputs = await outputs.settle();
   if (!overflow && !hasOutputs) {
     await publisher.final(answer.status, relayableResponseHeaders(answer.headers), Buffer.concat(parts));
     return { status: answer.status, mode: 'inline' };
   }
-  if (!options.downloadUrl)
-    throw new SidecarError('LARGE_RESULT_FAILED', 'the result is large but the request has no download URL for it');
-  let manifest;
-  if (overflow) {
-    try {
-      await spool(parts, rest, options.spoolPath);
-      manifest = await options.outputs.finish({ file: options.spoolPath });
-    } finally {
-      await rm(options.spoolPath, { force: true });
-    }
-  } else {
-    manifest = await options.outputs.finish({ bytes: Buffer.concat(parts) });
-  }
-  await publisher.final(302, [['Location', options.downloadUrl]], new Uint8Array(0), manifest);
+  const large = await outputs.shipLarge(parts, overflow ? rest : undefined);
+  await publisher.final(302, [['Location', large.location]], new Uint8Array(0), large.manifest);
   return { status: 302, mode: 'large' };
 }
 
@@ -112,23 +94,6 @@ async function readUpTo(body: Readable, limit: number): Promise<Prefix> {
       size += next.value.length;
       if (size > limit) return { parts, overflow: true, rest };
     }
-  } catch (err) {
-    throw new SidecarError(
-      'INFERENCE_CONNECTION',
-      `reading the container's response failed: ${(err as Error).message}`,
-      { cause: err },
-    );
-  }
-}
-
-/** Writes a large body to disk, so the zip can be built, and rebuilt, with flat memory. */
-async function spool(prefix: Buffer[], rest: AsyncIterator<Buffer>, path: string): Promise<void> {
-  async function* all() {
-    yield* prefix;
-    for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
-  }
-  try {
-    await pipeline(all, createWriteStream(path, { mode: 0o600 }));
   } catch (err) {
     throw new SidecarError(
       'INFERENCE_CONNECTION',
