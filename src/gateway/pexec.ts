@@ -6,6 +6,7 @@ import { ensureWorkQueue, frameBodyLimit } from '../shared/nats.js';
 import { Invocation, type InvocationInput } from '../shared/protocol.js';
 import { resolveAssetReferences } from './asset-store.js';
 import { UUID_PATTERN, type GatewayContext } from './context.js';
+import { callerOf, ownedBy } from './api-keys.js';
 import { HttpProblem, requestHeader, rawHeaderPairs, readBody } from './http.js';
 import type { PendingRequest } from './requests.js';
 import type { VersionView } from './registry.js';
@@ -15,18 +16,21 @@ const DEFAULT_POLL_SECONDS = 60;
 /** NVCF raises the default window for event streams, which run long by nature. */
 const DEFAULT_SSE_POLL_SECONDS = 1200;
 
-/** NVCF-POLL-SECONDS: an integer 1..3600, or the default; anything else is the caller's 400. */
+/**
+ * NVCF-POLL-SECONDS: an integer up to 3600, or the default; 0 counts as 1, as NVCF's invocation
+ * service clamps it. Anything else is the caller's 400.
+ */
 export function pollSecondsOf(req: IncomingMessage): number {
   const text = requestHeader(req, 'nvcf-poll-seconds')?.trim();
   if (text === undefined || text === '') return wantsEventStream(req) ? DEFAULT_SSE_POLL_SECONDS : DEFAULT_POLL_SECONDS;
   const value = Number(text);
-  if (!/^\d+$/.test(text) || value < 1 || value > 3600) {
+  if (!/^\d+$/.test(text) || value > 3600) {
     throw new HttpProblem(
       400,
-      `NVCF-POLL-SECONDS must be a whole number of seconds from 1 to 3600, not "${text.slice(0, 32)}"`,
+      `NVCF-POLL-SECONDS must be a whole number of seconds from 0 to 3600, not "${text.slice(0, 32)}"`,
     );
   }
-  return value;
+  return Math.max(1, value);
 }
 
 function wantsEventStream(req: IncomingMessage): boolean {
@@ -51,16 +55,29 @@ function chooseVersion(ctx: GatewayContext, functionId: string, versionId: strin
   return pool[Math.floor(Math.random() * pool.length)]!;
 }
 
-/** POST /v2/nvcf/pexec/functions/{functionId}[/versions/{versionId}] */
+/** Tells the caller which function answered, as NVCF's invocation responses may. */
+function nameFunction(res: ServerResponse, functionId: string, functionVersionId: string): void {
+  res.setHeader('NVCF-FUNCTION-ID', functionId);
+  res.setHeader('NVCF-FUNCTION-VERSION-ID', functionVersionId);
+}
+
+/**
+ * POST /v2/nvcf/pexec/functions/{functionId}[/versions/{versionId}], which calls the function's
+ * inference URL, and a routed call (routing.ts), which calls `containerPath`: the caller's own
+ * path and query, with the caller's method.
+ */
 export async function invokeFunction(
   ctx: GatewayContext,
   req: IncomingMessage,
   res: ServerResponse,
   functionId: string,
   versionId?: string,
+  containerPath?: string,
 ): Promise<void> {
   const pollSeconds = pollSecondsOf(req);
   const version = chooseVersion(ctx, functionId, versionId);
+  nameFunction(res, version.functionId, version.functionVersionId);
+  const caller = callerOf(req);
   const assets = await resolveAssetReferences(ctx, requestHeader(req, 'nvcf-input-asset-references'));
   const body = await readBody(req, ctx.config.maxRequestBytes);
   const requestId = randomUUID();
@@ -100,10 +117,13 @@ export async function invokeFunction(
     functionId: version.functionId,
     functionVersionId: fv,
     ncaId: version.ncaId,
-    subject: ctx.config.apiKey ? 'api-key' : 'anonymous',
+    subject: caller?.name ?? 'anonymous',
     method: req.method!.toUpperCase(),
-    path: version.inferenceUrl,
-    headers: queueableClientHeaders(rawHeaderPairs(req)),
+    path: containerPath ?? version.inferenceUrl,
+    headers: [
+      ...queueableClientHeaders(rawHeaderPairs(req)),
+      ['NVCF-INVOCATION-REGION', ctx.config.invocationRegion],
+    ],
     ...(inline ? {} : { bodyUrl: ctx.signer.url({ method: 'GET', kind: 'bodies', id: requestId }, ttl) }),
     assets: assets.map((a) => ({
       assetId: a.assetId,
@@ -135,6 +155,7 @@ export async function invokeFunction(
     createdAt: now,
     lastSeenAt: now,
     pollSeconds,
+    ...(caller ? { owner: caller.name } : {}),
   };
   await ctx.requests.create(record);
   // Listening starts before the invocation exists, so not even the quickest answer is missed.
@@ -177,10 +198,13 @@ export async function requestStatus(
     );
     return answerStillRunning(res, requestId.toLowerCase());
   }
-  if (!entry)
+  // Another client's request is answered exactly as an unknown one: its id says nothing.
+  if (!entry || !ownedBy(entry.record.owner, req))
     throw new HttpProblem(
       404,
       `request ${requestId.slice(0, 64)} not found: unknown, cancelled, or its result was already delivered`,
     );
+  nameFunction(res, entry.record.functionId, entry.record.functionVersionId);
   await answerWhenReady(ctx, entry.record, pollSeconds, res);
 }
+

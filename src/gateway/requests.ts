@@ -19,6 +19,8 @@ export const PendingRequest = z.object({
   lastSeenAt: z.number(),
   /** The poll window of that call, in seconds. */
   pollSeconds: z.number(),
+  /** The API client that created it (api-keys.ts); only that client may poll it. */
+  owner: z.string().optional(),
 });
 export type PendingRequest = z.infer<typeof PendingRequest>;
 
