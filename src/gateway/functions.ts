@@ -65,7 +65,8 @@ export async function queuePosition(
   requestId: string,
 ): Promise<void> {
   const entry = UUID_PATTERN.test(requestId) ? await ctx.requests.get(requestId.toLowerCase()) : undefined;
-  if (!entry || !ownedBy(entry.record.owner, req)) throw new HttpProblem(404, `request ${requestId.slice(0, 64)} not found`);
+  if (!entry || !ownedBy(entry.record.owner, req))
+    throw new HttpProblem(404, `request ${requestId.slice(0, 64)} not found`);
   const where = await ctx.queues.stateOf(entry.record.functionVersionId, entry.record.requestId);
   sendJson(res, 200, {
     requestId: entry.record.requestId,

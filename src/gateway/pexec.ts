@@ -120,10 +120,7 @@ export async function invokeFunction(
     subject: caller?.name ?? 'anonymous',
     method: req.method!.toUpperCase(),
     path: containerPath ?? version.inferenceUrl,
-    headers: [
-      ...queueableClientHeaders(rawHeaderPairs(req)),
-      ['NVCF-INVOCATION-REGION', ctx.config.invocationRegion],
-    ],
+    headers: [...queueableClientHeaders(rawHeaderPairs(req)), ['NVCF-INVOCATION-REGION', ctx.config.invocationRegion]],
     ...(inline ? {} : { bodyUrl: ctx.signer.url({ method: 'GET', kind: 'bodies', id: requestId }, ttl) }),
     assets: assets.map((a) => ({
       assetId: a.assetId,
@@ -207,4 +204,3 @@ export async function requestStatus(
   nameFunction(res, entry.record.functionId, entry.record.functionVersionId);
   await answerWhenReady(ctx, entry.record, pollSeconds, res);
 }
-

@@ -37,7 +37,10 @@ export function targetOfHost(host: string | undefined): RoutedTarget | undefined
 }
 
 /** `function-id` must be a UUID; `function-version-id` counts only when it is one too. */
-export function targetOfHeaders(functionId: string | undefined, versionId: string | undefined): RoutedTarget | undefined {
+export function targetOfHeaders(
+  functionId: string | undefined,
+  versionId: string | undefined,
+): RoutedTarget | undefined {
   const fid = functionId?.trim();
   if (!fid || !UUID_PATTERN.test(fid)) return undefined;
   const vid = versionId?.trim();
