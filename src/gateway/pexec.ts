@@ -7,7 +7,8 @@ import { Invocation, type InvocationInput } from '../shared/protocol.js';
 import { resolveAssetReferences } from './asset-store.js';
 import { UUID_PATTERN, type GatewayContext } from './context.js';
 import { callerOf, ownedBy } from './api-keys.js';
-import { HttpProblem, requestHeader, rawHeaderPairs, readBody } from './http.js';
+import { HttpProblem, requestHeader, rawHeaderPairs } from './http.js';
+import { takeBody } from './request-body.js';
 import type { PendingRequest } from './requests.js';
 import type { VersionView } from './registry.js';
 import { answerStillRunning, answerWhenReady } from './wait.js';
@@ -79,7 +80,6 @@ export async function invokeFunction(
   nameFunction(res, version.functionId, version.functionVersionId);
   const caller = callerOf(req);
   const assets = await resolveAssetReferences(ctx, requestHeader(req, 'nvcf-input-asset-references'));
-  const body = await readBody(req, ctx.config.maxRequestBytes);
   const requestId = randomUUID();
   const log = ctx.log.child({ requestId, functionVersionId: version.functionVersionId });
   const fv = version.functionVersionId;
@@ -101,15 +101,21 @@ export async function invokeFunction(
     );
   }
 
+  // Taken only now, so a call refused above never had its body read.
+  const contentType = requestHeader(req, 'content-type') ?? 'application/octet-stream';
+  const taken = await takeBody(req, frameBodyLimit(ctx.nc), ctx.config.maxRequestBytes, async (stream) => {
+    try {
+      await ctx.store.put('bodies', requestId, stream, contentType);
+    } catch (err) {
+      await ctx.store.delete('bodies', requestId);
+      throw err;
+    }
+  });
+  const inline = 'inline' in taken;
+  const body = 'inline' in taken ? taken.inline : new Uint8Array(0);
+  // A body parked for a request that is then not queued would wait out its TTL for nobody.
+  const discardParked = () => (inline ? Promise.resolve() : ctx.store.delete('bodies', requestId));
   const ttl = ctx.config.urlTtlMs;
-  const inline = body.length <= frameBodyLimit(ctx.nc);
-  if (!inline)
-    await ctx.store.put(
-      'bodies',
-      requestId,
-      Readable.from([body]),
-      requestHeader(req, 'content-type') ?? 'application/octet-stream',
-    );
   const now = Date.now();
   const replyTo = `nvcf.rs.${ctx.config.gatewayId}.${requestId}`;
   const invocation: Omit<InvocationInput, 'v'> = {
@@ -137,6 +143,7 @@ export async function invokeFunction(
   };
   const checked = Invocation.safeParse({ v: 1, ...invocation });
   if (!checked.success) {
+    await discardParked();
     throw new HttpProblem(
       400,
       `the request cannot be queued: ${checked.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`,
@@ -159,16 +166,19 @@ export async function invokeFunction(
   const live = ctx.live.listen(requestId);
   try {
     try {
-      await ctx.client.invoke(invocation, inline ? body : new Uint8Array(0));
+      await ctx.client.invoke(invocation, body);
     } catch (err) {
-      await ctx.requests.remove(requestId);
+      await Promise.all([ctx.requests.remove(requestId), discardParked()]);
       if (/maximum messages|resource limit|maximum bytes/i.test((err as Error).message)) {
         log.warn({ err: (err as Error).message }, 'queue full; answering 429');
         throw new HttpProblem(429, `the queue of function version ${fv} is full; retry later`, { 'Retry-After': '1' });
       }
       throw err;
     }
-    log.info({ pollSeconds, bytes: body.length, inline, assets: assets.length }, 'request queued');
+    log.info(
+      { pollSeconds, bytes: 'inline' in taken ? taken.inline.length : taken.parked, inline, assets: assets.length },
+      'request queued',
+    );
     res.setHeader('NVCF-REQID', requestId);
     await answerWhenReady(ctx, record, pollSeconds, res, live);
   } finally {

@@ -113,9 +113,15 @@ function refuseUnauthorized(): never {
   });
 }
 
-/** A body that stops arriving for this long has its connection cut; a finished one is not timed. */
+/**
+ * A body that stops arriving for this long has its connection cut. Only a call that announces a
+ * body is timed, and only until its body has been read (or drained after a refusal): the socket
+ * timer also counts a quiet response, and a long poll is rightly quiet for minutes.
+ */
 function boundBodyIdleTime(req: IncomingMessage, ms: number): void {
-  if (ms <= 0 || req.complete) return;
+  const announcesBody =
+    Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+  if (ms <= 0 || req.complete || !announcesBody) return;
   const socket = req.socket;
   socket.setTimeout(ms);
   const stop = () => socket.setTimeout(0);

@@ -38,6 +38,7 @@ describe('API keys, one per client, and callers that trickle', () => {
       GATEWAY_API_KEYS: 'alice:key-of-alice, bob:key-of-bob',
       GATEWAY_HEADERS_TIMEOUT: '1s',
       GATEWAY_BODY_IDLE_TIMEOUT: '1s',
+      GATEWAY_MAX_REQUEST_BYTES: String(2 * 1024 * 1024),
     });
     await waitForStatus(gw.url, fid, worker.env.FUNCTION_VERSION_ID!, 'ACTIVE', 20_000, alice);
   });
@@ -114,5 +115,41 @@ describe('API keys, one per client, and callers that trickle', () => {
     const before = container.seen.length;
     await closed;
     expect(container.seen.length).toBe(before);
+  });
+
+  it('refuses a body sent without a length once it passes GATEWAY_MAX_REQUEST_BYTES, and queues nothing', async () => {
+    const before = container.seen.length;
+    const piece = new Uint8Array(256 * 1024).fill(7);
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        // 3 MiB in all, past the 2 MiB limit; the length is not declared, so only counting can tell.
+        if (sent >= 12) return controller.close();
+        sent++;
+        controller.enqueue(piece);
+      },
+    });
+    const res = await fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}`, {
+      method: 'POST',
+      headers: alice,
+      body,
+      duplex: 'half',
+    } as RequestInit);
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { detail: string }).detail).toContain('2097152');
+    expect(container.seen.length).toBe(before);
+  });
+
+  it('carries a body larger than one message, sent without a length, to the container byte for byte', async () => {
+    const bytes = new Uint8Array(1536 * 1024).map((_, i) => (i * 31) % 251);
+    const res = await fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}`, {
+      method: 'POST',
+      headers: alice,
+      body: new Blob([bytes]).stream(),
+      duplex: 'half',
+    } as RequestInit);
+    const answer = Buffer.from(await res.arrayBuffer());
+    expect(res.status, answer.subarray(0, 300).toString()).toBe(200);
+    expect(answer.equals(Buffer.from(bytes))).toBe(true);
   });
 });
