@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
 import { acceptsEventStream, queueableClientHeaders } from '../shared/headers.js';
 import { ensureWorkQueue, frameBodyLimit } from '../shared/nats.js';
 import { Invocation, type InvocationInput } from '../shared/protocol.js';

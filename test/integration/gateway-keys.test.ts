@@ -134,7 +134,7 @@ describe('API keys, one per client, and callers that trickle', () => {
       headers: alice,
       body,
       duplex: 'half',
-    } as RequestInit);
+    });
     expect(res.status).toBe(413);
     expect(((await res.json()) as { detail: string }).detail).toContain('2097152');
     expect(container.seen.length).toBe(before);
@@ -147,7 +147,7 @@ describe('API keys, one per client, and callers that trickle', () => {
       headers: alice,
       body: new Blob([bytes]).stream(),
       duplex: 'half',
-    } as RequestInit);
+    });
     const answer = Buffer.from(await res.arrayBuffer());
     expect(res.status, answer.subarray(0, 300).toString()).toBe(200);
     expect(answer.equals(Buffer.from(bytes))).toBe(true);
