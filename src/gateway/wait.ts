@@ -195,6 +195,8 @@ export function answerStillRunning(res: ServerResponse, requestId: string): void
 
 function writeHead(res: ServerResponse, requestId: string, status: number, headers: HeaderList, length?: number): void {
   for (const [name, value] of headers) {
+    // The gateway's CORS answer (cors.ts) wins: a second Allow-Origin makes browsers refuse both.
+    if (/^access-control-/i.test(name) && res.hasHeader(name)) continue;
     try {
       res.appendHeader(name, value);
     } catch {

@@ -193,6 +193,21 @@ describe('calls routed by host name or function-id header, as NVCF routes them',
       expect(res.headers.get('nvcf-reqid')).toMatch(/^[0-9a-f-]{36}$/);
     });
 
+    it('keeps one Access-Control-Allow-Origin when the container sends its own', async () => {
+      const original = container.route;
+      container.route = (_req, res) => {
+        res.writeHead(200, { 'access-control-allow-origin': '*', 'content-type': 'text/plain' }).end('cors too');
+      };
+      try {
+        const res = await call(`${fid}.localhost`, '/with-cors', { headers: { origin: 'https://app.example' } });
+        expect(res.statusCode).toBe(200);
+        expect(res.headers['access-control-allow-origin']).toBe('*');
+        expect(await res.body.text()).toBe('cors too');
+      } finally {
+        container.route = original;
+      }
+    });
+
     it('allows only the configured origins when GATEWAY_CORS_ORIGINS lists them', async () => {
       const strict = await startGateway(nats.url, {
         GATEWAY_ID: 'gw-cors',
