@@ -45,6 +45,8 @@ export function writeHead(
   length?: number,
 ): void {
   for (const [name, value] of headers) {
+    // The gateway's CORS answer (cors.ts) wins: a second Allow-Origin makes browsers refuse both.
+    if (/^access-control-/i.test(name) && res.hasHeader(name)) continue;
     try {
       res.appendHeader(name, value);
     } catch {

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { parseApiClients } from './api-keys.js';
 import {
   ConfigError,
   checkNatsCredentials,
@@ -25,6 +26,9 @@ const FLAGS: Record<string, string> = {
   '--public-url': 'GATEWAY_PUBLIC_URL',
   '--gateway-id': 'GATEWAY_ID',
   '--api-key': 'GATEWAY_API_KEY',
+  '--api-keys': 'GATEWAY_API_KEYS',
+  '--cors-origins': 'GATEWAY_CORS_ORIGINS',
+  '--region': 'GATEWAY_INVOCATION_REGION',
   '--nats-url': 'NATS_URL',
   '--max-request-bytes': 'GATEWAY_MAX_REQUEST_BYTES',
   '--queue-max': 'GATEWAY_QUEUE_MAX',
@@ -40,6 +44,14 @@ const GatewayEnv = z.object({
     .regex(/^[A-Za-z0-9_-]{1,64}$/, 'may hold only letters, digits, "_" and "-" (at most 64)')
     .optional(),
   GATEWAY_API_KEY: optionalText,
+  GATEWAY_API_KEYS: optionalText,
+  GATEWAY_CORS_ORIGINS: z.string().trim().default('*'),
+  GATEWAY_INVOCATION_REGION: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'may hold only letters, digits, ".", "_" and "-" (at most 64)')
+    .default('local'),
+  GATEWAY_HEADERS_TIMEOUT: duration('10s'),
+  GATEWAY_BODY_IDLE_TIMEOUT: duration('30s'),
   GATEWAY_MAX_REQUEST_BYTES: whole(1024, Number.MAX_SAFE_INTEGER).default(16 * 1024 * 1024),
   GATEWAY_QUEUE_MAX: whole(1, Number.MAX_SAFE_INTEGER).default(100_000),
   GATEWAY_ASSET_TTL: duration('24h'),
@@ -62,7 +74,16 @@ function compile(env: z.output<typeof GatewayEnv>) {
       `gw-${hostname()
         .replace(/[^A-Za-z0-9_-]/g, '_')
         .slice(0, 60)}`,
-    apiKey: env.GATEWAY_API_KEY,
+    /** Empty: no key is asked for. Otherwise every API call names one of these clients. */
+    apiClients: parseApiClients(env.GATEWAY_API_KEY, env.GATEWAY_API_KEYS),
+    /** `*` for any origin, else the exact origins browsers may call from. */
+    corsOrigins: corsOrigins(env.GATEWAY_CORS_ORIGINS),
+    /** Sent to the container as NVCF-INVOCATION-REGION, as NVCF's invocation service does. */
+    invocationRegion: env.GATEWAY_INVOCATION_REGION,
+    /** How long a client may take to send its request headers. */
+    headersTimeoutMs: env.GATEWAY_HEADERS_TIMEOUT,
+    /** How long a request body may stop arriving before the connection is cut (0: never). */
+    bodyIdleTimeoutMs: env.GATEWAY_BODY_IDLE_TIMEOUT,
     maxRequestBytes: env.GATEWAY_MAX_REQUEST_BYTES,
     queueMax: env.GATEWAY_QUEUE_MAX,
     assetTtlMs: env.GATEWAY_ASSET_TTL,
@@ -71,6 +92,18 @@ function compile(env: z.output<typeof GatewayEnv>) {
     nats: natsSettings(env),
     logLevel: env.LOG_LEVEL,
   };
+}
+
+function corsOrigins(text: string): '*' | string[] {
+  const list = text
+    .split(',')
+    .map((o) => o.trim().replace(/\/+$/, ''))
+    .filter(Boolean);
+  if (list.length === 0 || list.includes('*')) return '*';
+  for (const origin of list)
+    if (!/^https?:\/\/[^/\s]+$/.test(origin))
+      throw new ConfigError(`GATEWAY_CORS_ORIGINS: "${origin}" is not an origin such as https://app.example.com`);
+  return list;
 }
 
 /** Turns `--flag value` and `--flag=value` into the environment names they stand for. */

@@ -1,5 +1,6 @@
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { UUID_PATTERN } from '../shared/protocol.js';
+import { ownedBy } from './api-keys.js';
 import type { GatewayContext } from './context.js';
 import { HttpProblem, sendJson } from './http.js';
 import type { VersionView } from './registry.js';
@@ -35,9 +36,15 @@ export async function queueLengths(
 }
 
 /** GET /v2/nvcf/queues/{requestId}/position: 0 once a worker has it, capped at 1000 while waiting. */
-export async function queuePosition(ctx: GatewayContext, res: ServerResponse, requestId: string): Promise<void> {
+export async function queuePosition(
+  ctx: GatewayContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  requestId: string,
+): Promise<void> {
   const entry = UUID_PATTERN.test(requestId) ? await ctx.requests.get(requestId.toLowerCase()) : undefined;
-  if (!entry) throw new HttpProblem(404, `request ${requestId.slice(0, 64)} not found`);
+  if (!entry || !ownedBy(entry.record.owner, req))
+    throw new HttpProblem(404, `request ${requestId.slice(0, 64)} not found`);
   const where = await ctx.queues.stateOf(entry.record.functionVersionId, entry.record.requestId);
   sendJson(res, 200, {
     requestId: entry.record.requestId,

@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { slug, titleOf } from '../shared/errors.js';
+import { titleOf } from '../shared/errors.js';
 import { PROBLEM_CONTENT_TYPE } from '../shared/errors.js';
 
 /**
- * An error a route throws to answer the client with problem+json. The type URNs follow the
- * invocation service's (`urn:nvcf-invocation-service:…`), so a client can tell them from the
- * worker's and the container's.
+ * An error a route throws to answer the client with problem+json. Like NVCF's invocation
+ * service's own problems, the gateway's have no custom `type` (RFC 9457: absent means
+ * about:blank), so a client tells them from the worker's and the container's, which have one.
  */
 export class HttpProblem extends Error {
   override name = 'HttpProblem';
@@ -21,7 +21,6 @@ export class HttpProblem extends Error {
 export function problemBody(status: number, detail: string, requestId?: string): string {
   const title = titleOf(status);
   return JSON.stringify({
-    type: `urn:nvcf-invocation-service:problem-details:${slug(title)}`,
     title,
     status,
     detail,

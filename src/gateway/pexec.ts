@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
 import { acceptsEventStream, queueableClientHeaders } from '../shared/headers.js';
 import { frameBodyLimit } from '../shared/nats.js';
 import { Invocation, UUID_PATTERN, subjects, type InvocationInput } from '../shared/protocol.js';
 import { resolveAssetReferences } from './assets-api.js';
 import type { GatewayContext } from './context.js';
-import { HttpProblem, requestHeader, rawHeaderPairs, readBody } from './http.js';
+import { callerOf, ownedBy } from './api-keys.js';
+import { HttpProblem, requestHeader, rawHeaderPairs } from './http.js';
+import { takeBody } from './request-body.js';
 import type { PendingRequest } from './requests.js';
 import type { VersionView } from './registry.js';
 import { answerStillRunning } from './answers.js';
@@ -17,18 +18,21 @@ const DEFAULT_POLL_SECONDS = 60;
 /** NVCF raises the default window for event streams, which run long by nature. */
 const DEFAULT_SSE_POLL_SECONDS = 1200;
 
-/** NVCF-POLL-SECONDS: an integer 1..3600, or the default; anything else is the caller's 400. */
+/**
+ * NVCF-POLL-SECONDS: an integer up to 3600, or the default; 0 counts as 1, as NVCF's invocation
+ * service clamps it. Anything else is the caller's 400.
+ */
 export function pollSecondsOf(req: IncomingMessage): number {
   const text = requestHeader(req, 'nvcf-poll-seconds')?.trim();
   if (text === undefined || text === '') return wantsEventStream(req) ? DEFAULT_SSE_POLL_SECONDS : DEFAULT_POLL_SECONDS;
   const value = Number(text);
-  if (!/^\d+$/.test(text) || value < 1 || value > 3600) {
+  if (!/^\d+$/.test(text) || value > 3600) {
     throw new HttpProblem(
       400,
-      `NVCF-POLL-SECONDS must be a whole number of seconds from 1 to 3600, not "${text.slice(0, 32)}"`,
+      `NVCF-POLL-SECONDS must be a whole number of seconds from 0 to 3600, not "${text.slice(0, 32)}"`,
     );
   }
-  return value;
+  return Math.max(1, value);
 }
 
 function wantsEventStream(req: IncomingMessage): boolean {
@@ -53,33 +57,51 @@ function chooseVersion(ctx: GatewayContext, functionId: string, versionId: strin
   return pool[Math.floor(Math.random() * pool.length)]!;
 }
 
-/** POST /v2/nvcf/pexec/functions/{functionId}[/versions/{versionId}] */
+/** Tells the caller which function answered, as NVCF's invocation responses may. */
+function nameFunction(res: ServerResponse, functionId: string, functionVersionId: string): void {
+  res.setHeader('NVCF-FUNCTION-ID', functionId);
+  res.setHeader('NVCF-FUNCTION-VERSION-ID', functionVersionId);
+}
+
+/**
+ * POST /v2/nvcf/pexec/functions/{functionId}[/versions/{versionId}], which calls the function's
+ * inference URL, and a routed call (routing.ts), which calls `containerPath`: the caller's own
+ * path and query, with the caller's method.
+ */
 export async function invokeFunction(
   ctx: GatewayContext,
   req: IncomingMessage,
   res: ServerResponse,
   functionId: string,
   versionId?: string,
+  containerPath?: string,
 ): Promise<void> {
   const pollSeconds = pollSecondsOf(req);
   const version = chooseVersion(ctx, functionId, versionId);
+  nameFunction(res, version.functionId, version.functionVersionId);
+  const caller = callerOf(req);
   const assets = await resolveAssetReferences(ctx, requestHeader(req, 'nvcf-input-asset-references'));
-  const body = await readBody(req, ctx.config.maxRequestBytes);
   const requestId = randomUUID();
   const log = ctx.log.child({ requestId, functionVersionId: version.functionVersionId });
   const fv = version.functionVersionId;
 
   await ensureAdmission(ctx, fv);
 
+  // Taken only now, so a call refused above never had its body read.
+  const contentType = requestHeader(req, 'content-type') ?? 'application/octet-stream';
+  const taken = await takeBody(req, frameBodyLimit(ctx.nc), ctx.config.maxRequestBytes, async (stream) => {
+    try {
+      await ctx.store.put('bodies', requestId, stream, contentType);
+    } catch (err) {
+      await ctx.store.delete('bodies', requestId);
+      throw err;
+    }
+  });
+  const inline = 'inline' in taken;
+  const body = 'inline' in taken ? taken.inline : new Uint8Array(0);
+  // A body parked for a request that is then not queued would wait out its TTL for nobody.
+  const discardParked = () => (inline ? Promise.resolve() : ctx.store.delete('bodies', requestId));
   const ttl = ctx.config.urlTtlMs;
-  const inline = body.length <= frameBodyLimit(ctx.nc);
-  if (!inline)
-    await ctx.store.put(
-      'bodies',
-      requestId,
-      Readable.from([body]),
-      requestHeader(req, 'content-type') ?? 'application/octet-stream',
-    );
   const now = Date.now();
   const replyTo = subjects.replyTo(requestId, ctx.config.gatewayId);
   const invocation: Omit<InvocationInput, 'v'> = {
@@ -87,10 +109,10 @@ export async function invokeFunction(
     functionId: version.functionId,
     functionVersionId: fv,
     ncaId: version.ncaId,
-    subject: ctx.config.apiKey ? 'api-key' : 'anonymous',
+    subject: caller?.name ?? 'anonymous',
     method: req.method!.toUpperCase(),
-    path: version.inferenceUrl,
-    headers: queueableClientHeaders(rawHeaderPairs(req)),
+    path: containerPath ?? version.inferenceUrl,
+    headers: [...queueableClientHeaders(rawHeaderPairs(req)), ['NVCF-INVOCATION-REGION', ctx.config.invocationRegion]],
     ...(inline ? {} : { bodyUrl: ctx.signer.url({ method: 'GET', kind: 'bodies', id: requestId }, ttl) }),
     assets: assets.map((a) => ({
       assetId: a.assetId,
@@ -107,6 +129,7 @@ export async function invokeFunction(
   };
   const checked = Invocation.safeParse({ v: 1, ...invocation });
   if (!checked.success) {
+    await discardParked();
     throw new HttpProblem(
       400,
       `the request cannot be queued: ${checked.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`,
@@ -122,15 +145,19 @@ export async function invokeFunction(
     createdAt: now,
     lastSeenAt: now,
     pollSeconds,
+    ...(caller ? { owner: caller.name } : {}),
   };
   await ctx.requests.create(record);
   try {
-    await enqueue(ctx, invocation, inline ? body : new Uint8Array(0), log);
+    await enqueue(ctx, invocation, body, log);
   } catch (err) {
-    await ctx.requests.remove(requestId);
+    await Promise.all([ctx.requests.remove(requestId), discardParked()]);
     throw err;
   }
-  log.info({ pollSeconds, bytes: body.length, inline, assets: assets.length }, 'request queued');
+  log.info(
+    { pollSeconds, bytes: 'inline' in taken ? taken.inline.length : taken.parked, inline, assets: assets.length },
+    'request queued',
+  );
   res.setHeader('NVCF-REQID', requestId);
   await answerWhenReady(ctx, record, pollSeconds, res);
 }
@@ -154,10 +181,12 @@ export async function requestStatus(
     );
     return answerStillRunning(res, requestId.toLowerCase());
   }
-  if (!entry)
+  // Another client's request is answered exactly as an unknown one: its id says nothing.
+  if (!entry || !ownedBy(entry.record.owner, req))
     throw new HttpProblem(
       404,
       `request ${requestId.slice(0, 64)} not found: unknown, cancelled, or its result was already delivered`,
     );
+  nameFunction(res, entry.record.functionId, entry.record.functionVersionId);
   await answerWhenReady(ctx, entry.record, pollSeconds, res);
 }

@@ -24,6 +24,8 @@ export const PendingRequest = z.object({
   progressSeq: z.number().optional(),
   /** Set while one call writes the result to its client: others leave it alone until then. */
   deliveringUntil: z.number().optional(),
+  /** The API client that created it (api-keys.ts); only that client may poll it. */
+  owner: z.string().optional(),
 });
 export type PendingRequest = z.infer<typeof PendingRequest>;
 

@@ -1,14 +1,16 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { clientOf, setCaller } from './api-keys.js';
 import { createAsset, deleteAsset, listAssets } from './assets-api.js';
 import { downloadObject, uploadObject } from './blobs.js';
 import type { GatewayContext } from './context.js';
+import { answerPreflight, exposeToBrowsers, isPreflight } from './cors.js';
 import { queueLengths, queuePosition } from './functions.js';
 import { consoleRoutes } from './console/serve.js';
 import { lifecycleRoutes } from './lifecycle/routes.js';
 import { HttpProblem, requestHeader, sendJson, sendProblem } from './http.js';
 import { invokeFunction, requestStatus } from './pexec.js';
 import { unreachableNats } from '../shared/nats-errors.js';
+import { containerPathOf, routedTarget } from './routing.js';
 
 type Handler = (
   ctx: GatewayContext,
@@ -70,7 +72,7 @@ const routes: Route[] = [
   {
     method: 'GET',
     pattern: new RegExp(`^/v2/nvcf/queues/${seg}/position$`),
-    handler: (c, _q, s, [r]) => queuePosition(c, s, r!),
+    handler: (c, q, s, [r]) => queuePosition(c, q, s, r!),
   },
   {
     method: 'GET',
@@ -86,27 +88,62 @@ const routes: Route[] = [
   },
 ];
 
+/** True when the call may go on: no keys are configured, or it names a client's key. */
 function authorized(ctx: GatewayContext, req: IncomingMessage): boolean {
-  const key = ctx.config.apiKey;
-  if (!key) return true;
-  const given = /^Bearer\s+(.+)$/i.exec(requestHeader(req, 'authorization') ?? '')?.[1]?.trim() ?? '';
-  const a = Buffer.from(given);
-  const b = Buffer.from(key);
-  return a.length === b.length && timingSafeEqual(a, b);
+  if (ctx.config.apiClients.length === 0) return true;
+  const client = clientOf(ctx.config.apiClients, requestHeader(req, 'authorization'));
+  if (client) setCaller(req, client);
+  return client !== undefined;
+}
+
+/**
+ * A wrong key is refused before a byte of the body is read, and the connection is closed after
+ * the answer rather than drained, so a caller without a key cannot hold it by trickling a body.
+ */
+function refuseUnauthorized(): never {
+  throw new HttpProblem(401, 'missing or wrong API key: send Authorization: Bearer <key>', {
+    'WWW-Authenticate': 'Bearer',
+    Connection: 'close',
+  });
+}
+
+/**
+ * A body that stops arriving for this long has its connection cut. Only a call that announces a
+ * body is timed, and only until its body has been read (or drained after a refusal): the socket
+ * timer also counts a quiet response, and a long poll is rightly quiet for minutes.
+ */
+function boundBodyIdleTime(req: IncomingMessage, ms: number): void {
+  const announcesBody =
+    Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+  if (ms <= 0 || req.complete || !announcesBody) return;
+  const socket = req.socket;
+  socket.setTimeout(ms);
+  const stop = () => socket.setTimeout(0);
+  req.once('end', stop);
+  req.once('close', stop);
 }
 
 /** Finds the route, checks the key, runs the handler, and turns anything thrown into problem+json. */
 export async function route(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (isPreflight(req)) return answerPreflight(ctx.config, req, res);
+  exposeToBrowsers(ctx.config, req, res);
+  boundBodyIdleTime(req, ctx.config.bodyIdleTimeoutMs);
   const url = new URL(req.url ?? '/', 'http://gateway');
-  let path: string;
+  const target = routedTarget(req, url.pathname);
+  let path = url.pathname;
   try {
-    path = decodeURIComponent(url.pathname);
+    // A routed call's path is the container's business and goes to it as sent.
+    if (!target) path = decodeURIComponent(url.pathname);
   } catch {
     return sendProblem(res, 400, 'the request path is not valid percent-encoding');
   }
-  const candidates = routes.filter((r) => r.pattern.test(path));
+  const candidates = target ? [] : routes.filter((r) => r.pattern.test(path));
   const found = candidates.find((r) => r.method === req.method);
   try {
+    if (target) {
+      if (!authorized(ctx, req)) refuseUnauthorized();
+      return await invokeFunction(ctx, req, res, target.functionId, target.versionId, containerPathOf(req));
+    }
     if (!found) {
       if (candidates.length > 0)
         throw new HttpProblem(405, `${req.method} is not allowed on ${path}`, {
@@ -114,11 +151,7 @@ export async function route(ctx: GatewayContext, req: IncomingMessage, res: Serv
         });
       throw new HttpProblem(404, `no API at ${path.slice(0, 200)}`);
     }
-    if (!found.open && !authorized(ctx, req)) {
-      throw new HttpProblem(401, 'missing or wrong API key: send Authorization: Bearer <key>', {
-        'WWW-Authenticate': 'Bearer',
-      });
-    }
+    if (!found.open && !authorized(ctx, req)) refuseUnauthorized();
     const params = found.pattern.exec(path)!.slice(1);
     await found.handler(ctx, req, res, params, url.searchParams);
   } catch (err) {

@@ -98,14 +98,23 @@ export class Gateway {
       shutdown: this.shutdown.signal,
     };
     const ctx = this.ctx;
-    this.server = createServer((req, res) => {
-      this.inFlight.add(res);
-      res.once('close', () => this.inFlight.delete(res));
-      if (this.stopping) res.setHeader('Connection', 'close');
-      void route(ctx, req, res);
-    });
-    // Long polls and event streams outlive Node's default request timeout.
-    this.server.requestTimeout = 0;
+    this.server = createServer(
+      {
+        // Headers must arrive in time, so a client trickling them cannot hold a connection for
+        // ever; bodies are bounded by an idle timer instead (routes.ts), since a large upload may
+        // rightly take long. No whole-request timeout: Node would not apply it to long polls and
+        // event streams anyway (the request is complete by then), but it would cut big uploads.
+        headersTimeout: config.headersTimeoutMs,
+        requestTimeout: 0,
+        connectionsCheckingInterval: 1_000,
+      },
+      (req, res) => {
+        this.inFlight.add(res);
+        res.once('close', () => this.inFlight.delete(res));
+        if (this.stopping) res.setHeader('Connection', 'close');
+        void route(ctx, req, res);
+      },
+    );
     this.port = await listen(this.server, config.port, config.host);
     this.sweeper = setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS);
     this.sweeper.unref();
@@ -116,7 +125,7 @@ export class Gateway {
         this.log.error({ err: err.message }, 'could not resume the deployments this gateway runs; redeploy them'),
       );
     this.log.info(
-      { url: this.url, gatewayId: config.gatewayId, auth: Boolean(config.apiKey), nats: config.nats.servers },
+      { url: this.url, gatewayId: config.gatewayId, apiClients: config.apiClients.length, nats: config.nats.servers },
       'gateway listening',
     );
   }

@@ -123,7 +123,8 @@ export function generateGatewayCase(id: number, rng: Random, t: GatewayTarget): 
     return { ...base, label: 'unknown or malformed function', path, body: Buffer.from('{}'), expect: 'refused' };
   }
   if (roll < 0.62) {
-    const value = rng.pick(['0', '3601', '-1', '1.5', 'abc', '1e3', '99999999999999999999', '5;x']);
+    // 0 is not here: like NVCF, the gateway takes it as 1.
+    const value = rng.pick(['3601', '-1', '1.5', 'abc', '1e3', '99999999999999999999', '5;x']);
     return {
       ...base,
       label: `NVCF-POLL-SECONDS ${value}`,

@@ -33,11 +33,12 @@ export async function waitForStatus(
   versionId: string,
   status: string,
   timeoutMs = 20_000,
+  headers: Record<string, string> = {},
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
-    const res = await fetch(`${url}/v2/nvcf/functions/${functionId}/versions/${versionId}`);
+    const res = await fetch(`${url}/v2/nvcf/functions/${functionId}/versions/${versionId}`, { headers });
     last =
       res.status === 200
         ? ((await res.json()) as { function: { status: string } }).function.status

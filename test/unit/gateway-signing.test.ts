@@ -33,7 +33,7 @@ describe('gateway configuration', () => {
     expect(config.port).toBe(9100);
     expect(config.gatewayId).toBe('from-env');
     expect(config.host).toBe('127.0.0.1');
-    expect(config.apiKey).toBeUndefined();
+    expect(config.apiClients).toEqual([]);
     expect(Object.isFrozen(config)).toBe(true);
   });
 

@@ -135,7 +135,8 @@ async function deploy(
   versionId: string,
   update: boolean,
 ): Promise<void> {
-  if (!mayStartInstances(ctx.config))
+  // Any client's key counts: with keys configured, every caller here has one.
+  if (!mayStartInstances({ host: ctx.config.host, apiKey: ctx.config.apiClients[0]?.name }))
     throw new HttpProblem(
       403,
       `this gateway listens on ${ctx.config.host} without an API key, and a deployment runs commands on this machine: set GATEWAY_API_KEY`,
