@@ -76,10 +76,12 @@ function compile(env: z.output<typeof GatewayEnv>) {
 
 /** Turns `--flag value` and `--flag=value` into the environment names they stand for. */
 export function flagsToEnv(args: readonly string[]): Record<string, string> {
-  const options = Object.fromEntries(Object.keys(GATEWAY_FLAGS).map((flag) => [flag.slice(2), { type: 'string' as const }]));
+  const options = Object.fromEntries(
+    Object.keys(GATEWAY_FLAGS).map((flag) => [flag.slice(2), { type: 'string' as const }]),
+  );
   let values: Record<string, string | undefined>;
   try {
-    values = parseArgs({ args: [...args], options, strict: true }).values as Record<string, string | undefined>;
+    values = parseArgs({ args: [...args], options, strict: true }).values;
   } catch (err) {
     const { code, message } = err as Error & { code?: string };
     const named = /'(?:-\w, )?(-[^' ]+)/.exec(message)?.[1] ?? '';

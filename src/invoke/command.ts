@@ -47,7 +47,10 @@ interface InvokeOptions {
 }
 
 /** Reads arguments and every input file before anything is sent: a typo costs no request. */
-async function readOptions(args: readonly string[], env: NodeJS.ProcessEnv): Promise<InvokeOptions | 'help' | 'version'> {
+async function readOptions(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+): Promise<InvokeOptions | 'help' | 'version'> {
   const { values, positionals, help } = parseCommandArgs(args, OPTIONS);
   if (help) return 'help';
   if (values.version) return 'version';
@@ -197,7 +200,9 @@ async function uploadAsset(
     body: JSON.stringify({ contentType, description: basename(file) }),
   });
   if (!created.ok)
-    throw new CallFailed(`creating an asset for ${file} failed (HTTP ${created.status}): ${await problemDetail(created)}`);
+    throw new CallFailed(
+      `creating an asset for ${file} failed (HTTP ${created.status}): ${await problemDetail(created)}`,
+    );
   const { assetId, uploadUrl } = (await created.json()) as { assetId: string; uploadUrl: string };
   const size = (await stat(file)).size;
   const put = await fetch(uploadUrl, {

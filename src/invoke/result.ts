@@ -65,7 +65,9 @@ export async function unpack(
 ): Promise<void> {
   const zip = await fetch(location);
   if (!zip.ok || !zip.body)
-    throw new CallFailed(`downloading the result of ${requestId} failed (HTTP ${zip.status}): ${await problemDetail(zip)}`);
+    throw new CallFailed(
+      `downloading the result of ${requestId} failed (HTTP ${zip.status}): ${await problemDetail(zip)}`,
+    );
   const dir = resolve(out ?? `nvcf-result-${requestId}`);
   await refuseNonEmptyOut(dir);
   const total = Number(zip.headers.get('content-length')) || undefined;
