@@ -21,7 +21,9 @@ export interface TerminalSession {
  * window, and Ctrl-C typed into it reaches the whole foreground process group.
  */
 export function runInTerminal(command: string, env: Record<string, string> = {}): TerminalSession {
-  const child = spawn('script', ['-qfec', command, '/dev/null'], {
+  // `exec`: the command itself is the terminal's foreground job, as when typed at a prompt (a
+  // non-interactive sh left in between would die of the Ctrl-C itself).
+  const child = spawn('script', ['-qfec', `exec ${command}`, '/dev/null'], {
     cwd: root,
     env: { PATH: `${process.env.PATH ?? ''}:/usr/sbin`, HOME: process.env.HOME ?? '/root', SHELL: '/bin/sh', TERM: 'xterm', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
