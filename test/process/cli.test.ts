@@ -24,8 +24,8 @@ describe('one command-line convention for every command', () => {
       expect(r.code).toBe(0);
       expect(r.out).toMatch(/^usage: nvcf-sidecar/);
     }
-    expect(results[0]!.out).toContain('exit codes: 0 done, 1 failed while running, 2 bad arguments or configuration');
-    expect(results[5]!.out).toBe(results[4]!.out);
+    expect(results[0].out).toContain('exit codes: 0 done, 1 failed while running, 2 bad arguments or configuration');
+    expect(results[5].out).toBe(results[4].out);
   });
 
   it('prints the package version for --version, at the top and on a command', async () => {

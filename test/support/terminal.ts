@@ -25,7 +25,13 @@ export function runInTerminal(command: string, env: Record<string, string> = {})
   // non-interactive sh left in between would die of the Ctrl-C itself).
   const child = spawn('script', ['-qfec', `exec ${command}`, '/dev/null'], {
     cwd: root,
-    env: { PATH: `${process.env.PATH ?? ''}:/usr/sbin`, HOME: process.env.HOME ?? '/root', SHELL: '/bin/sh', TERM: 'xterm', ...env },
+    env: {
+      PATH: `${process.env.PATH ?? ''}:/usr/sbin`,
+      HOME: process.env.HOME ?? '/root',
+      SHELL: '/bin/sh',
+      TERM: 'xterm',
+      ...env,
+    },
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true,
   });
