@@ -97,6 +97,7 @@ export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): P
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const stopping = new AbortController();
   const uninstall = installSignalHandlers(() => stopping.abort(), log);
+  const stopRequested = aborted(stopping.signal);
   // Ordered stops for Ctrl-C, and what must go even when the process exits at once.
   let gateway: Gateway | undefined;
   let worker: { stop: () => Promise<unknown> } | undefined;
@@ -134,7 +135,7 @@ export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): P
       }),
       log.child({ part: 'gateway' }),
     );
-    await Promise.race([gateway.start(), aborted(stopping.signal)]);
+    await Promise.race([gateway.start(), stopRequested]);
     if (stopping.signal.aborted) return EXIT.ok;
 
     const healthUrl = new URL(options.healthPath, inference.origin);
@@ -173,7 +174,7 @@ export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): P
     void reportContainer(() => running.state, healthUrl, say, stopping.signal);
 
     while (running.state !== 'running' && running.state !== 'failed' && running.state !== 'stopped') {
-      if (await Promise.race([aborted(stopping.signal).then(() => true), sleep(100, false)])) return EXIT.ok;
+      if (await Promise.race([stopRequested.then(() => true), sleep(100, false)])) return EXIT.ok;
     }
     if (running.state !== 'running') {
       say(`the worker stopped: is your container up at ${healthUrl.href}?`);
@@ -184,7 +185,7 @@ export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): P
       `  curl -s -X POST ${gateway.url}/v2/nvcf/pexec/functions/${DEV_FUNCTION_ID} -H 'Content-Type: application/json' -d '{"hello":"world"}'`,
     );
     say('Ctrl-C stops everything.');
-    return await Promise.race([aborted(stopping.signal).then(() => EXIT.ok), workerDone]);
+    return await Promise.race([stopRequested.then(() => EXIT.ok), workerDone]);
   } catch (err) {
     const message =
       err instanceof NatsServerMissingError || err instanceof ConfigError
