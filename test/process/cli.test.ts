@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { spawnSidecar } from '../support/process.js';
+import { useRig } from '../support/rig.js';
 
 const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
 
+// Nothing but the commands under test; the rig kills any that a failed test leaves running.
+const rig = useRig();
+
 async function run(args: string[], env: Record<string, string> = {}) {
-  const cli = spawnSidecar(args, env);
+  const cli = rig.spawnSidecar(args, env);
   const { code } = await cli.exit;
   return { code, out: cli.stdout(), err: cli.stderr() };
 }

@@ -1,21 +1,19 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../src/dev/nats-server.js';
-import { TestContainer } from '../support/container.js';
-import { startWorker, workerEnv, type RunningWorker } from '../support/env.js';
-import { startGateway, waitForStatus, type RunningGateway } from '../support/gateway.js';
-import { spawnSidecar } from '../support/process.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { RunningWorker } from '../support/env.js';
+import { waitForStatus } from '../support/gateway.js';
+import { useRig, type ExternalContainer } from '../support/rig.js';
 import { runInTerminal } from '../support/terminal.js';
 
 const BAR = /\[[#.]{20}\] +\d+%/;
 
-/** Runs examples/02-progress/server.py on a free port. */
-async function startProgressExample(): Promise<{ child: ChildProcess; port: number }> {
+/** Runs examples/02-progress/server.py on a free port, as the rig's container. */
+async function startProgressExample(): Promise<ExternalContainer> {
   const child = spawn('python3', ['examples/02-progress/server.py'], {
     env: { ...process.env, PORT: '0' },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -27,7 +25,7 @@ async function startProgressExample(): Promise<{ child: ChildProcess; port: numb
       if (match) resolve(Number(match[1]));
     });
   });
-  return { child, port };
+  return { port, close: () => void child.kill() };
 }
 
 /** A port nothing listens on (it was free a moment ago). */
@@ -40,20 +38,22 @@ async function closedPort(): Promise<number> {
 }
 
 describe('nvcf-sidecar invoke, as a person sees it', () => {
-  let nats: NatsServer;
-  let example: { child: ChildProcess; port: number };
-  let progressWorker: RunningWorker;
-  let echo: TestContainer;
+  // The progress example is the rig's function; a second worker serves a plain JSON container.
+  const rig = useRig({
+    container: { start: startProgressExample },
+    worker: { env: { INFERENCE_URL: '/generate', LOG_LEVEL: 'warn' } },
+    gateway: { awaitStatus: 'ACTIVE' },
+  });
   let echoWorker: RunningWorker;
-  let gw: RunningGateway;
+  const gatewayEnv = () => ({ NVCF_GATEWAY_URL: rig.gateway.url });
+  const terminal = (command: string) => {
+    const term = runInTerminal(command, gatewayEnv());
+    rig.defer(() => term.kill());
+    return term;
+  };
 
   beforeAll(async () => {
-    nats = await NatsServer.start();
-    example = await startProgressExample();
-    progressWorker = await startWorker(
-      await workerEnv(nats.url, example.port, { INFERENCE_URL: '/generate', LOG_LEVEL: 'warn' }),
-    );
-    echo = await TestContainer.start(async (req, res) => {
+    const echo = await rig.startContainer(async (req, res) => {
       const dir = String(req.headers['nvcf-large-output-dir']);
       if (req.body.toString() === 'big') {
         // A result large enough to be downloaded in many chunks (random: a zip does not shrink it).
@@ -64,25 +64,12 @@ describe('nvcf-sidecar invoke, as a person sees it', () => {
       // No trailing newline, as most JSON APIs answer.
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"hello":"world"}');
     });
-    echoWorker = await startWorker(await workerEnv(nats.url, echo.port, { LOG_LEVEL: 'warn' }));
-    gw = await startGateway(nats.url);
-    for (const w of [progressWorker, echoWorker])
-      await waitForStatus(gw.url, w.env.FUNCTION_ID!, w.env.FUNCTION_VERSION_ID!, 'ACTIVE');
-  });
-
-  afterAll(async () => {
-    await gw?.stop();
-    await progressWorker?.stop();
-    await echoWorker?.stop();
-    await echo?.close();
-    example?.child.kill();
-    await nats?.dispose();
+    echoWorker = await rig.startWorker({ env: { INFERENCE_PORT: String(echo.port), LOG_LEVEL: 'warn' } });
+    await waitForStatus(rig.gateway.url, echoWorker.env.FUNCTION_ID!, echoWorker.env.FUNCTION_VERSION_ID!, 'ACTIVE');
   });
 
   it("shows the body, then a newline, when the body has none (README's npx line)", async () => {
-    const term = runInTerminal(`npx nvcf-sidecar invoke ${echoWorker.env.FUNCTION_ID} -d '{"hello":"world"}'`, {
-      NVCF_GATEWAY_URL: gw.url,
-    });
+    const term = terminal(`npx nvcf-sidecar invoke ${echoWorker.env.FUNCTION_ID} -d '{"hello":"world"}'`);
     expect(await term.exit).toBe(0);
     const lines = term.screen();
     expect(lines).toContain('{"hello":"world"}');
@@ -92,9 +79,8 @@ describe('nvcf-sidecar invoke, as a person sees it', () => {
 
   it('draws one progress bar, redrawn in place, that reaches 100% before the result', async () => {
     const out = join(await mkdtemp(join(tmpdir(), 'nvcf-invoke-tty-')), 'result');
-    const term = runInTerminal(
-      `node bin/nvcf-sidecar.js invoke ${progressWorker.env.FUNCTION_ID} -d '{"steps":5,"delay":0.6}' --poll-seconds 1 --out ${out}`,
-      { NVCF_GATEWAY_URL: gw.url },
+    const term = terminal(
+      `node bin/nvcf-sidecar.js invoke ${rig.worker.env.FUNCTION_ID} -d '{"steps":5,"delay":0.6}' --poll-seconds 1 --out ${out}`,
     );
     expect(await term.exit).toBe(0);
     const lines = term.screen();
@@ -112,9 +98,9 @@ describe('nvcf-sidecar invoke, as a person sees it', () => {
 
   it('without a terminal writes plain lines: the request id, each progress step, no carriage returns', async () => {
     const out = join(await mkdtemp(join(tmpdir(), 'nvcf-invoke-plain-')), 'result');
-    const cli = spawnSidecar(
-      ['invoke', progressWorker.env.FUNCTION_ID!, '-d', '{"steps":4,"delay":0.6}', '--poll-seconds=1', `--out=${out}`],
-      { NVCF_GATEWAY_URL: gw.url },
+    const cli = rig.spawnSidecar(
+      ['invoke', rig.worker.env.FUNCTION_ID!, '-d', '{"steps":4,"delay":0.6}', '--poll-seconds=1', `--out=${out}`],
+      gatewayEnv(),
     );
     expect((await cli.exit).code).toBe(0);
     const err = cli.stderr();
@@ -128,9 +114,7 @@ describe('nvcf-sidecar invoke, as a person sees it', () => {
 
   it('shows download progress in bytes for a large result unpacked into --out', async () => {
     const out = join(await mkdtemp(join(tmpdir(), 'nvcf-invoke-big-')), 'result');
-    const cli = spawnSidecar(['invoke', echoWorker.env.FUNCTION_ID!, '-d', 'big', '--out', out], {
-      NVCF_GATEWAY_URL: gw.url,
-    });
+    const cli = rig.spawnSidecar(['invoke', echoWorker.env.FUNCTION_ID!, '-d', 'big', '--out', out], gatewayEnv());
     expect((await cli.exit).code).toBe(0);
     expect(cli.stderr()).toMatch(/downloading the result: [\d.]+ (KiB|MiB) of [\d.]+ MiB \(\d+%\)/);
     expect(cli.stderr()).toMatch(/downloading the result: ([\d.]+ MiB) of \1 \(100%\)/);
@@ -139,33 +123,32 @@ describe('nvcf-sidecar invoke, as a person sees it', () => {
 
   it('refuses an --out folder that already holds a result, leaving it as it was', async () => {
     const out = join(await mkdtemp(join(tmpdir(), 'nvcf-invoke-twice-')), 'result');
-    const args = ['invoke', progressWorker.env.FUNCTION_ID!, '-d', '{"steps":1,"delay":0}', '--out', out];
-    const first = spawnSidecar(args, { NVCF_GATEWAY_URL: gw.url });
+    const args = ['invoke', rig.worker.env.FUNCTION_ID!, '-d', '{"steps":1,"delay":0}', '--out', out];
+    const first = rig.spawnSidecar(args, gatewayEnv());
     expect((await first.exit).code).toBe(0);
     const before = (await readdir(out)).sort();
-    const second = spawnSidecar(args, { NVCF_GATEWAY_URL: gw.url });
+    const second = rig.spawnSidecar(args, gatewayEnv());
     expect((await second.exit).code).toBe(2);
     expect(second.stderr()).toContain(`--out ${out} already holds`);
     expect((await readdir(out)).sort()).toEqual(before);
   });
 
   it('names the real cause: a missing -d @file, an unknown function, a gateway that is not there', async () => {
-    const missing = spawnSidecar(['invoke', echoWorker.env.FUNCTION_ID!, '-d', '@nope.json'], {
-      NVCF_GATEWAY_URL: gw.url,
-    });
+    const missing = rig.spawnSidecar(['invoke', echoWorker.env.FUNCTION_ID!, '-d', '@nope.json'], gatewayEnv());
     expect((await missing.exit).code).toBe(2);
     expect(missing.stderr()).toContain('cannot read nope.json: ENOENT');
     expect(missing.stderr()).not.toContain('gateway');
 
-    const unknown = spawnSidecar(['invoke', '00000000-0000-4000-8000-000000000000', '-d', '{}'], {
-      NVCF_GATEWAY_URL: gw.url,
-    });
+    const unknown = rig.spawnSidecar(['invoke', '00000000-0000-4000-8000-000000000000', '-d', '{}'], gatewayEnv());
     expect((await unknown.exit).code).toBe(1);
     expect(unknown.stderr()).toMatch(/function 00000000-0000-4000-8000-000000000000 .*\(HTTP 404\)/);
     expect(unknown.stderr()).not.toContain('request unknown');
 
     const closed = await closedPort();
-    const away = spawnSidecar(['invoke', echoWorker.env.FUNCTION_ID!, '--gateway', `http://127.0.0.1:${closed}`], {});
+    const away = rig.spawnSidecar(
+      ['invoke', echoWorker.env.FUNCTION_ID!, '--gateway', `http://127.0.0.1:${closed}`],
+      {},
+    );
     expect((await away.exit).code).toBe(1);
     expect(away.stderr()).toContain(`cannot reach the gateway at http://127.0.0.1:${closed}: ECONNREFUSED`);
   });
