@@ -55,7 +55,7 @@ describe('one command-line convention for every command', () => {
     expect(invoke.err).toContain('--poll-seconds must be a whole number from 1 to 3600, not "0"');
     expect(unknown.code).toBe(2);
     expect(unknown.err).toContain('unknown option "--bogus"');
-  });
+  }, 180_000);
 
   it('takes --flag=value and --flag value alike', async () => {
     const [spaced, joined] = await Promise.all([
