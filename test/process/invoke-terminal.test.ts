@@ -151,5 +151,6 @@ describe('nvcf-sidecar invoke, as a person sees it', () => {
     );
     expect((await away.exit).code).toBe(1);
     expect(away.stderr()).toContain(`cannot reach the gateway at http://127.0.0.1:${closed}: ECONNREFUSED`);
-  });
+    // Three commands, one after the other: more than 60 s on a loaded machine.
+  }, 180_000);
 });
