@@ -15,6 +15,7 @@ export default tseslint.config(
         projectService: {
           allowDefaultProject: [
             '*.js',
+            'bin/*.js',
             'examples/*/*.mjs',
             'test/chaos/*.mjs',
             'test/support/*.mjs',

@@ -1,30 +1,50 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { ConfigError, loadWorkerConfig } from '../worker/config.js';
+import { isAbsolute, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { loadGatewayConfig } from '../gateway/config.js';
 import { Gateway } from '../gateway/server.js';
+import { EXIT, UsageError, packageVersion, parseCommandArgs } from '../shared/command-line.js';
 import { createLogger } from '../shared/log.js';
-import { NatsServer, NatsServerMissingError, stopChild } from './nats-server.js';
 import { exitSoonIfStillAlive, installSignalHandlers } from '../shared/signals.js';
+import { ConfigError, loadWorkerConfig } from '../worker/config.js';
 import { Worker } from '../worker/lifecycle.js';
+import { reportContainer } from './container-watch.js';
+import { startDemoContainer } from './demo-container.js';
+import { NatsServer, NatsServerMissingError, stopChild } from './nats-server.js';
 
 /** Fixed ids, so the curl line in the README works run after run. */
 export const DEV_FUNCTION_ID = 'de7e1000-0000-4000-8000-000000000001';
 export const DEV_VERSION_ID = 'de7e1000-0000-4000-8000-000000000002';
 
-const USAGE = `usage: nvcf-sidecar dev [--demo] [--inference-url URL] [--health-path PATH] [--port N] [--log-level LEVEL]
+export const DEV_USAGE = `usage: nvcf-sidecar dev [options]
 
-  --demo               also start the bundled echo container (examples/01-echo)
-  --inference-url URL  your container's inference endpoint (default http://127.0.0.1:8000/echo)
-  --health-path PATH   its health endpoint (default /v2/health/ready)
-  --port N             gateway port (default 8090; 0 picks a free one)
-  --concurrency N      requests the worker runs at once (default 4)
-  --log-level LEVEL    sidecar log level (default warn)
-NATS_URL, if set, is used instead of starting nats-server.`;
+NATS, the gateway and one worker in one process, for a container on this machine.
+  --demo                also start the bundled echo container (examples/01-echo)
+  --inference-url URL   your container's inference endpoint (default http://127.0.0.1:8000/echo)
+  --health-path PATH    its health endpoint, on the same port (default /v2/health/ready)
+  --port N              gateway port (default 8090; 0 picks a free one)
+  --concurrency N       requests the worker runs at once (default 4)
+  --shared-dir DIR      where input assets and output folders go, for a container in Docker:
+                        mount DIR at the same path (docker run -v DIR:DIR); default a temp folder
+  --log-level LEVEL     log level of the gateway and worker (default warn)
+  -h, --help            show this text
+  --version             print nvcf-sidecar's version
+NATS_URL, if set, is used instead of starting nats-server.
+Ctrl-C: the gateway stops taking calls, the worker drains, then the demo container and nats-server
+stop and temporary state is removed; a second Ctrl-C exits at once (and still removes it).`;
+
+const OPTIONS = {
+  demo: { type: 'boolean' },
+  'inference-url': { type: 'string' },
+  'health-path': { type: 'string' },
+  port: { type: 'string' },
+  concurrency: { type: 'string' },
+  'shared-dir': { type: 'string' },
+  'log-level': { type: 'string' },
+  version: { type: 'boolean' },
+} as const;
 
 interface DevOptions {
   demo: boolean;
@@ -32,117 +52,94 @@ interface DevOptions {
   healthPath: string;
   port: string;
   concurrency: string;
+  sharedDir: string | undefined;
   logLevel: string;
 }
 
-function parseArgs(args: readonly string[]): DevOptions {
-  const options: DevOptions = {
-    demo: false,
-    inferenceUrl: new URL('http://127.0.0.1:8000/echo'),
-    healthPath: '/v2/health/ready',
-    port: '8090',
-    concurrency: '4',
-    logLevel: 'warn',
+function readOptions(args: readonly string[]): DevOptions | 'help' | 'version' {
+  const { values, positionals, help } = parseCommandArgs(args, OPTIONS);
+  if (help) return 'help';
+  if (values.version) return 'version';
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const url = values['inference-url'] ?? 'http://127.0.0.1:8000/echo';
+  if (!URL.canParse(url) || new URL(url).protocol !== 'http:')
+    throw new UsageError(`--inference-url must be an http:// URL such as http://127.0.0.1:8000/echo, not "${url}"`);
+  const sharedDir = values['shared-dir'];
+  return {
+    demo: Boolean(values.demo),
+    inferenceUrl: new URL(url),
+    healthPath: values['health-path'] ?? '/v2/health/ready',
+    port: values.port ?? '8090',
+    concurrency: values.concurrency ?? '4',
+    sharedDir: sharedDir === undefined ? undefined : isAbsolute(sharedDir) ? sharedDir : resolve(sharedDir),
+    logLevel: values['log-level'] ?? 'warn',
   };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    const value = () =>
-      args[++i] ??
-      (() => {
-        throw new ConfigError(`${arg} needs a value`);
-      })();
-    if (arg === '--demo') options.demo = true;
-    else if (arg === '--inference-url') {
-      const text = value();
-      if (!URL.canParse(text) || !/^http:$/.test(new URL(text).protocol))
-        throw new ConfigError(
-          `--inference-url must be an http:// URL such as http://127.0.0.1:8000/echo, not "${text}"`,
-        );
-      options.inferenceUrl = new URL(text);
-    } else if (arg === '--health-path') options.healthPath = value();
-    else if (arg === '--port') options.port = value();
-    else if (arg === '--concurrency') options.concurrency = value();
-    else if (arg === '--log-level') options.logLevel = value();
-    else throw new ConfigError(`unknown option "${arg}"\n\n${USAGE}`);
-  }
-  return options;
-}
-
-/** examples/ sits next to src/ (tsx) and next to dist/ (built). */
-function exampleFile(relative: string): string {
-  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
-    const candidate = join(dir, 'examples', relative);
-    if (existsSync(candidate)) return candidate;
-  }
-  throw new Error(`cannot find examples/${relative} next to the sidecar`);
-}
-
-/** Starts the echo example on a free port and resolves with that port once it listens. */
-async function startDemoContainer(): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [exampleFile('01-echo/server.mjs')], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    let seen = '';
-    child.once('exit', (code) => reject(new Error(`the demo container exited with ${code} before it listened`)));
-    child.stdout.on('data', (d: Buffer) => {
-      seen += d.toString();
-      const match = /listening on http:\/\/[^:]+:(\d+)/.exec(seen);
-      if (match) resolve(Number(match[1]));
-    });
-  });
-  return { child, port };
 }
 
 /**
- * `nvcf-sidecar dev`: NATS, the gateway and one worker in one process, for a laptop. Every part
- * it started is stopped on Ctrl-C, in reverse order, before it exits.
+ * `nvcf-sidecar dev`: NATS, the gateway and one worker in one process, for a laptop. On Ctrl-C
+ * the parts stop in the order that loses nothing: the gateway stops taking calls, the worker
+ * drains (it still needs the container and NATS), then the demo container and nats-server.
  */
 export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
-  let options: DevOptions;
+  let options;
   try {
-    options = parseArgs(args);
+    options = readOptions(args);
   } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`nvcf-sidecar dev: ${err.message}\n`);
-    return 2;
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`nvcf-sidecar dev: ${err.message}\n\nrun "nvcf-sidecar dev --help" for the options\n`);
+    return EXIT.badConfiguration;
   }
+  if (options === 'help') return (process.stdout.write(`${DEV_USAGE}\n`), EXIT.ok);
+  if (options === 'version') return (process.stdout.write(`${packageVersion()}\n`), EXIT.ok);
+
   const log = createLogger(options.logLevel);
-  const cleanups: (() => Promise<unknown>)[] = [];
-  let stop: () => void = () => undefined;
-  const stopped = new Promise<void>((resolve) => (stop = resolve));
-  const uninstall = installSignalHandlers(() => stop(), log);
   const say = (line: string) => process.stdout.write(`${line}\n`);
+  const stopping = new AbortController();
+  const uninstall = installSignalHandlers(() => stopping.abort(), log);
+  const stopRequested = aborted(stopping.signal);
+  // Ordered stops for Ctrl-C, and what must go even when the process exits at once.
+  let gateway: Gateway | undefined;
+  let worker: { stop: () => Promise<unknown> } | undefined;
+  let demo: Awaited<ReturnType<typeof startDemoContainer>> | undefined;
+  let nats: NatsServer | undefined;
+  let tempRoot: string | undefined;
+  const onExit = () => {
+    demo?.child.kill('SIGKILL');
+    nats?.disposeNow();
+    if (tempRoot) rmSync(tempRoot, { recursive: true, force: true, maxRetries: 5 });
+  };
+  process.once('exit', onExit);
   try {
     let natsUrl = env.NATS_URL;
     if (!natsUrl) {
-      const nats = await NatsServer.start();
-      cleanups.push(() => nats.dispose());
+      nats = await NatsServer.start({ ownProcessGroup: true });
       natsUrl = nats.url;
-      say(`nats-server ${natsUrl} (pid ${nats.pid})`);
+      say(`nats-server     ${natsUrl} (pid ${nats.pid}, store ${nats.store})`);
     }
     let inference = options.inferenceUrl;
     if (options.demo) {
-      const demo = await startDemoContainer();
-      cleanups.push(() => stopChild(demo.child, 3_000));
+      demo = await startDemoContainer();
       inference = new URL(`http://127.0.0.1:${demo.port}/echo`);
-      say(`demo container ${inference.href} (pid ${demo.child.pid})`);
+      say(`demo container  ${inference.href} (pid ${demo.child.pid})`);
     }
-    const root = await mkdtemp(join(tmpdir(), 'nvcf-dev-'));
-    cleanups.push(() => rm(root, { recursive: true, force: true }));
+    const shared = options.sharedDir ?? (tempRoot = await mkdtemp(join(tmpdir(), 'nvcf-dev-')));
 
-    const gateway = new Gateway(
-      loadGatewayConfig({ ...env, NATS_URL: natsUrl, GATEWAY_ID: 'dev', LOG_LEVEL: options.logLevel }, [
-        '--port',
-        options.port,
-      ]),
+    gateway = new Gateway(
+      loadGatewayConfig({
+        ...env,
+        NATS_URL: natsUrl,
+        GATEWAY_ID: 'dev',
+        GATEWAY_PORT: options.port,
+        LOG_LEVEL: options.logLevel,
+      }),
       log.child({ part: 'gateway' }),
     );
-    cleanups.push(() => gateway.stop());
-    await gateway.start();
+    await Promise.race([gateway.start(), stopRequested]);
+    if (stopping.signal.aborted) return EXIT.ok;
 
-    const worker = new Worker(
+    const healthUrl = new URL(options.healthPath, inference.origin);
+    const running = new Worker(
       loadWorkerConfig({
         FUNCTION_ID: DEV_FUNCTION_ID,
         FUNCTION_VERSION_ID: DEV_VERSION_ID,
@@ -154,9 +151,9 @@ export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): P
         INFERENCE_HEALTH_ENDPOINT: options.healthPath,
         INFERENCE_HEALTH_INTERVAL: '1s',
         MAX_REQUEST_CONCURRENCY: options.concurrency,
-        BASE_ASSET_DIR: join(root, 'inputAssets'),
-        BASE_RESPONSE_DIR: join(root, 'response'),
-        TERMINATION_LOG_PATH: join(root, 'termination-log'),
+        BASE_ASSET_DIR: join(shared, 'inputAssets'),
+        BASE_RESPONSE_DIR: join(shared, 'response'),
+        TERMINATION_LOG_PATH: join(shared, 'termination-log'),
         HEALTH_PORT: '0',
         METRICS_PORT: '0',
         NATS_URL: natsUrl,
@@ -165,39 +162,56 @@ export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): P
       }),
       log.child({ part: 'worker' }),
     );
-    const workerDone = worker.run();
-    cleanups.push(() => (worker.requestStop(), workerDone));
-    say(`gateway ${gateway.url}`);
-    say(`function ${DEV_FUNCTION_ID} -> ${inference.href}; waiting for the container at ${options.healthPath} ...`);
-    while (worker.state !== 'running' && worker.state !== 'failed' && worker.state !== 'stopped') {
-      const outcome = await Promise.race([
-        stopped.then(() => 'stopped'),
-        new Promise((r) => setTimeout(r, 100, 'tick')),
-      ]);
-      if (outcome === 'stopped') return 0;
+    const workerDone = running.run();
+    worker = { stop: () => (running.requestStop(), workerDone) };
+    while (running.ports.metrics === 0 && running.state !== 'failed' && running.state !== 'stopped') await sleep(20);
+
+    say(`gateway         ${gateway.url}`);
+    say(`worker health   http://127.0.0.1:${running.ports.health}/v1/health/ready`);
+    say(`worker metrics  http://127.0.0.1:${running.ports.metrics}/metrics`);
+    say(`shared folder   ${shared} (assets in inputAssets/, outputs in response/)`);
+    say(`function ${DEV_FUNCTION_ID} -> ${inference.href}; waiting for ${healthUrl.href} ...`);
+    void reportContainer(() => running.state, healthUrl, say, stopping.signal);
+
+    while (running.state !== 'running' && running.state !== 'failed' && running.state !== 'stopped') {
+      if (await Promise.race([stopRequested.then(() => true), sleep(100, false)])) return EXIT.ok;
     }
-    if (worker.state !== 'running') {
-      say(`the worker stopped: is your container up at ${inference.origin}${options.healthPath}?`);
-      return 1;
+    if (running.state !== 'running') {
+      say(`the worker stopped: is your container up at ${healthUrl.href}?`);
+      return EXIT.failed;
     }
     say('ready. Try:');
     say(
       `  curl -s -X POST ${gateway.url}/v2/nvcf/pexec/functions/${DEV_FUNCTION_ID} -H 'Content-Type: application/json' -d '{"hello":"world"}'`,
     );
     say('Ctrl-C stops everything.');
-    await Promise.race([stopped, workerDone]);
-    return 0;
+    return await Promise.race([stopRequested.then(() => EXIT.ok), workerDone]);
   } catch (err) {
     const message =
       err instanceof NatsServerMissingError || err instanceof ConfigError
         ? err.message
         : `dev failed: ${(err as Error).message}`;
     process.stderr.write(`nvcf-sidecar dev: ${message}\n`);
-    return 1;
+    return err instanceof ConfigError ? EXIT.badConfiguration : EXIT.failed;
   } finally {
-    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+    stopping.abort();
+    if (gateway || worker || demo || nats) say('stopping: the gateway takes no more calls');
+    await gateway?.stop().catch(() => undefined);
+    if (worker) say('stopping: the worker drains its requests');
+    await worker?.stop().catch(() => undefined);
+    if (demo) await stopChild(demo.child, 3_000).catch(() => undefined);
+    if (nats) say('stopping: nats-server');
+    await nats?.dispose().catch(() => undefined);
+    if (tempRoot) await rm(tempRoot, { recursive: true, force: true }).catch(() => undefined);
+    process.off('exit', onExit);
+    if (nats || tempRoot) say(`stopped; removed ${[nats?.store, tempRoot].filter(Boolean).join(' and ')}`);
     uninstall();
     log.flush();
     exitSoonIfStillAlive();
   }
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 }

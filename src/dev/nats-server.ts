@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,11 @@ export interface NatsServerOptions {
   binary?: string;
   /** max_payload in bytes, to test the framing at other limits. */
   maxPayload?: number;
+  /**
+   * Run in a process group of its own, so a Ctrl-C at the terminal (sent to the whole
+   * foreground group) does not stop NATS before the worker has drained through it (`dev`).
+   */
+  ownProcessGroup?: boolean;
 }
 
 /**
@@ -53,6 +59,20 @@ export class NatsServer {
     return this.child?.pid;
   }
 
+  /** Where JetStream keeps its data (removed by `dispose` unless the caller chose it). */
+  get store(): string {
+    return this.storeDir;
+  }
+
+  /**
+   * For a process that must exit now (a second Ctrl-C): kills the server and removes what
+   * `dispose` would have, synchronously, so it can run in a process 'exit' handler.
+   */
+  disposeNow(): void {
+    if (this.child?.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    rmSync(this.workDir, { recursive: true, force: true, maxRetries: 5 });
+  }
+
   private async launch(): Promise<void> {
     const portsDir = join(this.workDir, `ports-${Date.now()}`);
     const args = [
@@ -68,7 +88,10 @@ export class NatsServer {
     ];
     if (this.options.maxPayload) args.push('--max_payload', String(this.options.maxPayload));
     await mkdir(portsDir, { recursive: true });
-    const child = spawn(this.options.binary ?? 'nats-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(this.options.binary ?? 'nats-server', args, {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      detached: Boolean(this.options.ownProcessGroup),
+    });
     this.child = child;
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => {

@@ -1,18 +1,31 @@
+import { EXIT } from '../shared/command-line.js';
 import { ConfigError } from '../shared/env.js';
 import { createLogger } from '../shared/log.js';
 import { exitSoonIfStillAlive, installSignalHandlers } from '../shared/signals.js';
-import { loadGatewayConfig } from './config.js';
+import { GATEWAY_FLAGS, loadGatewayConfig } from './config.js';
 import { Gateway } from './server.js';
+
+export const GATEWAY_USAGE = `usage: nvcf-sidecar gateway [options]
+
+the NVCF invocation API over NATS; every option also has an environment variable (docs/harness.md)
+${Object.entries(GATEWAY_FLAGS)
+  .map(([flag, name]) => `  ${`${flag} VALUE`.padEnd(28)}env ${name}`)
+  .join('\n')}
+  -h, --help                  show this text`;
 
 /** `nvcf-sidecar gateway [--port N] …`: runs until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runGateway(args: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(`${GATEWAY_USAGE}\n`);
+    return EXIT.ok;
+  }
   let config;
   try {
     config = loadGatewayConfig(env, args);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`nvcf-sidecar gateway: ${err.message}\n`);
-    return 2;
+    return EXIT.badConfiguration;
   }
   const log = createLogger(config.logLevel).child({ gatewayId: config.gatewayId });
   const gateway = new Gateway(config, log);
@@ -23,10 +36,10 @@ export async function runGateway(args: readonly string[], env: NodeJS.ProcessEnv
     // NATS may be unreachable for a long time at start; a stop signal must still be heard.
     await Promise.race([gateway.start(), stopped]);
     await stopped;
-    return 0;
+    return EXIT.ok;
   } catch (err) {
     log.error({ err: (err as Error).message }, 'gateway failed');
-    return 1;
+    return EXIT.failed;
   } finally {
     await gateway.stop();
     uninstall();

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { parseApiClients } from './api-keys.js';
 import {
@@ -20,7 +21,7 @@ import {
  * defaults. Parsed once, frozen. Every setting is listed in docs/harness.md; keep the two in step.
  */
 
-const FLAGS: Record<string, string> = {
+export const GATEWAY_FLAGS: Record<string, string> = {
   '--port': 'GATEWAY_PORT',
   '--host': 'GATEWAY_HOST',
   '--public-url': 'GATEWAY_PUBLIC_URL',
@@ -108,17 +109,24 @@ function corsOrigins(text: string): '*' | string[] {
 
 /** Turns `--flag value` and `--flag=value` into the environment names they stand for. */
 export function flagsToEnv(args: readonly string[]): Record<string, string> {
+  const options = Object.fromEntries(
+    Object.keys(GATEWAY_FLAGS).map((flag) => [flag.slice(2), { type: 'string' as const }]),
+  );
+  let values: Record<string, string | undefined>;
+  try {
+    values = parseArgs({ args: [...args], options, strict: true }).values;
+  } catch (err) {
+    const { code, message } = err as Error & { code?: string };
+    const named = /'(?:-\w, )?(-[^' ]+)/.exec(message)?.[1] ?? '';
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') throw new ConfigError(`option ${named} needs a value`);
+    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL')
+      throw new ConfigError(`unexpected argument "${/'(.*)'/.exec(message)?.[1]}"; the gateway takes only options`);
+    throw new ConfigError(`unknown option "${named}"; gateway options are ${Object.keys(GATEWAY_FLAGS).join(', ')}`);
+  }
   const out: Record<string, string> = {};
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    const [flag, inline] = arg.includes('=')
-      ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
-      : [arg, undefined];
-    const name = FLAGS[flag];
-    if (!name) throw new ConfigError(`unknown option "${flag}"; gateway options are ${Object.keys(FLAGS).join(', ')}`);
-    const value = inline ?? args[++i];
-    if (value === undefined) throw new ConfigError(`option ${flag} needs a value`);
-    out[name] = value;
+  for (const [flag, name] of Object.entries(GATEWAY_FLAGS)) {
+    const value = values[flag.slice(2)];
+    if (value !== undefined) out[name] = value;
   }
   return out;
 }

@@ -1,71 +1,100 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { basename, extname, join, resolve } from 'node:path';
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { basename, extname, resolve } from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { extractZip } from './unzip.js';
+import { EXIT, UsageError, packageVersion, parseCommandArgs } from '../shared/command-line.js';
+import { CallFailed, problemDetail, refuseNonEmptyOut, unpack, writeBody } from './result.js';
+import { StatusLine } from './status-line.js';
 
-const USAGE = `usage: nvcf-sidecar invoke <functionId> [options]
+export const INVOKE_USAGE = `usage: nvcf-sidecar invoke <functionId> [options]
 
-  -d, --data DATA       request body; @FILE reads it from a file
-  -H, --header 'N: V'   an extra request header (repeatable)
-  --version ID          call this function version
-  --asset FILE          upload FILE as an asset and reference it (repeatable)
-  --out DIR             where a 302 result zip is unpacked (default ./nvcf-result-<requestId>)
-  --poll-seconds N      poll window for each call (default 5)
-  --gateway URL         gateway address (env NVCF_GATEWAY_URL, default http://127.0.0.1:8090)
-  --api-key KEY         bearer key (env NVCF_API_KEY)`;
+  -d, --data DATA             request body (sent as application/json); @FILE reads it from FILE
+  -H, --header 'N: V'         an extra request header (repeatable)
+  --function-version ID       call this version of the function (default: any active one)
+  --asset FILE                upload FILE as an asset and reference it (repeatable)
+  --out DIR                   a new or empty folder for a 302 result's files (default ./nvcf-result-<requestId>)
+  --poll-seconds N            how long each status poll may wait (default 5)
+  --gateway URL               gateway address (env NVCF_GATEWAY_URL, default http://127.0.0.1:8090)
+  --api-key KEY               bearer key (env NVCF_API_KEY)
+  -h, --help                  show this text
+  --version                   print nvcf-sidecar's version
+
+The result body goes to stdout; the request id, progress and errors go to stderr.
+Exit codes: 0 done, 1 the call failed, 2 bad arguments or an unreadable input file.`;
+
+const OPTIONS = {
+  data: { type: 'string', short: 'd' },
+  header: { type: 'string', short: 'H', multiple: true },
+  'function-version': { type: 'string' },
+  asset: { type: 'string', multiple: true },
+  out: { type: 'string' },
+  'poll-seconds': { type: 'string' },
+  gateway: { type: 'string' },
+  'api-key': { type: 'string' },
+  version: { type: 'boolean' },
+} as const;
 
 interface InvokeOptions {
   functionId: string;
-  versionId?: string;
-  data?: string;
+  versionId: string | undefined;
+  body: Buffer | string | undefined;
   headers: [string, string][];
   assets: string[];
-  out?: string;
+  out: string | undefined;
   pollSeconds: string;
   gateway: string;
-  apiKey?: string;
+  apiKey: string | undefined;
 }
 
-class UsageError extends Error {}
-
-function parseArgs(args: readonly string[], env: NodeJS.ProcessEnv): InvokeOptions {
-  const options: InvokeOptions = {
-    functionId: '',
-    headers: [],
-    assets: [],
-    pollSeconds: '5',
-    gateway: env.NVCF_GATEWAY_URL ?? 'http://127.0.0.1:8090',
-    ...(env.NVCF_API_KEY ? { apiKey: env.NVCF_API_KEY } : {}),
+/** Reads arguments and every input file before anything is sent: a typo costs no request. */
+async function readOptions(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+): Promise<InvokeOptions | 'help' | 'version'> {
+  const { values, positionals, help } = parseCommandArgs(args, OPTIONS);
+  if (help) return 'help';
+  if (values.version) return 'version';
+  const [functionId, ...extra] = positionals;
+  if (!functionId) throw new UsageError('which function? give its id');
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+  const headers = (values.header ?? []).map((text): [string, string] => {
+    const colon = text.indexOf(':');
+    if (colon < 1) throw new UsageError(`-H wants "Name: value", not "${text}"`);
+    return [text.slice(0, colon).trim(), text.slice(colon + 1).trim()];
+  });
+  const pollSeconds = values['poll-seconds'] ?? '5';
+  if (!/^\d+$/.test(pollSeconds) || Number(pollSeconds) < 1 || Number(pollSeconds) > 3600)
+    throw new UsageError(`--poll-seconds must be a whole number from 1 to 3600, not "${pollSeconds}"`);
+  const data = values.data;
+  const body = data?.startsWith('@') ? await readInput(data.slice(1), readFile) : data;
+  const assets = values.asset ?? [];
+  for (const file of assets) await readInput(file, stat);
+  if (values.out !== undefined) await refuseNonEmptyOut(resolve(values.out)).catch(asUsage);
+  return {
+    functionId,
+    versionId: values['function-version'],
+    body,
+    headers,
+    assets,
+    out: values.out,
+    pollSeconds,
+    gateway: (values.gateway ?? env.NVCF_GATEWAY_URL ?? 'http://127.0.0.1:8090').replace(/\/+$/, ''),
+    apiKey: values['api-key'] ?? (env.NVCF_API_KEY || undefined),
   };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    const value = () => {
-      const v = args[++i];
-      if (v === undefined) throw new UsageError(`${arg} needs a value`);
-      return v;
-    };
-    if (arg === '-d' || arg === '--data') options.data = value();
-    else if (arg === '-H' || arg === '--header') {
-      const text = value();
-      const colon = text.indexOf(':');
-      if (colon < 1) throw new UsageError(`-H wants "Name: value", not "${text}"`);
-      options.headers.push([text.slice(0, colon).trim(), text.slice(colon + 1).trim()]);
-    } else if (arg === '--version') options.versionId = value();
-    else if (arg === '--asset') options.assets.push(value());
-    else if (arg === '--out') options.out = value();
-    else if (arg === '--poll-seconds') options.pollSeconds = value();
-    else if (arg === '--gateway') options.gateway = value();
-    else if (arg === '--api-key') options.apiKey = value();
-    else if (arg.startsWith('-')) throw new UsageError(`unknown option "${arg}"`);
-    else if (!options.functionId) options.functionId = arg;
-    else throw new UsageError(`unexpected argument "${arg}"`);
+}
+
+async function readInput<T>(file: string, read: (path: string) => Promise<T>): Promise<T> {
+  try {
+    return await read(file);
+  } catch (err) {
+    const { code, message } = err as NodeJS.ErrnoException;
+    const reason = /^\w+: ([^,]+)/.exec(message)?.[1];
+    throw new UsageError(`cannot read ${file}: ${code ?? message}${reason ? ` (${reason})` : ''}`);
   }
-  if (!options.functionId) throw new UsageError('which function? give its id');
-  options.gateway = options.gateway.replace(/\/+$/, '');
-  return options;
+}
+
+function asUsage(err: unknown): never {
+  throw err instanceof CallFailed ? new UsageError(err.message) : err;
 }
 
 const MEDIA_TYPES: Record<string, string> = {
@@ -79,136 +108,110 @@ const MEDIA_TYPES: Record<string, string> = {
   '.zip': 'application/zip',
 };
 
-/** A failure to report: the problem's detail when the gateway sent one. */
-class CallFailed extends Error {}
-
-async function failure(res: Response, what: string): Promise<CallFailed> {
-  const text = await res.text();
-  let detail = text.slice(0, 2000);
-  try {
-    detail = (JSON.parse(text) as { detail?: string }).detail ?? detail;
-  } catch {
-    // Not a problem body; show what came.
-  }
-  return new CallFailed(`${what} failed with ${res.status}: ${detail || res.statusText}`);
-}
-
-/** Draws `[#####.....]  50%` on stderr: in place on a terminal, one line per change otherwise. */
-function progressBar(percent: number): string {
-  const filled = Math.round(percent / 5);
-  return `[${'#'.repeat(filled)}${'.'.repeat(20 - filled)}] ${String(percent).padStart(3)}%`;
-}
-
 /** `nvcf-sidecar invoke`: one call, followed through polling, streaming or a result zip. */
 export async function runInvoke(args: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
-  let options: InvokeOptions;
+  let options;
   try {
-    options = parseArgs(args, env);
+    options = await readOptions(args, env);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`nvcf-sidecar invoke: ${err.message}\n\n${USAGE}\n`);
-    return 2;
+    process.stderr.write(`nvcf-sidecar invoke: ${err.message}\n\nrun "nvcf-sidecar invoke --help" for the options\n`);
+    return EXIT.badConfiguration;
   }
-  const auth: Record<string, string> = options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {};
-  const tty = process.stderr.isTTY;
+  if (options === 'help') return (process.stdout.write(`${INVOKE_USAGE}\n`), EXIT.ok);
+  if (options === 'version') return (process.stdout.write(`${packageVersion()}\n`), EXIT.ok);
+  const status = new StatusLine();
   try {
-    const assetIds: string[] = [];
-    for (const file of options.assets) {
-      const contentType = MEDIA_TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream';
-      const created = await fetch(`${options.gateway}/v2/nvcf/assets`, {
-        method: 'POST',
-        headers: { ...auth, 'content-type': 'application/json' },
-        body: JSON.stringify({ contentType, description: basename(file) }),
-      });
-      if (!created.ok) throw await failure(created, `creating an asset for ${file}`);
-      const { assetId, uploadUrl } = (await created.json()) as { assetId: string; uploadUrl: string };
-      const size = (await stat(file)).size;
-      const put = await fetch(uploadUrl, {
-        method: 'PUT',
-        headers: { 'content-type': contentType, 'content-length': String(size) },
-        body: Readable.toWeb(createReadStream(file)) as ReadableStream,
-        duplex: 'half',
-      });
-      if (!put.ok) throw await failure(put, `uploading ${file}`);
-      process.stderr.write(`uploaded ${file} as asset ${assetId}\n`);
-      assetIds.push(assetId);
-    }
-
-    const body =
-      options.data === undefined
-        ? undefined
-        : options.data.startsWith('@')
-          ? await readFile(options.data.slice(1))
-          : options.data;
-    const headers: Record<string, string> = { ...auth, 'NVCF-POLL-SECONDS': options.pollSeconds };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (assetIds.length > 0) headers['NVCF-INPUT-ASSET-REFERENCES'] = assetIds.join(',');
-    for (const [name, value] of options.headers) headers[name] = value;
-    const target = `${options.gateway}/v2/nvcf/pexec/functions/${options.functionId}${options.versionId ? `/versions/${options.versionId}` : ''}`;
-    let res = await fetch(target, {
-      method: 'POST',
-      headers,
-      redirect: 'manual',
-      ...(body !== undefined ? { body } : {}),
-    });
-    let lastPartial = '';
-    let lastPercent = -1;
-    while (res.status === 202) {
-      const requestId = res.headers.get('nvcf-reqid')!;
-      const percent = Number(res.headers.get('nvcf-percent-complete') ?? NaN);
-      const partial = await res.text();
-      if (Number.isFinite(percent) && percent !== lastPercent) {
-        process.stderr.write(tty ? `\r${progressBar(percent)}` : `${progressBar(percent)}\n`);
-        lastPercent = percent;
-      }
-      if (partial && partial !== lastPartial) {
-        process.stderr.write(`${tty ? '\n' : ''}partial: ${partial}\n`);
-        lastPartial = partial;
-      }
-      res = await fetch(`${options.gateway}/v2/nvcf/pexec/status/${requestId}`, {
-        headers: { ...auth, 'NVCF-POLL-SECONDS': options.pollSeconds },
-        redirect: 'manual',
-      });
-    }
-    if (tty && lastPercent >= 0) process.stderr.write('\n');
-    const requestId = res.headers.get('nvcf-reqid') ?? 'unknown';
-    if (res.status === 302) return await unpack(res, requestId, options.out);
-    if (res.status >= 400) throw await failure(res, `request ${requestId}`);
-    // Event streams and inline bodies alike go to stdout as they arrive.
-    if (res.body)
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) process.stdout.write(chunk);
-    return 0;
+    await call(options, status);
+    return EXIT.ok;
   } catch (err) {
-    const message =
-      err instanceof CallFailed
-        ? err.message
-        : `cannot reach the gateway at ${options.gateway}: ${(err as Error).message}${(err as { cause?: Error }).cause ? ` (${(err as { cause: Error }).cause.message})` : ''}`;
-    process.stderr.write(`nvcf-sidecar invoke: ${message}\n`);
-    return 1;
+    status.finish(false);
+    process.stderr.write(`nvcf-sidecar invoke: ${describe(err, options.gateway)}\n`);
+    return EXIT.failed;
   }
 }
 
-/** Follows the 302: downloads the zip, unpacks it, and prints the response body it holds. */
-async function unpack(res: Response, requestId: string, out: string | undefined): Promise<number> {
-  const location = res.headers.get('location');
-  if (!location) throw new CallFailed(`request ${requestId} answered 302 without a Location`);
-  const zip = await fetch(location);
-  if (!zip.ok) throw await failure(zip, 'downloading the result');
-  const scratch = await mkdtemp(join(tmpdir(), 'nvcf-invoke-'));
-  try {
-    const zipPath = join(scratch, 'result.zip');
-    // Results run to gigabytes: stream them to disk, never through memory.
-    await pipeline(Readable.fromWeb(zip.body!), createWriteStream(zipPath));
-    const dir = resolve(out ?? `nvcf-result-${requestId}`);
-    await mkdir(dir, { recursive: true });
-    const files = await extractZip(zipPath, dir);
-    process.stderr.write(
-      `result ${requestId}: ${files.length} file(s) in ${dir}\n${files.map((f) => `  ${f}\n`).join('')}`,
-    );
-    const response = files.find((f) => f === `${requestId}.response`);
-    if (response) process.stdout.write(await readFile(join(dir, response)));
-    return 0;
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
+function describe(err: unknown, gateway: string): string {
+  if (err instanceof CallFailed) return err.message;
+  const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
+  // fetch() says only "fetch failed"; the cause holds the reason (ECONNREFUSED, ENOTFOUND, ...).
+  return `cannot reach the gateway at ${gateway}: ${cause ? (cause.code ?? cause.message) : (err as Error).message}`;
+}
+
+async function call(options: InvokeOptions, status: StatusLine): Promise<void> {
+  const auth: Record<string, string> = options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {};
+  const assetIds: string[] = [];
+  for (const file of options.assets) assetIds.push(await uploadAsset(file, options.gateway, auth, status));
+
+  // The first call waits at most a second, so the request id shows at once even for long jobs.
+  const headers: Record<string, string> = { ...auth, 'NVCF-POLL-SECONDS': '1' };
+  if (options.body !== undefined) headers['content-type'] = 'application/json';
+  if (assetIds.length > 0) headers['NVCF-INPUT-ASSET-REFERENCES'] = assetIds.join(',');
+  for (const [name, value] of options.headers) headers[name] = value;
+  const target = `${options.gateway}/v2/nvcf/pexec/functions/${encodeURIComponent(options.functionId)}${options.versionId ? `/versions/${encodeURIComponent(options.versionId)}` : ''}`;
+  status.start();
+  let res = await fetch(target, {
+    method: 'POST',
+    headers,
+    redirect: 'manual',
+    ...(options.body !== undefined ? { body: options.body } : {}),
+  });
+  let requestId = res.headers.get('nvcf-reqid');
+  if (requestId) status.say(`request ${requestId}`);
+  let lastPartial = '';
+  while (res.status === 202 && requestId) {
+    const percent = Number(res.headers.get('nvcf-percent-complete') ?? NaN);
+    const partial = await res.text();
+    if (Number.isFinite(percent)) status.progress(percent);
+    if (partial && partial !== lastPartial) status.say(`partial: ${partial.trimEnd()}`);
+    lastPartial = partial || lastPartial;
+    res = await fetch(`${options.gateway}/v2/nvcf/pexec/status/${requestId}`, {
+      headers: { ...auth, 'NVCF-POLL-SECONDS': options.pollSeconds },
+      redirect: 'manual',
+    });
   }
+  if (res.status >= 400 || res.status === 202) {
+    const detail = await problemDetail(res);
+    throw new CallFailed(
+      requestId ? `request ${requestId} failed (HTTP ${res.status}): ${detail}` : `${detail} (HTTP ${res.status})`,
+    );
+  }
+  requestId ??= res.headers.get('nvcf-reqid');
+  status.finish(true);
+  if (res.status === 302) {
+    const location = res.headers.get('location');
+    if (!location) throw new CallFailed(`request ${requestId} answered 302 without a Location`);
+    return unpack(location, requestId ?? 'unknown', options.out, status);
+  }
+  // Event streams and inline bodies alike go to stdout as they arrive.
+  await writeBody(res.body as AsyncIterable<Uint8Array> | null);
+}
+
+async function uploadAsset(
+  file: string,
+  gateway: string,
+  auth: Record<string, string>,
+  status: StatusLine,
+): Promise<string> {
+  const contentType = MEDIA_TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream';
+  const created = await fetch(`${gateway}/v2/nvcf/assets`, {
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'application/json' },
+    body: JSON.stringify({ contentType, description: basename(file) }),
+  });
+  if (!created.ok)
+    throw new CallFailed(
+      `creating an asset for ${file} failed (HTTP ${created.status}): ${await problemDetail(created)}`,
+    );
+  const { assetId, uploadUrl } = (await created.json()) as { assetId: string; uploadUrl: string };
+  const size = (await stat(file)).size;
+  const put = await fetch(uploadUrl, {
+    method: 'PUT',
+    headers: { 'content-type': contentType, 'content-length': String(size) },
+    body: Readable.toWeb(createReadStream(file)) as ReadableStream,
+    duplex: 'half',
+  });
+  if (!put.ok) throw new CallFailed(`uploading ${file} failed (HTTP ${put.status}): ${await problemDetail(put)}`);
+  status.say(`uploaded ${file} as asset ${assetId}`);
+  return assetId;
 }

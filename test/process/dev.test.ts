@@ -23,7 +23,7 @@ describe('nvcf-sidecar dev --demo', () => {
     const dev = rig.spawnSidecar(['dev', '--demo', '--port', '0'], {});
     const curlLine = String((await dev.waitForLog((l) => String(l.msg).trim().startsWith('curl '), 30_000)).msg).trim();
     const pids = dev.lines
-      .map((l) => /\(pid (\d+)\)/.exec(String(l.msg))?.[1])
+      .map((l) => /\(pid (\d+)/.exec(String(l.msg))?.[1])
       .filter(Boolean)
       .map(Number);
     expect(pids).toHaveLength(2);

@@ -58,7 +58,7 @@ describe('nvcf-sidecar invoke', () => {
     });
     const exit = await cli.exit;
     expect(exit.code).toBe(1);
-    expect(cli.stderr()).toContain('failed with 404');
+    expect(cli.stderr()).toContain('(HTTP 404)');
     expect(cli.stderr()).toContain('not found');
   });
 

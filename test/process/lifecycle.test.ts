@@ -96,7 +96,7 @@ describe('the worker process', () => {
     const worker = await rig.spawnWorker({
       env: { NATS_URL: 'nats://127.0.0.1:1', MAX_REQUEST_CONCURRENCY: 'four', FUNCTION_ID: 'not-a-uuid' },
     });
-    expect((await worker.exit).code).toBe(1);
+    expect((await worker.exit).code).toBe(2);
     expect(worker.stderr()).toMatch(/MAX_REQUEST_CONCURRENCY is "four"/);
     expect(worker.stderr()).toMatch(/FUNCTION_ID is "not-a-uuid": must be the function id \(a UUID\)/);
     expect(worker.lines.filter((l) => l.msg === 'connected to NATS')).toHaveLength(0);

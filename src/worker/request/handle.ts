@@ -99,6 +99,13 @@ export async function handleDelivery(msg: JsMsg, deps: HandlerDeps): Promise<Han
     const relayed = await run(invocation, body, publisher, controller.signal, assetDir, stage, deps, log);
     msg.ack();
     log.info({ status: relayed.status, mode: relayed.mode }, 'request finished');
+    // A container error is the one body that is logged (its first KiB): the caller may see only
+    // "Inference error", and whoever runs the container needs its own words. 5xx is its fault.
+    if (relayed.containerError !== undefined)
+      log[relayed.status >= 500 ? 'warn' : 'info'](
+        { status: relayed.status, containerBody: relayed.containerError },
+        'the container answered with an error',
+      );
     return relayed.mode === 'problem' ? 'container_error' : 'ok';
   } catch (err) {
     return await settleFailure(

@@ -6,7 +6,14 @@ import type { RequestOutputs } from '../outputs/output-dir.js';
 import type { HeaderList } from '../../shared/protocol.js';
 import type { ResponsePublisher } from './publisher.js';
 
-export type Relayed = { status: number; mode: 'inline' | 'streamed' | 'problem' | 'large' };
+export type Relayed = {
+  status: number;
+  mode: 'inline' | 'streamed' | 'problem' | 'large';
+  /** The start of the container's own error body (mode 'problem'), for the log: the caller may get only a generic detail. */
+  containerError?: string;
+};
+
+const LOGGED_ERROR_BYTES = 1024;
 
 /** Pass-through: status and headers now, then every chunk as it arrives, verbatim. */
 export async function relayStream(answer: ContainerAnswer, publisher: ResponsePublisher): Promise<Relayed> {
@@ -48,8 +55,13 @@ export async function relayCompatible(
     outputs.abandon();
     const { parts, overflow } = await readUpTo(answer.body, maxResponseSizeBytes);
     if (overflow) discard(answer.body);
-    await publishProblem(publisher, problemForContainer(answer.status, Buffer.concat(parts), requestId));
-    return { status: answer.status, mode: 'problem' };
+    const body = Buffer.concat(parts);
+    await publishProblem(publisher, problemForContainer(answer.status, body, requestId));
+    return {
+      status: answer.status,
+      mode: 'problem',
+      containerError: body.subarray(0, LOGGED_ERROR_BYTES).toString('utf8'),
+    };
   }
   if (answer.status === 202) {
     discard(answer.body);

@@ -1,0 +1,67 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+/**
+ * The one command-line convention every `nvcf-sidecar` command follows: `node:util` parseArgs
+ * (so `--flag value` and `--flag=value` both work), `--help` on each command, and one set of
+ * exit codes, listed in docs/harness.md.
+ */
+export const EXIT = {
+  ok: 0,
+  /** The command ran and something failed: a request, the container, NATS. */
+  failed: 1,
+  /** Nothing ran: a bad flag, a missing argument, a bad variable or value, an unreadable input file. */
+  badConfiguration: 2,
+} as const;
+
+/** A mistake in how the command was called; the command prints it with its usage and exits 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+export interface Parsed<O extends Options> {
+  values: ReturnType<typeof parseArgs<{ options: O; allowPositionals: true; strict: true }>>['values'];
+  positionals: string[];
+  help: boolean;
+}
+
+/**
+ * Parses `args` against `options` (plus `--help`/`-h`). An unknown flag, a missing value, or a
+ * value given to a switch throws a UsageError whose text names the flag.
+ */
+export function parseCommandArgs<O extends Options>(args: readonly string[], options: O): Parsed<O> {
+  const withHelp = { ...options, help: { type: 'boolean', short: 'h' } } as O;
+  try {
+    const { values, positionals } = parseArgs({
+      args: [...args],
+      options: withHelp,
+      allowPositionals: true,
+      strict: true,
+    });
+    const help = Boolean((values as Record<string, unknown>).help);
+    delete (values as Record<string, unknown>).help;
+    return { values, positionals, help };
+  } catch (err) {
+    throw new UsageError(plainParseError(err as Error));
+  }
+}
+
+/** node:util's messages mention parseArgs internals ("To specify a positional argument…"); keep the first sentence. */
+function plainParseError(err: Error): string {
+  const code = (err as { code?: string }).code;
+  const first = err.message.split(/\.\s|\n/)[0]!.replace(/\.$/, '');
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return first.replace(/^Unknown option '(.*)'$/, 'unknown option "$1"');
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE')
+    return first
+      .replace(/^Option '(?:-\w, )?(--[\w-]+) <value>' argument missing$/, '$1 needs a value')
+      .replace(/^Option '(?:-\w, )?(--[\w-]+)' does not take an argument$/, '$1 takes no value');
+  return first;
+}
+
+/** The package's version, read from package.json next to src/ (tsx) or dist/ (built). */
+export function packageVersion(): string {
+  const text = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
+  return (JSON.parse(text) as { version: string }).version;
+}

@@ -1,0 +1,43 @@
+import { EXIT, UsageError, parseCommandArgs } from '../shared/command-line.js';
+import { createLogger } from '../shared/log.js';
+import { exitSoonIfStillAlive, installSignalHandlers } from '../shared/signals.js';
+import { ConfigError, loadWorkerConfig } from './config.js';
+import { Worker } from './lifecycle.js';
+
+export const WORKER_USAGE = `usage: nvcf-sidecar worker
+
+the worker sidecar, run next to an inference container. It takes no options: like NVCF's own
+worker it is configured by environment variables (FUNCTION_ID, FUNCTION_VERSION_ID, NATS_URL,
+INFERENCE_PORT, ...), each listed with its default in docs/configuration.md.
+  -h, --help   show this text`;
+
+/** `nvcf-sidecar worker`: runs until SIGTERM/SIGINT and drains; resolves with the exit code. */
+export async function runWorker(args: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let config;
+  try {
+    const { positionals, help } = parseCommandArgs(args, {});
+    if (help) {
+      process.stdout.write(`${WORKER_USAGE}\n`);
+      return EXIT.ok;
+    }
+    if (positionals.length > 0)
+      throw new UsageError(
+        `takes no arguments (got "${positionals.join(' ')}"); it is configured by environment variables, see docs/configuration.md`,
+      );
+    config = loadWorkerConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError || err instanceof UsageError)) throw err;
+    process.stderr.write(`nvcf-sidecar worker: ${err.message}\n`);
+    return EXIT.badConfiguration;
+  }
+  const log = createLogger(config.logLevel).child({ workerId: config.workerId });
+  const worker = new Worker(config, log);
+  const uninstall = installSignalHandlers(() => worker.requestStop(), log);
+  try {
+    return await worker.run();
+  } finally {
+    uninstall();
+    log.flush();
+    exitSoonIfStillAlive();
+  }
+}
