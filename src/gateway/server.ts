@@ -10,6 +10,7 @@ import type { GatewayConfig } from './config.js';
 import { cancelRequest, type GatewayContext } from './context.js';
 import { Queues } from './queues.js';
 import { LiveResults } from './live.js';
+import { answerMetrics, createGatewayMetrics, trackCall } from './metrics.js';
 import { FunctionRegistry } from './registry.js';
 import { RequestStore, abandonAfterMs } from './requests.js';
 import { route } from './routes.js';
@@ -39,12 +40,18 @@ export class Gateway {
   private readonly shutdown = new AbortController();
   /** Calls not yet answered in full: a stopping gateway answers them before it closes their connections. */
   private readonly inFlight = new Set<ServerResponse>();
+  private readonly metrics = createGatewayMetrics();
   port = 0;
+
+  private readonly log: Logger;
 
   constructor(
     private readonly config: GatewayConfig,
-    private readonly log: Logger,
-  ) {}
+    log: Logger,
+  ) {
+    // Every line carries the gatewayId, once: a key given twice is JSON that tools read differently.
+    this.log = 'gatewayId' in log.bindings() ? log : log.child({ gatewayId: config.gatewayId });
+  }
 
   get url(): string {
     const host = this.config.host === '0.0.0.0' || this.config.host === '::' ? '127.0.0.1' : this.config.host;
@@ -91,17 +98,15 @@ export class Gateway {
       this.inFlight.add(res);
       res.once('close', () => this.inFlight.delete(res));
       if (this.stopping) res.setHeader('Connection', 'close');
-      void route(ctx, req, res);
+      trackCall(this.metrics, req, res);
+      if (!answerMetrics(this.metrics, req, res)) void route(ctx, req, res);
     });
     // Long polls and event streams outlive Node's default request timeout.
     this.server.requestTimeout = 0;
     this.port = await listen(this.server, config.port, config.host);
     this.sweeper = setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS);
     this.sweeper.unref();
-    this.log.info(
-      { url: this.url, gatewayId: config.gatewayId, auth: Boolean(config.apiKey), nats: config.nats.servers },
-      'gateway listening',
-    );
+    this.log.info({ url: this.url, auth: Boolean(config.apiKey), nats: config.nats.servers }, 'gateway listening');
   }
 
   /**
