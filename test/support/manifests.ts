@@ -2,15 +2,19 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 
+/** Parsed YAML, walked freely by the tests: the assertions are the shape checks. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Loose = any;
+
 /** A path under the repository root. */
 export const repoPath = (path: string) => new URL(`../../${path}`, import.meta.url).pathname;
 export const readRepoFile = (path: string) => readFileSync(repoPath(path), 'utf8');
 
 /** Every document of a YAML file, failing on the first syntax error (with its line). */
-export function yamlDocuments(path: string): Record<string, any>[] {
+export function yamlDocuments(path: string): Record<string, Loose>[] {
   return parseAllDocuments(readRepoFile(path)).map((doc) => {
     if (doc.errors.length > 0) throw new Error(`${path}: ${doc.errors[0]!.message}`);
-    return doc.toJS() as Record<string, any>;
+    return doc.toJS() as Record<string, Loose>;
   });
 }
 
@@ -79,23 +83,22 @@ export function only<T extends PbtxtValue>(message: PbtxtMessage, field: string)
  * `docker-compose config`), with none of the file's variables set. Where neither is installed,
  * the YAML with `${VAR:-default}` resolved to its default, as Compose would.
  */
-export function composeConfig(path: string): { config: Record<string, any>; resolvedBy: string } {
+export function composeConfig(path: string): { config: Record<string, Loose>; resolvedBy: string } {
   const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' };
-  for (const [command, args] of [
-    ['docker', ['compose', '-f', repoPath(path), 'config']],
-    ['docker-compose', ['-f', repoPath(path), 'config']],
+  for (const [command, prefix] of [
+    ['docker', ['compose']],
+    ['docker-compose', []],
   ] as const) {
-    const run = spawnSync(command, args, { env, encoding: 'utf8' });
-    if (run.status === 0) return { config: parseYaml(run.stdout) as Record<string, any>, resolvedBy: command };
-    // A compose that is installed and refuses the file is a failure, not a reason to fall back.
-    if (run.error === undefined && !/unknown command|is not a docker command/.test(run.stderr))
-      throw new Error(`${command} config refused ${path}: ${run.stderr}`);
+    if (!installed(command, [...prefix, 'version'])) continue;
+    const run = spawnSync(command, [...prefix, '-f', repoPath(path), 'config'], { env, encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(`${command} ${prefix.join(' ')} config refused ${path}: ${run.stderr}`);
+    return { config: parseYaml(run.stdout) as Record<string, Loose>, resolvedBy: command };
   }
   const text = readRepoFile(path).replace(
     /\$\{(\w+)(?::?-([^}]*))?\}/g,
     (_m, _name: string, fallback?: string) => fallback ?? '',
   );
-  return { config: parseYaml(text) as Record<string, any>, resolvedBy: 'yaml' };
+  return { config: parseYaml(text) as Record<string, Loose>, resolvedBy: 'yaml' };
 }
 
 /** Whether a command can be run here (for checks that need a tool the machine may lack). */
