@@ -7,6 +7,15 @@ import { composeConfig, readRepoFile, repoPath, yamlDocuments, type Loose } from
 
 const K8S = 'examples/05-kubernetes';
 const COMPOSE = 'examples/06-docker-compose/docker-compose.yml';
+/** A duration as the worker reads it ("100s", "2m"), in seconds; compose may print "1m50s". */
+function seconds(text: string): number {
+  const ms = parseDurationMs(
+    text.replace(/^(\d+)m(\d+)s$/, (_m, m: string, s: string) => `${Number(m) * 60 + Number(s)}s`),
+  );
+  if (ms === undefined) throw new Error(`"${text}" is not a duration`);
+  return ms / 1000;
+}
+
 /** Time a worker needs after its drain grace: the NATS drain, the last publish, exiting. */
 const EXIT_MARGIN_S = 10;
 
@@ -62,7 +71,9 @@ describe('examples/05-kubernetes', () => {
   });
 
   it('shares /var/inf through an emptyDir and probes the sidecar, whose environment is a valid worker', () => {
-    const shared = fn.volumes.find((v: { emptyDir?: object }) => v.emptyDir && v.name === 'inference-data');
+    const shared = fn.volumes.find(
+      (v: { name: string; emptyDir?: object }) => v.emptyDir && v.name === 'inference-data',
+    );
     expect(shared).toBeDefined();
     for (const c of [sidecar, inference])
       expect(c.volumeMounts).toContainEqual({ name: 'inference-data', mountPath: '/var/inf' });
@@ -76,7 +87,7 @@ describe('examples/05-kubernetes', () => {
   });
 
   it('keeps the inference container serving until the sidecar has drained, within the pod grace period', () => {
-    const drainS = parseDurationMs(podEnv(sidecar).DRAIN_GRACE!) / 1000;
+    const drainS = seconds(podEnv(sidecar).DRAIN_GRACE!);
     const hook = inference.lifecycle.preStop.exec.command.join(' ');
     // The hook waits on the sidecar's liveness endpoint, on its health port, inside the pod.
     const port = sidecar.ports.find((p: { name: string }) => p.name === 'health').containerPort;
@@ -141,8 +152,6 @@ describe('examples/06-docker-compose', () => {
     Object.fromEntries(
       Object.entries(services[service].environment ?? {}).map(([k, v]) => [k, v === null ? '' : String(v as string)]),
     );
-  const seconds = (text: string) =>
-    parseDurationMs(String(text).replace(/^(\d+)m(\d+)s$/, (_m, m, s) => `${Number(m) * 60 + Number(s)}s`)) / 1000;
 
   it('builds the image once and runs it for both the sidecar and the gateway', () => {
     const built = Object.entries(services).filter(([, s]) => s.build);
@@ -173,7 +182,7 @@ describe('examples/06-docker-compose', () => {
   });
 
   it('lets the sidecar drain before Docker kills it, and stops it before the container it serves', () => {
-    const drainS = parseDurationMs(env('sidecar').DRAIN_GRACE!) / 1000;
+    const drainS = seconds(env('sidecar').DRAIN_GRACE!);
     expect(seconds(services.sidecar.stop_grace_period)).toBeGreaterThanOrEqual(drainS + EXIT_MARGIN_S);
     // Compose stops a service before the services it depends on.
     expect(Object.keys(services.sidecar.depends_on)).toEqual(expect.arrayContaining(['inference', 'nats']));
