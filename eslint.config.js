@@ -12,7 +12,7 @@ export default tseslint.config(
     languageOptions: {
       globals: { ...globals.node },
       parserOptions: {
-        projectService: { allowDefaultProject: ['*.js', 'examples/*/*.mjs', 'test/chaos/*.mjs'] },
+        projectService: { allowDefaultProject: ['*.js', 'examples/*/*.mjs', 'ops/*.mjs', 'test/chaos/*.mjs'] },
         tsconfigRootDir: import.meta.dirname,
       },
     },
