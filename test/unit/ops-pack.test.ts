@@ -14,9 +14,9 @@ async function exportedNames(): Promise<Set<string>> {
   for (const registry of [createWorkerMetrics().registry, createGatewayMetrics().registry])
     for (const metric of await registry.getMetricsAsJSON()) {
       names.add(metric.name);
-      if (metric.type === 'histogram')
+      if (String(metric.type) === 'histogram')
         for (const suffix of ['_bucket', '_sum', '_count']) names.add(metric.name + suffix);
-      if (metric.type === 'summary') for (const suffix of ['_sum', '_count']) names.add(metric.name + suffix);
+      if (String(metric.type) === 'summary') for (const suffix of ['_sum', '_count']) names.add(metric.name + suffix);
     }
   return names;
 }
@@ -58,7 +58,7 @@ interface Panel {
   targets?: { expr: string; refId: string; datasource?: { uid: string } }[];
 }
 
-const dashboard = JSON.parse(readRepoFile('ops/grafana-dashboard.json')) as Loose;
+const dashboard = JSON.parse(readRepoFile('ops/grafana-dashboard.json'));
 const panels = dashboard.panels as Panel[];
 const queries = panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })));
 const rulesFile = yamlDocuments('ops/prometheus-alerts.yaml')[0]!;
