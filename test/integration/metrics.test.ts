@@ -5,11 +5,8 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadGatewayConfig } from '../../src/gateway/config.js';
 import { Gateway } from '../../src/gateway/server.js';
-import { NatsServer } from '../../src/dev/nats-server.js';
 import { createLogger } from '../../src/shared/log.js';
-import { TestContainer, echo } from '../support/container.js';
-import { startWorker, workerEnv, type RunningWorker } from '../support/env.js';
-import { startGateway, waitForStatus, type RunningGateway } from '../support/gateway.js';
+import { useRig } from '../support/rig.js';
 
 /** One sample's value from a Prometheus text page, or undefined when the series is not there. */
 function sample(page: string, series: string): number | undefined {
@@ -18,30 +15,12 @@ function sample(page: string, series: string): number | undefined {
 }
 
 describe('metrics of the worker and the gateway', () => {
-  let nats: NatsServer;
-  let container: TestContainer;
-  let worker: RunningWorker;
-  let gw: RunningGateway;
-  const workerMetrics = async () => (await fetch(`http://127.0.0.1:${worker.worker.ports.metrics}/metrics`)).text();
-
-  beforeAll(async () => {
-    nats = await NatsServer.start();
-    container = await TestContainer.start(echo);
-    worker = await startWorker(await workerEnv(nats.url, container.port, { LOG_LEVEL: 'warn' }));
-    gw = await startGateway(nats.url);
-    await waitForStatus(gw.url, worker.env.FUNCTION_ID!, worker.env.FUNCTION_VERSION_ID!, 'ACTIVE');
-  });
-
-  afterAll(async () => {
-    await gw?.stop();
-    await worker?.stop();
-    await container?.close();
-    await nats?.dispose();
-  });
+  const rig = useRig({ worker: { env: { LOG_LEVEL: 'warn' } }, gateway: { awaitStatus: 'ACTIVE' } });
+  const workerMetrics = async () => (await fetch(`http://127.0.0.1:${rig.worker.worker.ports.metrics}/metrics`)).text();
 
   it("times a request's asset download and large-result upload, and counts their bytes", async () => {
     const input = randomBytes(1024 * 1024 + 17);
-    const created = await fetch(`${gw.url}/v2/nvcf/assets`, {
+    const created = await fetch(`${rig.gateway.url}/v2/nvcf/assets`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ contentType: 'application/octet-stream', description: 'weights' }),
@@ -53,29 +32,25 @@ describe('metrics of the worker and the gateway', () => {
       body: input,
     });
     expect(put.status).toBe(200);
-    container.route = async (req, res) => {
+    rig.container.route = async (req, res) => {
       // The output is the input reversed: random bytes the zip cannot shrink.
       const bytes = await readFile(join(String(req.headers['nvcf-asset-dir']), asset.assetId));
       await writeFile(join(String(req.headers['nvcf-large-output-dir']), 'out.bin'), bytes.reverse());
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"done":true}');
     };
-    try {
-      const answer = await fetch(`${gw.url}/v2/nvcf/pexec/functions/${worker.env.FUNCTION_ID}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'NVCF-INPUT-ASSET-REFERENCES': asset.assetId },
-        body: '{}',
-        redirect: 'manual',
-      });
-      expect(answer.status).toBe(302);
-    } finally {
-      container.route = echo;
-    }
+    const answer = await fetch(`${rig.gateway.url}/v2/nvcf/pexec/functions/${rig.worker.env.FUNCTION_ID}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'NVCF-INPUT-ASSET-REFERENCES': asset.assetId },
+      body: '{}',
+      redirect: 'manual',
+    });
+    expect(answer.status).toBe(302);
     await expect.poll(async () => sample(await workerMetrics(), 'nvcf_worker_result_upload_bytes_count')).toBe(1);
     const page = await workerMetrics();
     expect(sample(page, 'nvcf_worker_asset_download_seconds_count')).toBe(1);
     expect(sample(page, 'nvcf_worker_asset_download_bytes_sum')).toBe(input.length);
     expect(sample(page, 'nvcf_worker_result_upload_seconds_count')).toBe(1);
-    // The zip holds the output (stored: random bytes do not deflate) plus its own records.
+    // The zip holds the output (random bytes: deflate cannot shrink them) plus its own records.
     expect(sample(page, 'nvcf_worker_result_upload_bytes_sum')).toBeGreaterThan(input.length);
     expect(sample(page, 'nvcf_worker_result_upload_bytes_sum')).toBeLessThan(input.length + 4096);
   });
@@ -87,7 +62,7 @@ describe('metrics of the worker and the gateway', () => {
   });
 
   it('exports process and Node.js metrics on both endpoints', async () => {
-    const pages = [await workerMetrics(), await (await fetch(`${gw.url}/metrics`)).text()];
+    const pages = [await workerMetrics(), await (await fetch(`${rig.gateway.url}/metrics`)).text()];
     for (const page of pages) {
       expect(sample(page, 'process_cpu_seconds_total')).toBeGreaterThan(0);
       expect(sample(page, 'process_resident_memory_bytes')).toBeGreaterThan(0);
@@ -96,8 +71,8 @@ describe('metrics of the worker and the gateway', () => {
   });
 
   it('counts gateway calls by route, method and status, without ids in the labels', async () => {
-    await fetch(`${gw.url}/v2/nvcf/pexec/status/00000000-0000-4000-8000-000000000000`);
-    const answer = await fetch(`${gw.url}/metrics`);
+    await fetch(`${rig.gateway.url}/v2/nvcf/pexec/status/00000000-0000-4000-8000-000000000000`);
+    const answer = await fetch(`${rig.gateway.url}/metrics`);
     expect(answer.status).toBe(200);
     expect(answer.headers.get('content-type')).toContain('text/plain');
     const page = await answer.text();
@@ -122,7 +97,7 @@ describe('metrics of the worker and the gateway', () => {
           done();
         },
       });
-      const config = loadGatewayConfig({ NATS_URL: nats.url, GATEWAY_PORT: '0', GATEWAY_ID: 'gw-start-line' });
+      const config = loadGatewayConfig({ NATS_URL: rig.natsUrl, GATEWAY_PORT: '0', GATEWAY_ID: 'gw-start-line' });
       const root = createLogger('info', sink);
       const gateway = new Gateway(config, bind ? root.child({ gatewayId: config.gatewayId }) : root);
       await gateway.start();
