@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadGatewayConfig } from '../../src/gateway/config.js';
 import { Gateway } from '../../src/gateway/server.js';
 import { createLogger } from '../../src/shared/log.js';
