@@ -3,6 +3,8 @@ import type { ProtocolClient } from './protocol-client.js';
 import type { Logger } from '../shared/log.js';
 import type { AssetCatalog } from './asset-store.js';
 import type { GatewayConfig } from './config.js';
+import type { DeploymentController } from './lifecycle/controller.js';
+import type { LifecycleStore } from './lifecycle/store.js';
 import type { LiveResults } from './live.js';
 import type { Queues } from './queues.js';
 import type { FunctionRegistry } from './registry.js';
@@ -29,6 +31,8 @@ export interface GatewayContext {
   waiting: Map<string, number>;
   /** Versions whose work queue this process has made sure of. */
   ensuredQueues: Set<string>;
+  /** Registered function versions and deployments, and the controller that runs this gateway's deployments. */
+  lifecycle: { store: LifecycleStore; controller: DeploymentController };
   /** Aborted when the gateway starts to stop: waiting calls then answer 202 so their callers can poll again later. */
   shutdown: AbortSignal;
 }

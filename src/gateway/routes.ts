@@ -3,7 +3,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createAsset, deleteAsset, listAssets } from './asset-store.js';
 import { downloadObject, uploadObject } from './blobs.js';
 import type { GatewayContext } from './context.js';
-import { listFunctions, queueLengths, queuePosition } from './functions.js';
+import { queueLengths, queuePosition } from './functions.js';
+import { consoleRoutes } from './console/serve.js';
+import { lifecycleRoutes } from './lifecycle/routes.js';
 import { HttpProblem, requestHeader, sendJson, sendProblem } from './http.js';
 import { invokeFunction, requestStatus } from './pexec.js';
 
@@ -52,17 +54,8 @@ const routes: Route[] = [
     pattern: new RegExp(`^/v2/nvcf/assets/${seg}$`),
     handler: (c, _q, s, [a]) => deleteAsset(c, s, a!),
   },
-  { method: 'GET', pattern: /^\/v2\/nvcf\/functions$/, handler: (c, _q, s) => listFunctions(c, s) },
-  {
-    method: 'GET',
-    pattern: new RegExp(`^/v2/nvcf/functions/${seg}/versions$`),
-    handler: (c, _q, s, [f]) => listFunctions(c, s, f),
-  },
-  {
-    method: 'GET',
-    pattern: new RegExp(`^/v2/nvcf/functions/${seg}/versions/${seg}$`),
-    handler: (c, _q, s, [f, v]) => listFunctions(c, s, f, v),
-  },
+  ...lifecycleRoutes,
+  ...consoleRoutes,
   {
     method: 'GET',
     pattern: new RegExp(`^/v2/nvcf/queues/functions/${seg}$`),

@@ -12,6 +12,8 @@ import { Queues } from './queues.js';
 import { LiveResults } from './live.js';
 import { answerMetrics, createGatewayMetrics, trackCall } from './metrics.js';
 import { FunctionRegistry } from './registry.js';
+import { DeploymentController } from './lifecycle/controller.js';
+import { LifecycleStore } from './lifecycle/store.js';
 import { RequestStore, abandonAfterMs } from './requests.js';
 import { route } from './routes.js';
 import { UrlSigner } from './signing.js';
@@ -70,12 +72,19 @@ export class Gateway {
     const state = await js.views.kv('nvcf_gateway', { history: 1 });
     const requestsKv = await js.views.kv('nvcf_requests', { history: 1, ttl: config.resultRetentionMs });
     const ttl = { assets: config.assetTtlMs, results: config.resultRetentionMs, bodies: config.resultRetentionMs };
-    const [store, assets, registry, signer] = await Promise.all([
+    const [store, assets, registry, signer, lifecycleStore] = await Promise.all([
       NatsBlobStore.open(nc, ttl),
       AssetCatalog.open(nc, config.assetTtlMs),
       FunctionRegistry.open(nc, this.log.child({ stage: 'registry' })),
       UrlSigner.fromKv(state, () => config.publicUrl ?? this.url),
+      LifecycleStore.open(nc),
     ]);
+    const controller = new DeploymentController(lifecycleStore, {
+      gatewayId: config.gatewayId,
+      nats: config.nats,
+      workerLogLevel: 'info',
+      log: this.log.child({ stage: 'deployments' }),
+    });
     this.ctx = {
       config,
       nc,
@@ -91,6 +100,7 @@ export class Gateway {
       live: new LiveResults(nc, config.gatewayId, this.log.child({ stage: 'live' })),
       waiting: new Map(),
       ensuredQueues: new Set(),
+      lifecycle: { store: lifecycleStore, controller },
       shutdown: this.shutdown.signal,
     };
     const ctx = this.ctx;
@@ -106,6 +116,12 @@ export class Gateway {
     this.port = await listen(this.server, config.port, config.host);
     this.sweeper = setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS);
     this.sweeper.unref();
+    // Instances need the API up (workers fetch assets and upload results through it).
+    await controller
+      .resume()
+      .catch((err: Error) =>
+        this.log.error({ err: err.message }, 'could not resume the deployments this gateway runs; redeploy them'),
+      );
     this.log.info({ url: this.url, auth: Boolean(config.apiKey), nats: config.nats.servers }, 'gateway listening');
   }
 
@@ -138,6 +154,8 @@ export class Gateway {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       clearInterval(this.sweeper);
+      // Instances drain first, while the API they upload results through still answers.
+      await this.ctx?.lifecycle.controller.stop();
       this.ctx?.registry.stop();
       // A caller still inside its first pexec call has no request id yet: dropping its
       // connection would orphan the request. So every call is answered (a waiting one 202 at

@@ -36,6 +36,9 @@ export const streams = {
   resultsSubjects: ['nvcf.rs.>'],
   /** Key-value bucket of worker state records, key `<functionVersionId>.<workerId>`. */
   workers: 'nvcf_workers',
+  /** Key-value buckets of the harness's lifecycle API: function versions and their deployments, key `<functionVersionId>`. */
+  functionVersions: 'nvcf_function_versions',
+  deployments: 'nvcf_deployments',
 } as const;
 
 /** How often a worker rewrites its state record, and how long a silent record stays believable. */

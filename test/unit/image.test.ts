@@ -111,7 +111,12 @@ describe('the Dockerfile', () => {
   it('keeps dependencies, git history, build output and test artefacts out of the build context', () => {
     for (const path of ['node_modules', 'node_modules/yaml/package.json', '.git', '.git/HEAD', 'dist', 'coverage'])
       expect(inContext(ignore, path), path).toBe(false);
-    for (const path of ['test/unit/image.test.ts', 'bench/results/x.json', 'examples/02-progress/__pycache__/a.pyc'])
+    for (const path of [
+      'test/unit/image.test.ts',
+      'test/artifacts/console.png',
+      'bench/results/x.json',
+      'examples/02-progress/__pycache__/a.pyc',
+    ])
       expect(inContext(ignore, path), path).toBe(false);
     expect(inContext(ignore, 'src/main.ts')).toBe(true);
   });
