@@ -12,6 +12,8 @@ const ROUTES: readonly (readonly [RegExp, string])[] = [
   [/^\/v2\/nvcf\/storage\//, 'storage'],
   [/^\/v2\/nvcf\/functions(?:\/|$)/, 'functions'],
   [/^\/v2\/nvcf\/queues\//, 'queues'],
+  [/^\/v2\/nvcf\/deployments\//, 'deployments'],
+  [/^\/console(?:\/|$)/, 'console'],
   [/^\/v1\/health\//, 'health'],
   [/^\/metrics$/, 'metrics'],
 ];
