@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
-import { UUID_PATTERN, type GatewayContext } from './context.js';
+import { UUID_PATTERN } from '../shared/protocol.js';
+import type { GatewayContext } from './context.js';
 import { HttpProblem, sendJson } from './http.js';
 import type { VersionView } from './registry.js';
 

@@ -1,12 +1,13 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createAsset, deleteAsset, listAssets } from './asset-store.js';
+import { createAsset, deleteAsset, listAssets } from './assets-api.js';
 import { downloadObject, uploadObject } from './blobs.js';
 import type { GatewayContext } from './context.js';
 import { queueLengths, queuePosition } from './functions.js';
 import { consoleRoutes } from './console/serve.js';
 import { lifecycleRoutes } from './lifecycle/routes.js';
 import { HttpProblem, requestHeader, sendJson, sendProblem } from './http.js';
+import { unreachableNats } from './nats-errors.js';
 import { invokeFunction, requestStatus } from './pexec.js';
 
 type Handler = (
@@ -157,19 +158,4 @@ export async function route(ctx: GatewayContext, req: IncomingMessage, res: Serv
       requestId,
     );
   }
-}
-
-/** nats.js error codes that mean NATS is out of reach for now, not that the call is wrong. */
-const NATS_UNREACHABLE = new Set([
-  'TIMEOUT',
-  'DISCONNECT',
-  'CONNECTION_CLOSED',
-  'CONNECTION_DRAINING',
-  'CONNECTION_REFUSED',
-  '503',
-]);
-
-function unreachableNats(err: unknown): string | undefined {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && NATS_UNREACHABLE.has(code) ? code : undefined;
 }

@@ -7,9 +7,9 @@ import type { Logger } from '../shared/log.js';
 import { connectNats, ensureResults } from '../shared/nats.js';
 import { AssetCatalog } from './asset-store.js';
 import type { GatewayConfig } from './config.js';
-import { cancelRequest, type GatewayContext } from './context.js';
+import { cancelRequest } from './cancel.js';
+import type { GatewayContext } from './context.js';
 import { Queues } from './queues.js';
-import { LiveResults } from './live.js';
 import { answerMetrics, createGatewayMetrics, trackCall } from './metrics.js';
 import { FunctionRegistry } from './registry.js';
 import { DeploymentController } from './lifecycle/controller.js';
@@ -97,7 +97,6 @@ export class Gateway {
       assets,
       signer,
       log: this.log.child({ stage: 'api' }),
-      live: new LiveResults(nc, config.gatewayId, this.log.child({ stage: 'live' })),
       waiting: new Map(),
       ensuredQueues: new Set(),
       lifecycle: { store: lifecycleStore, controller },
@@ -170,7 +169,6 @@ export class Gateway {
         ? new Promise<void>((resolve) => server.close(() => resolve()))
         : Promise.resolve();
       for (let waited = 0; this.inFlight.size > 0 && waited < SHUTDOWN_ANSWER_MS; waited += 20) await sleep(20);
-      this.ctx?.live.close();
       server?.closeAllConnections();
       await closed;
       await this.nc?.drain().catch(() => undefined);

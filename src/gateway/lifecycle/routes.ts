@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
-import { UUID_PATTERN, type GatewayContext } from '../context.js';
+import type { GatewayContext } from '../context.js';
+import { UUID_PATTERN } from '../../shared/protocol.js';
 import { HttpProblem, readJson, sendJson } from '../http.js';
 import { supportedGpus } from './gpus.js';
 import {

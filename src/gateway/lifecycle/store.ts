@@ -1,6 +1,6 @@
 import type { KV, NatsConnection } from 'nats';
 import { streams } from '../../shared/protocol.js';
-import { allKeys } from '../context.js';
+import { allKeys } from '../kv.js';
 import type { DeploymentRecord, VersionRecord } from './schema.js';
 
 /**
