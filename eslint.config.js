@@ -17,6 +17,7 @@ export default tseslint.config(
             '*.js',
             'bin/*.js',
             'examples/*/*.mjs',
+            'ops/*.mjs',
             'test/chaos/*.mjs',
             'test/support/*.mjs',
             'src/gateway/console/static/*.js',

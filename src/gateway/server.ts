@@ -10,6 +10,7 @@ import type { GatewayConfig } from './config.js';
 import { cancelRequest } from './cancel.js';
 import type { GatewayContext } from './context.js';
 import { Queues } from './queues.js';
+import { answerMetrics, createGatewayMetrics, trackCall } from './metrics.js';
 import { FunctionRegistry } from './registry.js';
 import { DeploymentController } from './lifecycle/controller.js';
 import { LifecycleStore } from './lifecycle/store.js';
@@ -42,12 +43,18 @@ export class Gateway {
   private readonly shutdown = new AbortController();
   /** Calls not yet answered in full: a stopping gateway answers them before it closes their connections. */
   private readonly inFlight = new Set<ServerResponse>();
+  private readonly metrics = createGatewayMetrics();
   port = 0;
+
+  private readonly log: Logger;
 
   constructor(
     private readonly config: GatewayConfig,
-    private readonly log: Logger,
-  ) {}
+    log: Logger,
+  ) {
+    // Every line carries the gatewayId, once: a key given twice is JSON that tools read differently.
+    this.log = 'gatewayId' in log.bindings() ? log : log.child({ gatewayId: config.gatewayId });
+  }
 
   get url(): string {
     const host = this.config.host === '0.0.0.0' || this.config.host === '::' ? '127.0.0.1' : this.config.host;
@@ -112,7 +119,8 @@ export class Gateway {
         this.inFlight.add(res);
         res.once('close', () => this.inFlight.delete(res));
         if (this.stopping) res.setHeader('Connection', 'close');
-        void route(ctx, req, res);
+        trackCall(this.metrics, req, res);
+        if (!answerMetrics(this.metrics, req, res)) void route(ctx, req, res);
       },
     );
     this.port = await listen(this.server, config.port, config.host);
@@ -125,7 +133,7 @@ export class Gateway {
         this.log.error({ err: err.message }, 'could not resume the deployments this gateway runs; redeploy them'),
       );
     this.log.info(
-      { url: this.url, gatewayId: config.gatewayId, apiClients: config.apiClients.length, nats: config.nats.servers },
+      { url: this.url, apiClients: config.apiClients.length, nats: config.nats.servers },
       'gateway listening',
     );
   }

@@ -12,6 +12,10 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     {
       level,
       base: { pid: process.pid },
+      // "level":"info" and "time":"2026-01-31T12:00:00.000Z": readable by a person, and by a log
+      // store without a table of pino's level numbers or a guess at the epoch's unit.
+      formatters: { level: (label) => ({ level: label }) },
+      timestamp: pino.stdTimeFunctions.isoTime,
       redact: {
         paths: ['headers.authorization', 'headers.Authorization', 'nats.token', 'nats.pass'],
         censor: '[redacted]',

@@ -55,6 +55,10 @@ export class ZipWriter {
   }
 
   private offset = 0;
+  /** Bytes of the archive handed to `output` so far (its whole size once `end()` resolved). */
+  get size(): number {
+    return this.offset;
+  }
   private entries = 0;
   private readonly directory = new DirectoryPages();
   private turn: Promise<unknown> = Promise.resolve();

@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { request } from 'undici';
 import { SidecarError, errorCode } from '../../shared/errors.js';
 import type { AssetReference } from '../../shared/protocol.js';
+import { observePhase } from '../metrics.js';
 
 export interface AssetLimits {
   maxBytes: number;
@@ -39,8 +40,9 @@ export async function downloadAssets(
   const onAbort = () => failFast.abort(signal.reason);
   signal.addEventListener('abort', onAbort, { once: true });
   const timers: NodeJS.Timeout[] = [];
+  const startedAt = performance.now();
   try {
-    await Promise.all(
+    const sizes = await Promise.all(
       assets.map((asset) => {
         // Each asset has its own time limit; the first failure stops the others too.
         const own = new AbortController();
@@ -64,6 +66,11 @@ export async function downloadAssets(
         });
       }),
     );
+    observePhase(
+      'asset_download',
+      startedAt,
+      sizes.reduce((sum, size) => sum + size, 0),
+    );
   } catch (err) {
     if (signal.aborted) throw signal.reason;
     const first: unknown = failFast.signal.reason ?? err;
@@ -75,7 +82,13 @@ export async function downloadAssets(
   }
 }
 
-async function downloadOne(asset: AssetReference, path: string, maxBytes: number, signal: AbortSignal): Promise<void> {
+/** Resolves with the asset's size in bytes. */
+async function downloadOne(
+  asset: AssetReference,
+  path: string,
+  maxBytes: number,
+  signal: AbortSignal,
+): Promise<number> {
   let answer;
   try {
     answer = await request(asset.url, { signal, headersTimeout: 60_000, bodyTimeout: 60_000 });
@@ -95,24 +108,21 @@ async function downloadOne(asset: AssetReference, path: string, maxBytes: number
       `asset ${asset.assetId} is ${declared} bytes, over the ${maxBytes}-byte limit (ASSET_MAX_BYTES)`,
     );
   }
+  const cap = new SizeCap(maxBytes, asset.assetId);
   try {
     // 'wx': the file is new; an existing one (a hostile pre-made link) is an error, not a target.
-    await pipeline(
-      answer.body,
-      new SizeCap(maxBytes, asset.assetId),
-      createWriteStream(path, { flags: 'wx', mode: 0o644 }),
-      { signal },
-    );
+    await pipeline(answer.body, cap, createWriteStream(path, { flags: 'wx', mode: 0o644 }), { signal });
   } catch (err) {
     if (signal.aborted) throw signal.reason;
     if (err instanceof SidecarError) throw err;
     throw new SidecarError('ASSET_DOWNLOAD_FAILED', `asset ${asset.assetId}: ${errorCode(err)}`, { cause: err });
   }
+  return cap.seen;
 }
 
 /** Fails the stream as soon as more than `max` bytes have passed, whatever the server claimed. */
 class SizeCap extends Transform {
-  private seen = 0;
+  seen = 0;
   constructor(
     private readonly max: number,
     private readonly assetId: string,
