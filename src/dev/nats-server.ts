@@ -16,6 +16,12 @@ export interface NatsServerOptions {
   binary?: string;
   /** max_payload in bytes, to test the framing at other limits. */
   maxPayload?: number;
+  /** The server's name; JetStream in a cluster needs each node named. */
+  serverName?: string;
+  /** Join a JetStream cluster: this node's route port and the route URLs of every node. */
+  cluster?: { name: string; port: number; routes: readonly string[] };
+  /** Serve the HTTP monitoring endpoints (/varz, /jsz…) on this port. */
+  monitorPort?: number;
 }
 
 /**
@@ -49,6 +55,11 @@ export class NatsServer {
     return `nats://127.0.0.1:${this.port}`;
   }
 
+  /** The HTTP monitoring endpoint, when `monitorPort` was given. */
+  get monitorUrl(): string | undefined {
+    return this.options.monitorPort ? `http://127.0.0.1:${this.options.monitorPort}` : undefined;
+  }
+
   get pid(): number | undefined {
     return this.child?.pid;
   }
@@ -67,6 +78,18 @@ export class NatsServer {
       portsDir,
     ];
     if (this.options.maxPayload) args.push('--max_payload', String(this.options.maxPayload));
+    if (this.options.serverName) args.push('--name', this.options.serverName);
+    const cluster = this.options.cluster;
+    if (cluster)
+      args.push(
+        '--cluster_name',
+        cluster.name,
+        '--cluster',
+        `nats://127.0.0.1:${cluster.port}`,
+        '--routes',
+        cluster.routes.join(','),
+      );
+    if (this.options.monitorPort) args.push('-m', String(this.options.monitorPort));
     await mkdir(portsDir, { recursive: true });
     const child = spawn(this.options.binary ?? 'nats-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.child = child;

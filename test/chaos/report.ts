@@ -1,4 +1,5 @@
 import type { FuzzReport } from './fuzz.js';
+import type { PressureRow } from './pressure.js';
 import type { DrainRow, ScenarioRow } from './scenarios.js';
 
 /** The results as a table for the terminal and as docs/reliability.md. */
@@ -8,12 +9,22 @@ const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 export function scenarioTable(rows: ScenarioRow[]): string {
   const lines = [
-    '| scenario | requests | ok | errored | lost | duplicated | slowest | run time |',
-    '|---|---|---|---|---|---|---|---|',
+    '| scenario | requests | ok | errored | lost | duplicated | misreported | orphaned | slowest | run time |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows)
     lines.push(
-      `| ${r.scenario} | ${r.requests} | ${r.ok} | ${r.errored} | ${r.lost} | ${r.duplicated} | ${s(r.maxLatencyMs)} | ${s(r.elapsedMs)} |`,
+      `| ${r.scenario} | ${r.requests} | ${r.ok} | ${r.errored} | ${r.lost} | ${r.duplicated} | ${r.misreported} | ${r.orphaned}${r.orphansExpected && r.orphaned > 0 ? ' (expected)' : ''} | ${s(r.maxLatencyMs)} | ${s(r.elapsedMs)} |`,
+    );
+  return lines.join('\n');
+}
+
+export function pressureTable(rows: PressureRow[]): string {
+  if (rows.length === 0) return '';
+  const lines = ['| scenario | measured | verdict |', '|---|---|---|'];
+  for (const r of rows)
+    lines.push(
+      `| ${r.scenario} | ${r.figures.map(([label, value]) => `${label}: ${value}`).join('; ')} | ${r.failures.length > 0 ? 'FAILED' : 'held'} |`,
     );
   return lines.join('\n');
 }
@@ -51,9 +62,9 @@ export function gatewayFuzzTable(f: FuzzReport | undefined): string {
   ].join('\n');
 }
 
-export function details(rows: ScenarioRow[], fuzz: FuzzReport | undefined): string {
+export function details(rows: ScenarioRow[], pressure: PressureRow[], fuzz: FuzzReport | undefined): string {
   const out: string[] = [];
-  for (const r of rows) {
+  for (const r of [...rows, ...pressure]) {
     out.push(`- **${r.scenario}**: ${r.notes.join('; ')}`);
     for (const f of r.failures) out.push(`  - ${f}`);
   }
@@ -82,18 +93,26 @@ export function details(rows: ScenarioRow[], fuzz: FuzzReport | undefined): stri
 export function reliabilityDoc(
   rows: ScenarioRow[],
   drain: DrainRow | undefined,
+  pressure: PressureRow[],
   fuzz: FuzzReport | undefined,
   meta: { when: string; command: string; size: string },
 ): string {
   return `# Reliability
 
 What the chaos suite (\`test/chaos/\`) measured the last time it ran in full. Every scenario runs
-real processes: nats-server with a file store, two worker processes, the gateway and an echo
-container, each in its own process. Load goes through the gateway's HTTP API as an NVCF client
-sends it: a pexec POST, then status polls, with a unique token in every body that must come back.
+real processes: nats-server with a file store (or a cluster of three), two worker processes, the
+gateway and an echo container, each in its own process. Load goes through the gateway's HTTP API
+as an NVCF client sends it: a pexec POST, then status polls, with a unique token in every body
+that must come back. After the load, every final in \`NVCF_RS\` is read back and matched to its
+caller by that token.
 
 - **lost**: the client never got a final answer (a 404 for its own request, or nothing in 180 s).
 - **duplicated**: a client got a body that was not its own, or \`NVCF_RS\` holds two finals for one request.
+- **misreported**: the client was answered with a 5xx, yet its request's final in \`NVCF_RS\` is a success.
+- **orphaned**: the call was cut before the client learnt its request id, so it can never ask for
+  the outcome. After a gateway kill -9 these are expected (no HTTP server answers after its
+  death), counted and explained; anywhere else they fail the run, as lost, duplicated and
+  misreported do everywhere.
 - **errored**: the client got a clear error (a problem with a detail); never silent.
 
 Run: \`${meta.command}\` (${meta.size}), ${meta.when}. Reproduce the fuzz run with the seed below:
@@ -108,9 +127,31 @@ ${scenarioTable(rows)}
 2. **NATS restart**: nats-server stopped for 2 s and restarted on the same port and store, twice.
 3. **container crash**: the container gets SIGKILL at 40 % and is back 3 s later. The requests it was running end with a 500 \`urn:inference-connection\` problem (docs/protocol.md); the workers pause intake while it is down and resume after.
 4. **gateway away**: the gateway gets SIGTERM at 50 % and comes back on the same port later; results wait in \`NVCF_RS\`.
-5. **drain**: SIGTERM to each busy worker in turn (started again after it exits):
+5. **drain**: SIGTERM to each busy worker in turn (started again after it exits), table below.
+6. **NATS outage**: nats-server stopped at 50 % for longer than a client's poll window, with
+   every client's request in flight, and restarted on the same port and store. A waiting caller
+   must get a 202 with its request id, never a failure for a request whose outcome is unknown.
+7. **gateway kill -9**: the gateway gets SIGKILL at 50 % while calls wait for results, a quarter
+   of the calls send their body in two halves up to a second apart, and a tenth read a 4 MB
+   answer slowly; it is back on the same port 3 s later. A client cut mid-answer polls again.
+8. **NATS cluster node kill -9**: three nats-server processes clustered on loopback, every stream
+   on three replicas; the node leading \`NVCF_RS\` gets SIGKILL at 1/3, the one leading the work
+   queue at 2/3, each restarted 5 s later on its own port and store.
 
 ${drainTable(drain)}
+
+## Pressure
+
+${pressureTable(pressure)}
+
+- **slow SSE reader**: one client asks for \`text/event-stream\` and reads 64 KiB a second while the
+  container writes its events as fast as it is let. The gateway's RSS is sampled every 0.5 s;
+  growth past 256 MiB for one reader fails the run. The growth of \`NVCF_RS\` shows what the
+  workers published ahead of the reader.
+- **poll storm**: 16 requests kept running while 64 clients poll their status with a 1 s window,
+  back to back, for a minute. Consumers on \`NVCF_RS\` are counted before and 3 s after the
+  storm: more than one per polling client left over fails the run. nats-server's RSS is read from
+  \`/proc\` before and after.
 
 ## Hostile input
 
@@ -190,6 +231,6 @@ sampled every 10 s between 188 and 223 MiB with no upward trend; the high-water 
 
 ## Details of the last run
 
-${details(rows, fuzz)}
+${details(rows, pressure, fuzz)}
 `;
 }
