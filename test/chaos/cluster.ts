@@ -62,7 +62,7 @@ export class WorkerSlot {
   }
 
   running(): Promise<unknown> {
-    return this.process.waitForLog(isState('running'), 60_000);
+    return this.process.waitForLog(isState('running'), 120_000);
   }
 
   alive(): boolean {
@@ -113,7 +113,7 @@ export class GatewayProcess {
         '--port',
         String(this.port),
         '--gateway-id',
-        'gw-chaos',
+        this.env.GATEWAY_ID ?? 'gw-chaos',
         '--nats-url',
         this.natsUrl,
         '--log-level',
@@ -184,40 +184,41 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const nats = await NatsNodes.start(options.natsNodes ?? 1);
   const replicas = options.replicas ?? 1;
   const replicaEnv: Record<string, string> = replicas > 1 ? { [REPLICAS_ENV]: String(replicas) } : {};
-  const container = await ContainerProcess.start();
-  const functionId = randomUUID();
-  const versionId = randomUUID();
   const workers: WorkerSlot[] = [];
-  for (let i = 0; i < (options.workers ?? 2); i++) {
-    const env = await workerEnv(nats.url, container.port, {
-      FUNCTION_ID: functionId,
-      FUNCTION_VERSION_ID: versionId,
-      INFERENCE_URL: '/echo',
-      WORKER_ID: `chaos-${i + 1}`,
-      LOG_LEVEL: 'info',
-      MAX_REQUEST_CONCURRENCY: '8',
-      ...replicaEnv,
-      ...options.workerEnv,
-    });
-    workers.push(new WorkerSlot(env));
-  }
-  await Promise.all(workers.map((w) => w.running()));
-  const gateway = await GatewayProcess.start(nats.url, { ...replicaEnv, ...options.gatewayEnv });
-  await waitForStatus(gateway.url, functionId, versionId, 'ACTIVE', 30_000);
-  const raisedReplicas = replicas > 1 ? await nats.raiseReplicas(replicas) : [];
-  return {
-    nats,
-    container,
-    workers,
-    gateway,
-    functionId,
-    versionId,
-    raisedReplicas,
-    async dispose() {
-      await Promise.all(workers.map((w) => w.kill('SIGKILL')));
-      gateway.process.child.kill('SIGKILL');
-      await container.kill();
-      await nats.dispose();
-    },
+  let container: ContainerProcess | undefined;
+  let gateway: GatewayProcess | undefined;
+  const dispose = async () => {
+    await Promise.all(workers.map((w) => w.kill('SIGKILL')));
+    gateway?.process.child.kill('SIGKILL');
+    await container?.kill();
+    await nats.dispose();
   };
+  try {
+    container = await ContainerProcess.start();
+    const functionId = randomUUID();
+    const versionId = randomUUID();
+    for (let i = 0; i < (options.workers ?? 2); i++) {
+      const env = await workerEnv(nats.url, container.port, {
+        FUNCTION_ID: functionId,
+        FUNCTION_VERSION_ID: versionId,
+        INFERENCE_URL: '/echo',
+        WORKER_ID: `chaos-${i + 1}`,
+        LOG_LEVEL: 'info',
+        MAX_REQUEST_CONCURRENCY: '8',
+        ...replicaEnv,
+        ...options.workerEnv,
+      });
+      workers.push(new WorkerSlot(env));
+    }
+    // A loaded machine can take a while to start three TypeScript processes.
+    await Promise.all(workers.map((w) => w.running()));
+    gateway = await GatewayProcess.start(nats.url, { ...replicaEnv, ...options.gatewayEnv });
+    await waitForStatus(gateway.url, functionId, versionId, 'ACTIVE', 60_000);
+    const raisedReplicas = replicas > 1 ? await nats.raiseReplicas(replicas) : [];
+    if (replicas > 1) await nats.settled(replicas);
+    return { nats, container, workers, gateway, functionId, versionId, raisedReplicas, dispose };
+  } catch (err) {
+    await dispose();
+    throw err;
+  }
 }

@@ -56,7 +56,7 @@ export class NatsNodes {
   async waitForJetStream(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const nc = await connect({ servers: this.url }).catch(() => undefined);
+      const nc = await connect({ servers: this.url.split(',') }).catch(() => undefined);
       try {
         if (nc) {
           const info = await (await nc.jetstreamManager()).getAccountInfo();
@@ -74,7 +74,7 @@ export class NatsNodes {
 
   /** The node that leads a stream's replica group now, by its index in `nodes`. */
   async leaderOf(stream: string): Promise<number | undefined> {
-    const nc = await connect({ servers: this.url });
+    const nc = await connect({ servers: this.url.split(',') });
     try {
       const info = await (await nc.jetstreamManager()).streams.info(stream);
       const name = info.cluster?.leader;
@@ -87,7 +87,7 @@ export class NatsNodes {
 
   /** Each stream's name and replica count, as the servers report them. */
   async replicas(): Promise<Record<string, number>> {
-    const nc = await connect({ servers: this.url });
+    const nc = await connect({ servers: this.url.split(',') });
     try {
       const out: Record<string, number> = {};
       for await (const info of (await nc.jetstreamManager()).streams.list())
@@ -103,7 +103,7 @@ export class NatsNodes {
    * the scenarios do it only when the sidecar has no replicas setting of its own to ask for it.
    */
   async raiseReplicas(replicas: number): Promise<string[]> {
-    const nc = await connect({ servers: this.url });
+    const nc = await connect({ servers: this.url.split(',') });
     const raised: string[] = [];
     try {
       const jsm = await nc.jetstreamManager();
@@ -118,9 +118,34 @@ export class NatsNodes {
     return raised;
   }
 
+  /**
+   * Waits until every stream has a leader and `replicas - 1` followers that are current: until
+   * then, a stream just raised (or a node just back) may refuse publishes.
+   */
+  async settled(replicas: number, timeoutMs = 60_000): Promise<void> {
+    const nc = await connect({ servers: this.url.split(',') });
+    try {
+      const jsm = await nc.jetstreamManager();
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const behind: string[] = [];
+        for await (const info of jsm.streams.list()) {
+          const followers = info.cluster?.replicas ?? [];
+          if (!info.cluster?.leader || followers.length < replicas - 1 || followers.some((r) => !r.current))
+            behind.push(info.config.name);
+        }
+        if (behind.length === 0) return;
+        if (Date.now() > deadline) throw new Error(`streams without a full replica set: ${behind.join(', ')}`);
+        await sleep(250);
+      }
+    } finally {
+      await nc.close();
+    }
+  }
+
   /** Consumers on a stream, as its leader reports them (ordered and ephemeral ones included). */
   async consumerCount(stream: string): Promise<number> {
-    const nc = await connect({ servers: this.url });
+    const nc = await connect({ servers: this.url.split(',') });
     try {
       const info = await (await nc.jetstreamManager()).streams.info(stream);
       return info.state.consumer_count;

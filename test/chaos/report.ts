@@ -56,9 +56,9 @@ export function gatewayFuzzTable(f: FuzzReport | undefined): string {
   const g = f?.gateway;
   if (!g) return '';
   return [
-    '| calls | answered (polled to a final) | refused with a 4xx problem | wrong answers | gateway 500s | hung | canary leaks | gateway alive after |',
-    '|---|---|---|---|---|---|---|---|',
-    `| ${g.cases} | ${g.answered} | ${g.refused} | ${g.wrong.length} | ${g.gatewayErrors.length} | ${g.hung.length} | ${g.leaks.length} | ${g.gatewayAlive ? 'yes' : 'NO'} |`,
+    "| calls | answered (polled to a final) | refused with a 4xx problem | wrong answers | gateway 500s | hung | canary leaks | another client's request handed over | gateway alive after |",
+    '|---|---|---|---|---|---|---|---|---|',
+    `| ${g.cases} | ${g.answered} | ${g.refused} | ${g.wrong.length} | ${g.gatewayErrors.length} | ${g.hung.length} | ${g.leaks.length} | ${g.crossClient.length} | ${g.gatewayAlive ? 'yes' : 'NO'} |`,
   ].join('\n');
 }
 
@@ -82,6 +82,7 @@ export function details(rows: ScenarioRow[], pressure: PressureRow[], fuzz: Fuzz
         ['gateway 500', g.gatewayErrors],
         ['gateway hung', g.hung],
         ['gateway leak', g.leaks],
+        ['cross-client', g.crossClient],
       );
     for (const [name, list] of lists) {
       for (const item of list.slice(0, 10)) out.push(`- fuzz ${name}: ${item}`);
@@ -163,9 +164,12 @@ ids with \`..\`, \`/\` and NUL; \`file:\` URLs; reply subjects aimed at the work
 hostile client headers (CR, LF and NUL in values, bad names, 257 headers, client-sent worker-owned
 \`NVCF-*\` headers), and container behaviour: malformed, oversize and deeply nested progress files,
 a progress FIFO, a progress symlink to a canary, hostile output names, symlinks to files and
-directories outside, FIFOs, the request directory swapped for a link out, and one request writing
-many tiny files. An addressable case (request id and reply subject readable) must get exactly one
-final, and an error final must be a problem with a detail. Canary files outside the request
+directories outside, a hard link to a canary file, FIFOs, the request directory swapped for a
+link out, answers with more than the 256 headers the protocol carries, and one request writing
+many tiny files. Every batch also holds a slow request and a second frame that names that
+request's reply subject as its own. An addressable case (request id and reply subject readable)
+must get exactly one final, its own, and an error final must be a problem with a detail; every
+response message must decode with the protocol's own schema, as the gateway reads it. Canary files outside the request
 directories (one a valid progress file) must keep their content and mtime and never appear in a
 response or a zip; request directories must be gone afterwards; the container checks every request
 for a spoofed worker-owned header. Worker memory is read from \`/proc\`: RSS after the first and
@@ -183,7 +187,9 @@ limit (fetched by the worker from the gateway's storage) and over the gateway's 
 unknown and malformed function and version ids (\`..%2F\`, \`%zz\`, NUL, 5,000 characters); bad
 \`NVCF-POLL-SECONDS\`; asset references that are malformed, unknown, never uploaded or too many;
 status polls for ids that are not the caller's; wrong methods and paths with dot segments;
-storage URLs with forged or missing signatures; malformed asset requests. A call that must be
+storage URLs with forged or missing signatures; malformed asset requests. Then, on a second
+gateway with one API key per client, a client polls another client's live request by id: it
+must get 404, and the owner its own result after. A call that must be
 refused must get a 4xx problem with a detail; any other call is polled to its final, which must
 be its own echo, a 302 whose archive downloads, or a problem with a detail, never the gateway's
 own 500. No answer or archive may carry the canary, and the gateway must be alive at the end.

@@ -122,9 +122,13 @@ const failed =
       fuzz.spoofed > 0)) ||
   (fuzz?.gateway !== undefined &&
     (!fuzz.gateway.gatewayAlive ||
-      [fuzz.gateway.wrong, fuzz.gateway.gatewayErrors, fuzz.gateway.hung, fuzz.gateway.leaks].some(
-        (list) => list.length > 0,
-      )));
+      [
+        fuzz.gateway.wrong,
+        fuzz.gateway.gatewayErrors,
+        fuzz.gateway.hung,
+        fuzz.gateway.leaks,
+        fuzz.gateway.crossClient,
+      ].some((list) => list.length > 0)));
 if (!values['no-doc'] && !only) {
   const doc = reliabilityDoc(rows, drainRow, pressureRows, fuzz, {
     when: new Date().toISOString().slice(0, 10),

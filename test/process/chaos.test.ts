@@ -171,6 +171,7 @@ describe('under crashes, restarts and hostile input', () => {
           gatewayErrors: gateway.gatewayErrors,
           hung: gateway.hung,
           leaks: gateway.leaks,
+          crossClient: gateway.crossClient,
         },
         `seed ${seed}`,
       ).toEqual({
@@ -179,6 +180,7 @@ describe('under crashes, restarts and hostile input', () => {
         gatewayErrors: [],
         hung: [],
         leaks: [],
+        crossClient: [],
       });
       expect(gateway.answered + gateway.refused, `seed ${seed}`).toBe(100);
     },
