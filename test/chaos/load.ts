@@ -43,6 +43,8 @@ export interface LoadOptions {
   /** Share of calls whose answer is large (`bigCopies` copies of the body) and read slowly. */
   slowReadShare?: number;
   bigCopies?: number;
+  /** Kept up to date with how many clients are reading an answer slowly right now. */
+  live?: { slowReading: number };
 }
 
 export interface LoadResult {
@@ -138,7 +140,7 @@ async function invoke(options: LoadOptions, record: RequestRecord): Promise<void
   record.requestId = res.headers.get('nvcf-reqid') ?? undefined;
   for (;;) {
     try {
-      if (res.status !== 202) return await judge(record, res, expected, slowRead);
+      if (res.status !== 202) return await judge(record, res, expected, slowRead && (options.live ?? true));
       await res.arrayBuffer();
     } catch (err) {
       // Cut in the middle of its answer: a client with a request id asks again.
@@ -162,25 +164,36 @@ async function invoke(options: LoadOptions, record: RequestRecord): Promise<void
 }
 
 /** Reads a body 64 KiB at a time with pauses, as a client on a slow link would. */
-async function readSlowly(res: Response): Promise<string> {
+async function readSlowly(res: Response, live?: { slowReading: number }): Promise<string> {
   const reader = res.body!.getReader();
   const parts: Uint8Array[] = [];
   let since = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    parts.push(value);
-    since += value.length;
-    if (since >= 64 * 1024) {
-      since = 0;
-      await sleep(100);
+  if (live) live.slowReading++;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(value);
+      since += value.length;
+      if (since >= 64 * 1024) {
+        since = 0;
+        await sleep(100);
+      }
     }
+  } finally {
+    if (live) live.slowReading--;
   }
   return Buffer.concat(parts).toString();
 }
 
-async function judge(record: RequestRecord, res: Response, sent: string, slowly = false): Promise<void> {
-  const text = res.status === 200 && slowly ? await readSlowly(res) : await res.text();
+async function judge(
+  record: RequestRecord,
+  res: Response,
+  sent: string,
+  slowly: { slowReading: number } | boolean = false,
+): Promise<void> {
+  const text =
+    res.status === 200 && slowly ? await readSlowly(res, slowly === true ? undefined : slowly) : await res.text();
   if (res.status === 200)
     return finish(record, text === sent ? 'ok' : 'wrong', 200, text === sent ? undefined : text.slice(0, 200));
   // A 404 on a status poll means the record is gone without this client having the result.

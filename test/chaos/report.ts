@@ -147,7 +147,7 @@ ${pressureTable(pressure)}
 
 - **slow SSE reader**: one client asks for \`text/event-stream\` and reads 64 KiB a second while the
   container writes its events as fast as it is let. The gateway's RSS is sampled every 0.5 s;
-  growth past 256 MiB for one reader fails the run. The growth of \`NVCF_RS\` shows what the
+  growth past 64 MiB for one reader fails the run. The growth of \`NVCF_RS\` shows what the
   workers published ahead of the reader.
 - **poll storm**: 16 requests kept running while 64 clients poll their status with a 1 s window,
   back to back, for a minute. Consumers on \`NVCF_RS\` are counted before and 3 s after the

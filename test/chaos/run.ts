@@ -43,6 +43,8 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     'away-seconds': { type: 'string', default: '30' },
     'outage-seconds': { type: 'string', default: '20' },
+    'sse-mb': { type: 'string', default: '1024' },
+    'storm-seconds': { type: 'string', default: '60' },
     only: { type: 'string' },
     'no-doc': { type: 'boolean', default: false },
   },
@@ -56,11 +58,11 @@ const size: ScenarioSize = {
   natsOutageMs: Number(values['outage-seconds']) * 1000,
 };
 const pressure: PressureSize = {
-  sseBytes: 1024 * 1024 * 1024,
+  sseBytes: Number(values['sse-mb']) * 1024 * 1024,
   sseReadMs: 40_000,
   stormRequests: 16,
   stormClients: 64,
-  stormMs: 60_000,
+  stormMs: Number(values['storm-seconds']) * 1000,
 };
 const seed = values.seed ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
 const only = values.only ? new Set(values.only.split(',')) : undefined;

@@ -184,8 +184,13 @@ export function natsOutage(size: ScenarioSize): Promise<ScenarioRow> {
 export function gatewayKill(size: ScenarioSize): Promise<ScenarioRow> {
   return withCluster({}, async (cluster) => {
     const marks = milestones(size.n);
+    const live = { slowReading: 0 };
+    let midBody = 0;
     const kill = (async () => {
       await marks.at(0.5);
+      // Strike while at least one client is in the middle of a large answer.
+      for (let i = 0; i < 200 && live.slowReading === 0; i++) await sleep(100);
+      midBody = live.slowReading;
       await cluster.gateway.stop('SIGKILL');
       await sleep(3_000);
       await cluster.gateway.restart();
@@ -197,11 +202,12 @@ export function gatewayKill(size: ScenarioSize): Promise<ScenarioRow> {
         slowBodyShare: 0.25,
         slowReadShare: 0.1,
         bigCopies: 60_000,
+        live,
       }),
     );
     await kill;
     const r = await row('gateway kill -9', cluster, load, [
-      'SIGKILL at 50 % with calls waiting, uploading (a quarter send their body in two halves) and reading 4 MB answers slowly (a tenth); back after 3 s',
+      `SIGKILL at 50 % with calls waiting, uploading (a quarter send their body in two halves) and reading 4 MB answers slowly (a tenth; ${midBody} mid-answer when it died); back after 3 s`,
     ]);
     return { ...r, orphansExpected: true };
   });
