@@ -10,7 +10,7 @@ import { waitForStatus } from '../support/gateway.js';
 import { GatewayProcess, WorkerSlot } from './cluster.js';
 import { generateCase, hijackCases, manyFilesCase, type FrameCase } from './fuzz-cases.js';
 import { runGatewayFuzz, type GatewayFuzzReport } from './fuzz-gateway.js';
-import { API_KEYS_ENV, CLIENT_KEYS, crossClientCases } from './fuzz-keys.js';
+import { API_KEYS_ENV, API_KEYS_VALUE, crossClientCases } from './fuzz-keys.js';
 import { Canaries, startFuzzContainer } from './fuzz-container.js';
 import { Random } from './random.js';
 
@@ -326,7 +326,7 @@ async function fuzzThroughGateway(
     // A second gateway on the same NATS, with one API key per client.
     const keyed = await GatewayProcess.start(natsUrl, {
       GATEWAY_ID: 'gw-chaos-keyed',
-      [API_KEYS_ENV]: CLIENT_KEYS.join(','),
+      [API_KEYS_ENV]: API_KEYS_VALUE,
     });
     try {
       report.crossClient = await crossClientCases(

@@ -120,7 +120,7 @@ export function pollStorm(size: PressureSize): Promise<PressureRow> {
     for (let i = 0; i < size.stormRequests; i++) {
       const res = await fetch(invokeUrl(cluster), {
         method: 'POST',
-        headers: { 'nvcf-poll-seconds': '1', 'x-sleep-ms': String(size.stormMs + 10_000) },
+        headers: { 'nvcf-poll-seconds': '1', 'x-sleep-ms': String(size.stormMs + 60_000) },
         body: `{"storm":${i}}`,
       });
       await res.arrayBuffer();
