@@ -36,7 +36,8 @@ export async function crossClientCases(t: CrossClientTarget, rng: Random, count:
   const [owner, other] = CLIENT_KEYS;
   const problems: string[] = [];
   for (let i = 0; i < count; i++) {
-    const body = JSON.stringify({ rid: rng.uuid(), act: 'sleep', ms: 1_500 });
+    // No `rid`: the gateway picks the request id, and the container checks a `rid` against it.
+    const body = JSON.stringify({ token: rng.uuid(), act: 'sleep', ms: 1_500 });
     const invoke = `${t.url}/v2/nvcf/pexec/functions/${t.functionId}/versions/${t.versionId}`;
     const first = await call(
       invoke,
