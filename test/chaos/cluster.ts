@@ -210,8 +210,17 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       });
       workers.push(new WorkerSlot(env));
     }
-    // A loaded machine can take a while to start three TypeScript processes.
-    await Promise.all(workers.map((w) => w.running()));
+    // A loaded machine can take a while to start three TypeScript processes, and a worker whose
+    // first JetStream calls time out exits; it is given one more start, as its pod would be.
+    await Promise.all(
+      workers.map((w) =>
+        w.running().catch(async (err: unknown) => {
+          if (w.alive()) throw err;
+          w.restart();
+          return w.running();
+        }),
+      ),
+    );
     gateway = await GatewayProcess.start(nats.url, { ...replicaEnv, ...options.gatewayEnv });
     await waitForStatus(gateway.url, functionId, versionId, 'ACTIVE', 60_000);
     const raisedReplicas = replicas > 1 ? await nats.raiseReplicas(replicas) : [];

@@ -52,15 +52,18 @@ export class NatsNodes {
     return this.nodes.length;
   }
 
-  /** A cluster's JetStream answers only once its nodes have elected a meta leader. */
+  /** A cluster's JetStream answers only once its nodes have elected a meta leader and can place streams. */
   async waitForJetStream(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const nc = await connect({ servers: this.url.split(',') }).catch(() => undefined);
       try {
         if (nc) {
-          const info = await (await nc.jetstreamManager()).getAccountInfo();
-          if (info) return;
+          // A replicated stream created and deleted: the meta leader is elected and answering.
+          const jsm = await nc.jetstreamManager({ timeout: 10_000 });
+          await jsm.streams.add({ name: 'CHAOS_PROBE', subjects: ['chaos.probe'], num_replicas: this.size });
+          await jsm.streams.delete('CHAOS_PROBE');
+          return;
         }
       } catch {
         // no meta leader yet

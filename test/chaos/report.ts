@@ -117,8 +117,9 @@ caller by that token.
 - **errored**: the client got a clear error (a problem with a detail); never silent.
 
 Run: \`${meta.command}\` (${meta.size}), ${meta.when}. Reproduce the fuzz run with the seed below:
-\`npm run chaos -- --only fuzz --seed <seed>\`. A reduced run of every scenario is part of \`npm test\`
-(\`test/process/chaos.test.ts\`).
+\`npm run chaos -- --only fuzz --seed <seed>\`; run chosen scenarios with \`--only\` and any of
+\`crash,nats,container,gateway,drain,outage,gateway-kill,cluster,sse,storm,fuzz\`. A reduced run
+of every scenario is part of \`npm test\` (\`test/process/chaos.test.ts\`).
 
 ## Failure scenarios
 

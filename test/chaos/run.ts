@@ -43,7 +43,7 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     'away-seconds': { type: 'string', default: '30' },
     'outage-seconds': { type: 'string', default: '20' },
-    'sse-mb': { type: 'string', default: '1024' },
+    'sse-mb': { type: 'string', default: '512' },
     'storm-seconds': { type: 'string', default: '60' },
     only: { type: 'string' },
     'no-doc': { type: 'boolean', default: false },
