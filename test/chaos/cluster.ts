@@ -61,8 +61,18 @@ export class WorkerSlot {
     return this.process.child.pid!;
   }
 
+  /** Resolves once it pulls work; rejects as soon as it exits instead. */
   running(): Promise<unknown> {
-    return this.process.waitForLog(isState('running'), 120_000);
+    const { process: worker } = this;
+    const running = worker.waitForLog(isState('running'), 120_000);
+    const exited = worker.exit.then(({ code, signal }) => {
+      throw new Error(
+        `worker ${this.env.WORKER_ID} exited (${code ?? signal}) before running: ${worker.stderr().slice(-300)}`,
+      );
+    });
+    running.catch(() => undefined);
+    exited.catch(() => undefined);
+    return Promise.race([running, exited]);
   }
 
   alive(): boolean {
