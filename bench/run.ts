@@ -10,19 +10,24 @@ import { throughGateway } from './scenarios/gateway.js';
 import { largeOutputs } from './scenarios/large.js';
 import { streaming } from './scenarios/streaming.js';
 import { throughput } from './scenarios/throughput.js';
+import { roundsFromEnv } from './lib/rounds.js';
 import { renderTable, type Report } from './table.js';
 
 /**
  * `npm run bench [-- --quick] [-- --only=1,3] [-- --profile=<dir>]`: every scenario against real
  * processes on loopback, one table on stdout, the figures in bench/results/latest.json.
  * --quick (or BENCH_QUICK=1) shortens every run for a smoke check; its figures are noisier.
+ * Scenarios 1 and 2 alternate the systems they compare (a, b, a, b …) for BENCH_ROUNDS rounds
+ * (default 5) of BENCH_DURATION_MS (default 4 s) and report medians.
  * --profile writes the worker's CPU profile (node --cpu-prof) into <dir> when the run ends.
  */
 const args = process.argv.slice(2);
 const quick = args.includes('--quick') || process.env.BENCH_QUICK === '1';
 const only = new Set((args.find((a) => a.startsWith('--only='))?.slice(7) ?? '1,2,3,4,5').split(',').map(Number));
 const profileDir = args.find((a) => a.startsWith('--profile='))?.slice(10);
-const durationMs = Number(process.env.BENCH_DURATION_MS) || (quick ? 2_000 : 10_000);
+// Each comparison alternates its systems for BENCH_ROUNDS rounds of BENCH_DURATION_MS each.
+const durationMs = Number(process.env.BENCH_DURATION_MS) || (quick ? 2_000 : 4_000);
+const rounds = roundsFromEnv(quick);
 
 function version(command: string, ...a: string[]): string {
   try {
@@ -56,11 +61,11 @@ try {
   }
   if (only.has(1)) {
     log('scenario 1: throughput through NATS, worker vs bare forwarder vs direct');
-    results.throughput = await throughput(rig, [1, 16, 64], durationMs);
+    results.throughput = await throughput(rig, [1, 16, 64], durationMs, rounds);
   }
   if (only.has(2)) {
     log('scenario 2: through the gateway');
-    results.gateway = await throughGateway(rig, [1, 16], durationMs);
+    results.gateway = await throughGateway(rig, [1, 16], durationMs, rounds);
   }
   if (only.has(4)) {
     log('scenario 4: SSE, progress and rename latency');

@@ -29,7 +29,7 @@ export function renderTable(report: Report): string {
       '(a) worker',
       `${i(r.worker.rps)} req/s`,
       `p50 ${f(r.worker.p50)} ms, p99 ${f(r.worker.p99)} ms`,
-      `a/b ${f(r.ratioAB)}, a/c ${f(r.ratioAC, 3)}`,
+      `a/b ${f(r.ratioAB)} (rounds ${r.roundRatiosAB.map((x) => f(x)).join(', ')}), a/c ${f(r.ratioAC, 3)}`,
     ]);
     rows.push([
       label,

@@ -2,22 +2,27 @@ import { Pool } from 'undici';
 import { closedLoop, type LoadResult } from '../lib/load.js';
 import { NatsCaller } from '../lib/nats-load.js';
 import { cpuSeconds, RssSampler } from '../lib/processes.js';
+import { median, medianLoad } from '../lib/rounds.js';
 import type { Rig } from '../lib/setup.js';
 
 export interface ThroughputRow {
   concurrency: number;
+  /** Medians over the rounds (see bench/lib/rounds.ts). */
   worker: LoadResult;
   bare: LoadResult;
   direct: LoadResult;
-  /** req/s of the real worker over the bare forwarder (a/b) and over direct calls (a/c). */
+  /** Median of the per-round req/s ratios: worker over bare forwarder (a/b), over direct (a/c). */
   ratioAB: number;
   ratioAC: number;
-  /** CPU milliseconds the worker (a) and the forwarder (b) spent per request. */
+  /** Every round's a/b, to show the spread. */
+  roundRatiosAB: number[];
+  /** Median CPU milliseconds the worker (a) and the forwarder (b) spent per request. */
   workerCpuMsPerRequest: number;
   bareCpuMsPerRequest: number;
 }
 
 export interface ThroughputResult {
+  rounds: number;
   rows: ThroughputRow[];
   /** Peak RSS of the worker while it ran at the highest concurrency. */
   workerPeakRssMiB: number;
@@ -26,43 +31,49 @@ export interface ThroughputResult {
 /** A 256-byte JSON body, LLM-request sized. */
 export const PAYLOAD = Buffer.from(JSON.stringify({ prompt: 'x'.repeat(230), max_tokens: 16 }).padEnd(256, ' '));
 
+interface Measured {
+  load: LoadResult;
+  cpuMsPerRequest: number;
+}
+
+/** One closed-loop run, with the CPU the process `pid` spent per counted request. */
+async function measure(pid: number, call: () => Promise<void>, concurrency: number, durationMs: number) {
+  const cpu = cpuSeconds(pid);
+  const load = await closedLoop(call, concurrency, durationMs);
+  // Warm-up calls are not in the counts but are in the CPU: an estimate, slightly high.
+  const cpuMsPerRequest = ((cpuSeconds(pid) - cpu) * 1000) / (load.count * (1 + 1_000 / durationMs));
+  return { load, cpuMsPerRequest } satisfies Measured;
+}
+
 /**
  * Scenario 1: the same closed-loop load, at each concurrency, against (a) the real worker through
- * NATS, (b) the bare forwarder through NATS, (c) the container directly. The three run back to back
- * at each level, so drift of this shared machine hits them alike.
+ * NATS, (b) the bare forwarder through NATS, (c) the container directly. At each level (a) and (b)
+ * alternate for `rounds` rounds of `durationMs` each, then (c) runs once; the row keeps medians.
  */
-export async function throughput(rig: Rig, levels: number[], durationMs: number): Promise<ThroughputResult> {
+export async function throughput(
+  rig: Rig,
+  levels: number[],
+  durationMs: number,
+  rounds: number,
+): Promise<ThroughputResult> {
   const caller = await NatsCaller.connect(rig.nats.url);
   const rows: ThroughputRow[] = [];
   let workerPeakRssMiB = 0;
+  const viaNats = (fn: Rig['workerFn'], who: string) => async () => {
+    const { meta } = await caller.invoke(fn.functionId, fn.functionVersionId, { body: PAYLOAD });
+    if (meta.kind !== 'final' || meta.status !== 200) throw new Error(`${who} answered ${JSON.stringify(meta)}`);
+  };
   try {
     for (const concurrency of levels) {
+      const workers: Measured[] = [];
+      const bares: Measured[] = [];
       const sampler = new RssSampler(rig.worker.pid, 100);
-      let cpu = cpuSeconds(rig.worker.pid);
-      const worker = await closedLoop(
-        async () => {
-          const { meta } = await caller.invoke(rig.workerFn.functionId, rig.workerFn.functionVersionId, {
-            body: PAYLOAD,
-          });
-          if (meta.kind !== 'final' || meta.status !== 200) throw new Error(`worker answered ${JSON.stringify(meta)}`);
-        },
-        concurrency,
-        durationMs,
-      );
-      const workerCpu = cpuSeconds(rig.worker.pid) - cpu;
+      for (let round = 0; round < rounds; round++) {
+        workers.push(await measure(rig.worker.pid, viaNats(rig.workerFn, 'worker'), concurrency, durationMs));
+        bares.push(await measure(rig.forwarder.pid, viaNats(rig.bareFn, 'forwarder'), concurrency, durationMs));
+      }
       const peak = sampler.stop();
-      cpu = cpuSeconds(rig.forwarder.pid);
       if (concurrency === Math.max(...levels)) workerPeakRssMiB = peak;
-      const bare = await closedLoop(
-        async () => {
-          const { meta } = await caller.invoke(rig.bareFn.functionId, rig.bareFn.functionVersionId, { body: PAYLOAD });
-          if (meta.kind !== 'final' || meta.status !== 200)
-            throw new Error(`forwarder answered ${JSON.stringify(meta)}`);
-        },
-        concurrency,
-        durationMs,
-      );
-      const bareCpu = cpuSeconds(rig.forwarder.pid) - cpu;
       const pool = new Pool(rig.containerOrigin, { connections: concurrency });
       const direct = await closedLoop(
         async () => {
@@ -79,20 +90,22 @@ export async function throughput(rig: Rig, levels: number[], durationMs: number)
         durationMs,
       );
       await pool.close();
+      const worker = medianLoad(workers.map((m) => m.load));
+      const roundRatiosAB = workers.map((w, i) => w.load.rps / bares[i]!.load.rps);
       rows.push({
         concurrency,
         worker,
-        bare,
+        bare: medianLoad(bares.map((m) => m.load)),
         direct,
-        ratioAB: worker.rps / bare.rps,
+        ratioAB: median(roundRatiosAB),
         ratioAC: worker.rps / direct.rps,
-        // Warm-up calls are not in the counts but are in the CPU: an estimate, slightly high.
-        workerCpuMsPerRequest: (workerCpu * 1000) / (worker.count * (1 + 1_000 / durationMs)),
-        bareCpuMsPerRequest: (bareCpu * 1000) / (bare.count * (1 + 1_000 / durationMs)),
+        roundRatiosAB,
+        workerCpuMsPerRequest: median(workers.map((m) => m.cpuMsPerRequest)),
+        bareCpuMsPerRequest: median(bares.map((m) => m.cpuMsPerRequest)),
       });
     }
   } finally {
     await caller.close();
   }
-  return { rows, workerPeakRssMiB };
+  return { rounds, rows, workerPeakRssMiB };
 }

@@ -7,27 +7,10 @@ import {
   subjects,
   type Frame,
   type InvocationInput,
-  type OutputFile,
   type ResponseMeta,
 } from '../shared/protocol.js';
-import { ResultAssembler, type ResultEvent } from './result-assembler.js';
 
 export type InvocationRequest = Omit<InvocationInput, 'v' | 'replyTo'> & { replyTo?: string };
-
-export interface CollectedResult {
-  status: number;
-  headers: [string, string][];
-  body: Buffer;
-  streamed: boolean;
-  error?: string;
-  progress: { percentComplete: number; body: Buffer }[];
-  /** Output files announced while the request ran. */
-  outputs: OutputFile[];
-  /** On a large result: what the zip holds and what was left out. */
-  manifest?: NonNullable<Extract<ResultEvent, { type: 'final' }>['manifest']>;
-  /** When each event arrived (ms since the call began): for tests about streaming order. */
-  timeline: { type: ResultEvent['type']; at: number }[];
-}
 
 /**
  * The caller's side of the protocol: publish an invocation onto a function version's work queue
@@ -48,11 +31,6 @@ export class ProtocolClient {
       msgID: request.requestId,
     });
     return replyTo;
-  }
-
-  /** Publishes raw bytes on a work subject, for tests of what a worker does with bad messages. */
-  async publishRaw(functionVersionId: string, requestId: string, data: Uint8Array): Promise<void> {
-    await this.js.publish(subjects.work(functionVersionId, requestId), data);
   }
 
   cancel(functionVersionId: string, requestId: string): void {
@@ -101,43 +79,5 @@ export class ProtocolClient {
     } finally {
       messages.stop();
     }
-  }
-
-  /** Waits for the final response and returns it whole, with the progress seen on the way. */
-  async result(replyTo: string, timeoutMs = 30_000): Promise<CollectedResult> {
-    const started = Date.now();
-    const signal = AbortSignal.timeout(timeoutMs);
-    const assembler = new ResultAssembler();
-    const collected: CollectedResult = {
-      status: 0,
-      headers: [],
-      body: Buffer.alloc(0),
-      streamed: false,
-      progress: [],
-      outputs: [],
-      timeline: [],
-    };
-    const data: Uint8Array[] = [];
-    for await (const frame of this.responses(replyTo, signal)) {
-      for (const event of assembler.push(frame)) {
-        collected.timeline.push({ type: event.type, at: Date.now() - started });
-        if (event.type === 'progress')
-          collected.progress.push({ percentComplete: event.percentComplete, body: Buffer.from(event.body) });
-        if (event.type === 'output') collected.outputs.push(...event.files);
-        if (event.type === 'data') data.push(event.bytes);
-        if (event.type === 'final') {
-          Object.assign(collected, {
-            status: event.status,
-            headers: event.headers,
-            streamed: event.streamed,
-            body: Buffer.concat([...data, event.body]),
-          });
-          if (event.error) collected.error = event.error;
-          if (event.manifest) collected.manifest = event.manifest;
-          return collected;
-        }
-      }
-    }
-    throw new Error(`no final response on ${replyTo} within ${timeoutMs} ms`);
   }
 }

@@ -1,8 +1,7 @@
 import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../src/dev/nats-server.js';
-import { TestContainer, echo } from '../support/container.js';
-import { clientFor, invocationFor, startWorker, workerEnv } from '../support/env.js';
+import { describe, expect, it } from 'vitest';
+import { invocationFor } from '../support/env.js';
+import { useRig } from '../support/rig.js';
 
 async function get(port: number, path: string): Promise<{ status: number; text: string }> {
   const res = await request(`http://127.0.0.1:${port}${path}`);
@@ -10,57 +9,43 @@ async function get(port: number, path: string): Promise<{ status: number; text: 
 }
 
 describe('the admin endpoints', () => {
-  let nats: NatsServer;
-  let container: TestContainer;
-
-  beforeAll(async () => {
-    nats = await NatsServer.start();
-    container = await TestContainer.start(echo);
-  });
-  afterAll(async () => {
-    await container?.close();
-    await nats?.dispose();
-  });
+  // Each test starts the worker it looks at.
+  const rig = useRig({ nats: true, container: true });
 
   it('report live at once, and ready only while the container is healthy', async () => {
-    container.healthStatus = 503;
-    const running = await startWorker(await workerEnv(nats.url, container.port), 'waiting');
+    rig.container.healthStatus = 503;
+    const running = await rig.startWorker({ waitFor: 'waiting' });
     const { health } = running.worker.ports;
     expect((await get(health, '/v1/health/live')).status).toBe(200);
     const waiting = await get(health, '/v1/health/ready');
     expect(waiting.status).toBe(503);
     expect(JSON.parse(waiting.text).reasons).toContain('worker is waiting');
-    container.healthStatus = 200;
+    rig.container.healthStatus = 200;
     await expect.poll(async () => (await get(health, '/v1/health/ready')).status, { timeout: 5_000 }).toBe(200);
-    container.healthStatus = 500;
+    rig.container.healthStatus = 500;
     await expect
       .poll(async () => (await get(health, '/v1/health/ready')).text, { timeout: 5_000 })
       .toMatch(/inference container is unhealthy/);
-    container.healthStatus = 200;
+    rig.container.healthStatus = 200;
     await running.stop();
   });
 
   it('count requests by outcome and expose capacity on /metrics', async () => {
-    const running = await startWorker(await workerEnv(nats.url, container.port, { MAX_REQUEST_CONCURRENCY: '3' }));
-    const { nc, client } = await clientFor(nats.url);
-    try {
-      await client.result(await client.invoke(invocationFor(running.env), Buffer.from('x')));
-      container.route = (_req, res) => void res.writeHead(400).end('{"error":"no"}');
-      await client.result(await client.invoke(invocationFor(running.env), Buffer.from('x')));
-      // The counters move just after the final is published, so wait for them to settle.
-      await expect
-        .poll(async () => (await get(running.worker.ports.metrics, '/metrics')).text)
-        .toMatch(/outcome="container_error"\} 1/);
-      const { status, text } = await get(running.worker.ports.metrics, '/metrics');
-      expect(status).toBe(200);
-      expect(text).toMatch(/nvcf_worker_requests_total\{outcome="ok"\} 1/);
-      expect(text).toMatch(/nvcf_worker_requests_total\{outcome="container_error"\} 1/);
-      expect(text).toMatch(/nvcf_worker_capacity 3/);
-      expect(text).toMatch(/nvcf_worker_publish_seconds_count 2/);
-    } finally {
-      container.route = echo;
-      await running.stop();
-      await nc.close();
-    }
+    const running = await rig.startWorker({ env: { MAX_REQUEST_CONCURRENCY: '3' } });
+    const { client } = rig;
+    await client.result(await client.invoke(invocationFor(running.env), Buffer.from('x')));
+    rig.container.route = (_req, res) => void res.writeHead(400).end('{"error":"no"}');
+    await client.result(await client.invoke(invocationFor(running.env), Buffer.from('x')));
+    // The counters move just after the final is published, so wait for them to settle.
+    await expect
+      .poll(async () => (await get(running.worker.ports.metrics, '/metrics')).text)
+      .toMatch(/outcome="container_error"\} 1/);
+    const { status, text } = await get(running.worker.ports.metrics, '/metrics');
+    expect(status).toBe(200);
+    expect(text).toMatch(/nvcf_worker_requests_total\{outcome="ok"\} 1/);
+    expect(text).toMatch(/nvcf_worker_requests_total\{outcome="container_error"\} 1/);
+    expect(text).toMatch(/nvcf_worker_capacity 3/);
+    expect(text).toMatch(/nvcf_worker_publish_seconds_count 2/);
+    await running.stop();
   });
 });

@@ -1,66 +1,49 @@
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../src/dev/nats-server.js';
-import { TestContainer } from '../support/container.js';
-import { startWorker, workerEnv, type RunningWorker } from '../support/env.js';
-import { startGateway, waitForStatus, type RunningGateway } from '../support/gateway.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, describe, expect, it } from 'vitest';
+import { heldEcho } from '../support/container.js';
+import { waitForStatus } from '../support/gateway.js';
+import { useRig } from '../support/rig.js';
 
 describe('a gateway that stops while callers wait', () => {
-  let nats: NatsServer;
-  let container: TestContainer;
-  let worker: RunningWorker;
-  let gw: RunningGateway | undefined;
-  let release!: () => void;
-
-  beforeAll(async () => {
-    nats = await NatsServer.start();
-    const released = new Promise<void>((r) => (release = r));
-    container = await TestContainer.start(async (req, res) => {
-      await released;
-      res.writeHead(200, { 'content-type': 'application/json' }).end(req.body);
-    });
-    worker = await startWorker(await workerEnv(nats.url, container.port, { LOG_LEVEL: 'warn' }));
+  const held = heldEcho();
+  // Each test starts the gateways it stops.
+  const rig = useRig({
+    container: held.route,
+    worker: { env: { LOG_LEVEL: 'warn' } },
   });
-
-  afterAll(async () => {
-    release();
-    await gw?.stop();
-    await worker?.stop();
-    await container?.close();
-    await nats?.dispose();
-  });
+  // After-hooks run last-registered first: the held request ends before the rig stops the worker.
+  afterAll(() => held.release());
 
   it('answers a pexec call still inside its window 202 with its request id, and the result waits for the next gateway', async () => {
-    const first = await startGateway(nats.url);
-    gw = first;
-    const { FUNCTION_ID: fid, FUNCTION_VERSION_ID: fvid } = worker.env;
+    const first = await rig.startGateway();
+    const { FUNCTION_ID: fid, FUNCTION_VERSION_ID: fvid } = rig.worker.env;
     await waitForStatus(first.url, fid!, fvid!, 'ACTIVE');
     const call = fetch(`${first.url}/v2/nvcf/pexec/functions/${fid}/versions/${fvid}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: '{"token":"kept"}',
     });
-    await expect.poll(() => container.seen.length).toBe(1);
+    await expect.poll(() => rig.container.seen.length).toBe(1);
     await first.stop();
     // Without a request id the caller could never ask for this result again.
     const answer = await call;
     expect(answer.status).toBe(202);
     const requestId = answer.headers.get('nvcf-reqid');
     expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
-    release();
+    held.release();
 
-    gw = await startGateway(nats.url, { GATEWAY_PORT: String(first.gateway.port) });
+    const gw = await rig.startGateway({ GATEWAY_PORT: String(first.gateway.port) });
     const done = await fetch(`${gw.url}/v2/nvcf/pexec/status/${requestId}`, { headers: { 'nvcf-poll-seconds': '20' } });
     expect(done.status).toBe(200);
     expect(await done.text()).toBe('{"token":"kept"}');
   });
 
   it('answers a pexec call whose body is still arriving when it stops, with its request id, on a connection it then closes', async () => {
-    release();
-    const gateway = await startGateway(nats.url);
-    gw = gateway;
-    const { FUNCTION_ID: fid, FUNCTION_VERSION_ID: fvid } = worker.env;
+    held.release();
+    const gateway = await rig.startGateway();
+    const { FUNCTION_ID: fid, FUNCTION_VERSION_ID: fvid } = rig.worker.env;
     await waitForStatus(gateway.url, fid!, fvid!, 'ACTIVE');
     const { port } = new URL(gateway.url);
     const body = '{"token":"late"}';
@@ -72,9 +55,9 @@ describe('a gateway that stops while callers wait', () => {
     let answer = '';
     socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
     const ended = once(socket, 'close');
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     const stopped = gateway.stop();
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     socket.write(body.slice(5));
     await ended;
     await stopped;

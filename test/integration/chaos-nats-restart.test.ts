@@ -1,38 +1,21 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../src/dev/nats-server.js';
-import { TestContainer } from '../support/container.js';
-import { startWorker, workerEnv, type RunningWorker } from '../support/env.js';
-import { startGateway, waitForStatus, type RunningGateway } from '../support/gateway.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, describe, expect, it } from 'vitest';
+import { heldEcho } from '../support/container.js';
+import { useRig } from '../support/rig.js';
 
 describe('a status poll while NATS restarts', () => {
-  let nats: NatsServer;
-  let container: TestContainer;
-  let worker: RunningWorker;
-  let gw: RunningGateway;
-  let release!: () => void;
-
-  beforeAll(async () => {
-    nats = await NatsServer.start();
-    const released = new Promise<void>((r) => (release = r));
-    container = await TestContainer.start(async (req, res) => {
-      await released;
-      res.writeHead(200, { 'content-type': 'application/json' }).end(req.body);
-    });
-    worker = await startWorker(await workerEnv(nats.url, container.port, { LOG_LEVEL: 'warn' }));
-    gw = await startGateway(nats.url, { LOG_LEVEL: 'warn' });
-    await waitForStatus(gw.url, worker.env.FUNCTION_ID!, worker.env.FUNCTION_VERSION_ID!, 'ACTIVE');
+  const held = heldEcho();
+  const rig = useRig({
+    container: held.route,
+    worker: { env: { LOG_LEVEL: 'warn' } },
+    gateway: { env: { LOG_LEVEL: 'warn' }, awaitStatus: 'ACTIVE' },
   });
-
-  afterAll(async () => {
-    release();
-    await gw?.stop();
-    await worker?.stop();
-    await container?.close();
-    await nats?.dispose();
-  });
+  // After-hooks run last-registered first: the held request ends before the rig stops the worker.
+  afterAll(() => held.release());
 
   it('is answered 202 (still running), not an error, while a new call is told 503 to retry, and the result arrives once NATS is back, however long it was away', async () => {
-    const { FUNCTION_ID: fid, FUNCTION_VERSION_ID: fvid } = worker.env;
+    const { FUNCTION_ID: fid, FUNCTION_VERSION_ID: fvid } = rig.worker.env;
+    const gw = rig.gateway;
     const first = await fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}/versions/${fvid}`, {
       method: 'POST',
       headers: { 'nvcf-poll-seconds': '1' },
@@ -40,7 +23,7 @@ describe('a status poll while NATS restarts', () => {
     });
     expect(first.status).toBe(202);
     const requestId = first.headers.get('nvcf-reqid')!;
-    await nats.stop();
+    await rig.nats.stop();
     const during = await fetch(`${gw.url}/v2/nvcf/pexec/status/${requestId}`, {
       headers: { 'nvcf-poll-seconds': '2' },
     });
@@ -59,9 +42,9 @@ describe('a status poll while NATS restarts', () => {
       /cannot reach NATS right now \(\w+\); retry later/,
     );
     // Longer than the unpolled-request threshold (10 s): the outage must not count as neglect.
-    await new Promise((r) => setTimeout(r, Math.max(0, 11_000 - (Date.now() - outageStarted))));
-    await nats.restart();
-    release();
+    await sleep(Math.max(0, 11_000 - (Date.now() - outageStarted)));
+    await rig.nats.restart();
+    held.release();
     let done: Response;
     do done = await fetch(`${gw.url}/v2/nvcf/pexec/status/${requestId}`, { headers: { 'nvcf-poll-seconds': '10' } });
     while (done.status === 202);

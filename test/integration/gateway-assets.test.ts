@@ -2,12 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { extractZip } from '../../src/invoke/unzip.js';
-import { NatsServer } from '../../src/dev/nats-server.js';
-import { TestContainer, echo } from '../support/container.js';
-import { startWorker, workerEnv, type RunningWorker } from '../support/env.js';
-import { startGateway, waitForStatus, type RunningGateway } from '../support/gateway.js';
+import { useRig } from '../support/rig.js';
 
 interface CreatedAsset {
   assetId: string;
@@ -17,14 +14,10 @@ interface CreatedAsset {
 }
 
 describe('assets and large results through the gateway', () => {
-  let nats: NatsServer;
-  let container: TestContainer;
-  let worker: RunningWorker;
-  let gw: RunningGateway;
-  let fid: string;
+  const rig = useRig({ worker: { env: { LOG_LEVEL: 'warn' } }, gateway: { awaitStatus: 'ACTIVE' } });
 
   const createAsset = async (contentType: string, description = 'test asset'): Promise<CreatedAsset> => {
-    const res = await fetch(`${gw.url}/v2/nvcf/assets`, {
+    const res = await fetch(`${rig.gateway.url}/v2/nvcf/assets`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ contentType, description }),
@@ -33,44 +26,24 @@ describe('assets and large results through the gateway', () => {
     return (await res.json()) as CreatedAsset;
   };
 
-  beforeAll(async () => {
-    nats = await NatsServer.start();
-    container = await TestContainer.start(echo);
-    worker = await startWorker(await workerEnv(nats.url, container.port, { LOG_LEVEL: 'warn' }));
-    fid = worker.env.FUNCTION_ID!;
-    gw = await startGateway(nats.url);
-    await waitForStatus(gw.url, fid, worker.env.FUNCTION_VERSION_ID!, 'ACTIVE');
-  });
-
-  afterAll(async () => {
-    await gw?.stop();
-    await worker?.stop();
-    await container?.close();
-    await nats?.dispose();
-  });
-
   it('hands the container the byte-exact uploaded file at NVCF-ASSET-DIR/<assetId>', async () => {
     const bytes = randomBytes(2 * 1024 * 1024 + 17);
     const asset = await createAsset('image/png', 'a picture');
     expect(asset).toMatchObject({ contentType: 'image/png', description: 'a picture' });
     const put = await fetch(asset.uploadUrl, { method: 'PUT', headers: { 'content-type': 'image/png' }, body: bytes });
     expect(put.status).toBe(200);
-    container.route = async (req, res) => {
+    rig.container.route = async (req, res) => {
       const file = await readFile(join(String(req.headers['nvcf-asset-dir']), asset.assetId));
       res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(file);
     };
-    try {
-      const res = await fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}`, {
-        method: 'POST',
-        headers: { 'NVCF-INPUT-ASSET-REFERENCES': ` ${asset.assetId} ,` },
-        body: '{}',
-      });
-      expect(res.status).toBe(200);
-      expect(Buffer.from(await res.arrayBuffer()).equals(bytes)).toBe(true);
-      expect(container.seen.at(-1)!.headers['nvcf-function-asset-ids']).toBe(asset.assetId);
-    } finally {
-      container.route = echo;
-    }
+    const res = await fetch(`${rig.gateway.url}/v2/nvcf/pexec/functions/${rig.worker.env.FUNCTION_ID}`, {
+      method: 'POST',
+      headers: { 'NVCF-INPUT-ASSET-REFERENCES': ` ${asset.assetId} ,` },
+      body: '{}',
+    });
+    expect(res.status).toBe(200);
+    expect(Buffer.from(await res.arrayBuffer()).equals(bytes)).toBe(true);
+    expect(rig.container.seen.at(-1)!.headers['nvcf-function-asset-ids']).toBe(asset.assetId);
   });
 
   it('refuses an upload whose Content-Type differs from the declared one', async () => {
@@ -101,11 +74,12 @@ describe('assets and large results through the gateway', () => {
   it('lists assets and forgets a deleted one, which then cannot be referenced', async () => {
     const asset = await createAsset('application/json', 'to delete');
     await fetch(asset.uploadUrl, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{}' });
-    const listed = (await (await fetch(`${gw.url}/v2/nvcf/assets`)).json()) as { assets: { assetId: string }[] };
+    const assets = `${rig.gateway.url}/v2/nvcf/assets`;
+    const listed = (await (await fetch(assets)).json()) as { assets: { assetId: string }[] };
     expect(listed.assets.map((a) => a.assetId)).toContain(asset.assetId);
-    expect((await fetch(`${gw.url}/v2/nvcf/assets/${asset.assetId}`, { method: 'DELETE' })).status).toBe(204);
-    expect((await fetch(`${gw.url}/v2/nvcf/assets/${asset.assetId}`, { method: 'DELETE' })).status).toBe(404);
-    const res = await fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}`, {
+    expect((await fetch(`${assets}/${asset.assetId}`, { method: 'DELETE' })).status).toBe(204);
+    expect((await fetch(`${assets}/${asset.assetId}`, { method: 'DELETE' })).status).toBe(404);
+    const res = await fetch(`${rig.gateway.url}/v2/nvcf/pexec/functions/${rig.worker.env.FUNCTION_ID}`, {
       method: 'POST',
       headers: { 'NVCF-INPUT-ASSET-REFERENCES': asset.assetId },
       body: '{}',
@@ -114,7 +88,7 @@ describe('assets and large results through the gateway', () => {
   });
 
   it('answers 400 to an asset request without a media type', async () => {
-    const res = await fetch(`${gw.url}/v2/nvcf/assets`, {
+    const res = await fetch(`${rig.gateway.url}/v2/nvcf/assets`, {
       method: 'POST',
       body: JSON.stringify({ description: 'no type' }),
     });
@@ -123,31 +97,27 @@ describe('assets and large results through the gateway', () => {
   });
 
   it('answers 302 to a result with output files, and Location serves the zip holding them', async () => {
-    container.route = async (req, res) => {
+    rig.container.route = async (req, res) => {
       await writeFile(join(String(req.headers['nvcf-large-output-dir']), 'image1.txt'), 'the picture');
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
     };
-    try {
-      const res = await fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}`, {
-        method: 'POST',
-        body: '{}',
-        redirect: 'manual',
-      });
-      expect(res.status).toBe(302);
-      expect(res.headers.get('nvcf-status')).toBe('fulfilled');
-      const requestId = res.headers.get('nvcf-reqid')!;
-      const location = res.headers.get('location')!;
-      expect(location).toContain(`/v2/nvcf/storage/results/${requestId}?`);
-      const zip = await fetch(location);
-      expect(zip.status).toBe(200);
-      const dir = await mkdtemp(join(tmpdir(), 'nvcf-zip-'));
-      await writeFile(join(dir, 'result.zip'), Buffer.from(await zip.arrayBuffer()));
-      const files = await extractZip(join(dir, 'result.zip'), join(dir, 'out'));
-      expect(files.sort()).toEqual([`${requestId}.response`, 'image1.txt'].sort());
-      expect(await readFile(join(dir, 'out', 'image1.txt'), 'utf8')).toBe('the picture');
-      expect(await readFile(join(dir, 'out', `${requestId}.response`), 'utf8')).toBe('{"ok":true}');
-    } finally {
-      container.route = echo;
-    }
+    const res = await fetch(`${rig.gateway.url}/v2/nvcf/pexec/functions/${rig.worker.env.FUNCTION_ID}`, {
+      method: 'POST',
+      body: '{}',
+      redirect: 'manual',
+    });
+    expect(res.status).toBe(302);
+    expect(res.headers.get('nvcf-status')).toBe('fulfilled');
+    const requestId = res.headers.get('nvcf-reqid')!;
+    const location = res.headers.get('location')!;
+    expect(location).toContain(`/v2/nvcf/storage/results/${requestId}?`);
+    const zip = await fetch(location);
+    expect(zip.status).toBe(200);
+    const dir = await mkdtemp(join(tmpdir(), 'nvcf-zip-'));
+    await writeFile(join(dir, 'result.zip'), Buffer.from(await zip.arrayBuffer()));
+    const files = await extractZip(join(dir, 'result.zip'), join(dir, 'out'));
+    expect(files.sort()).toEqual([`${requestId}.response`, 'image1.txt'].sort());
+    expect(await readFile(join(dir, 'out', 'image1.txt'), 'utf8')).toBe('the picture');
+    expect(await readFile(join(dir, 'out', `${requestId}.response`), 'utf8')).toBe('{"ok":true}');
   });
 });

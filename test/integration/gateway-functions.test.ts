@@ -1,37 +1,21 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../src/dev/nats-server.js';
-import { TestContainer, echo } from '../support/container.js';
-import { startWorker, workerEnv, type RunningWorker } from '../support/env.js';
-import { startGateway, waitForStatus, type RunningGateway } from '../support/gateway.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { echo } from '../support/container.js';
+import { waitForStatus } from '../support/gateway.js';
+import { useRig } from '../support/rig.js';
 
 describe('functions and queues as the gateway sees them', () => {
-  let nats: NatsServer;
-  let container: TestContainer;
-  let worker: RunningWorker;
-  let gw: RunningGateway;
-  let fid: string;
-  let fvid: string;
-
-  beforeAll(async () => {
-    nats = await NatsServer.start();
-    container = await TestContainer.start(echo);
-    container.healthStatus = 503;
-    gw = await startGateway(nats.url);
-    worker = await startWorker(await workerEnv(nats.url, container.port, { LOG_LEVEL: 'warn' }), 'waiting');
-    fid = worker.env.FUNCTION_ID!;
-    fvid = worker.env.FUNCTION_VERSION_ID!;
+  const rig = useRig({
+    container: { route: echo, healthStatus: 503 },
+    gateway: true,
+    worker: { env: { LOG_LEVEL: 'warn' }, waitFor: 'waiting' },
   });
-
-  afterAll(async () => {
-    await gw?.stop();
-    await worker?.stop();
-    await container?.close();
-    await nats?.dispose();
-  });
+  const ids = () => ({ gw: rig.gateway, fid: rig.worker.env.FUNCTION_ID!, fvid: rig.worker.env.FUNCTION_VERSION_ID! });
 
   it('reports DEPLOYING while the container starts, ACTIVE once it is ready, INACTIVE after the worker stops', async () => {
+    const { gw, fid, fvid } = ids();
     await waitForStatus(gw.url, fid, fvid, 'DEPLOYING');
-    container.healthStatus = 200;
+    rig.container.healthStatus = 200;
     await waitForStatus(gw.url, fid, fvid, 'ACTIVE');
     const list = (await (await fetch(`${gw.url}/v2/nvcf/functions`)).json()) as {
       functions: { id: string; versionId: string; name: string }[];
@@ -41,11 +25,12 @@ describe('functions and queues as the gateway sees them', () => {
       functions: unknown[];
     };
     expect(versions.functions).toHaveLength(1);
-    expect(await worker.stop()).toBe(0);
+    expect(await rig.worker.stop()).toBe(0);
     await waitForStatus(gw.url, fid, fvid, 'INACTIVE');
   });
 
   it('answers 504 when no worker takes the request within the window, and takes it off the queue', async () => {
+    const { gw, fid, fvid } = ids();
     const pending = fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}`, {
       method: 'POST',
       headers: { 'NVCF-POLL-SECONDS': '2' },
@@ -58,7 +43,7 @@ describe('functions and queues as the gateway sees them', () => {
         queues: { queueLength: number }[];
       };
       queued = lengths.queues[0]!.queueLength;
-      if (queued === 0) await new Promise((r) => setTimeout(r, 50));
+      if (queued === 0) await sleep(50);
     }
     expect(queued).toBe(1);
     const res = await pending;
@@ -75,6 +60,7 @@ describe('functions and queues as the gateway sees them', () => {
   });
 
   it('answers 404 to queue and function lookups of unknown ids', async () => {
+    const { gw } = ids();
     expect((await fetch(`${gw.url}/v2/nvcf/functions/00000000-0000-4000-8000-000000000000/versions`)).status).toBe(404);
     expect((await fetch(`${gw.url}/v2/nvcf/queues/functions/not-a-uuid`)).status).toBe(404);
     expect((await fetch(`${gw.url}/v2/nvcf/queues/00000000-0000-4000-8000-000000000000/position`)).status).toBe(404);

@@ -1,36 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../src/dev/nats-server.js';
-import { TestContainer, echo } from '../support/container.js';
-import { startWorker, workerEnv, type RunningWorker } from '../support/env.js';
-import { startGateway, waitForStatus, type RunningGateway } from '../support/gateway.js';
+import { describe, expect, it } from 'vitest';
+import { echo } from '../support/container.js';
+import { useRig } from '../support/rig.js';
 
 describe('a gateway under pressure', () => {
-  let nats: NatsServer;
-  let container: TestContainer;
-  let worker: RunningWorker;
-  let gw: RunningGateway;
-
-  beforeAll(async () => {
-    nats = await NatsServer.start();
-    container = await TestContainer.start(echo);
+  const rig = useRig({
     // Registered but never ready: requests queue up and nobody takes them.
-    container.healthStatus = 503;
-    gw = await startGateway(nats.url, { GATEWAY_QUEUE_MAX: '2' });
-    worker = await startWorker(await workerEnv(nats.url, container.port, { LOG_LEVEL: 'warn' }), 'waiting');
-    await waitForStatus(gw.url, worker.env.FUNCTION_ID!, worker.env.FUNCTION_VERSION_ID!, 'DEPLOYING');
-  });
-
-  afterAll(async () => {
-    await gw?.stop();
-    await worker?.stop();
-    await container?.close();
-    await nats?.dispose();
+    container: { route: echo, healthStatus: 503 },
+    gateway: { env: { GATEWAY_QUEUE_MAX: '2' }, awaitStatus: 'DEPLOYING' },
+    worker: { env: { LOG_LEVEL: 'warn' }, waitFor: 'waiting' },
   });
 
   it('answers 429 with Retry-After once the queue holds GATEWAY_QUEUE_MAX requests', async () => {
-    const url = `${gw.url}/v2/nvcf/pexec/functions/${worker.env.FUNCTION_ID}`;
+    const url = `${rig.gateway.url}/v2/nvcf/pexec/functions/${rig.worker.env.FUNCTION_ID}`;
     const waiting = [1, 2].map(() => fetch(url, { method: 'POST', headers: { 'NVCF-POLL-SECONDS': '3' }, body: '{}' }));
-    const lengthUrl = `${gw.url}/v2/nvcf/queues/functions/${worker.env.FUNCTION_ID}`;
+    const lengthUrl = `${rig.gateway.url}/v2/nvcf/queues/functions/${rig.worker.env.FUNCTION_ID}`;
     await expect
       .poll(
         async () =>
@@ -48,9 +31,9 @@ describe('a gateway under pressure', () => {
   });
 
   it('keeps every other queued request when one is cancelled', async () => {
-    const url = `${gw.url}/v2/nvcf/pexec/functions/${worker.env.FUNCTION_ID}`;
+    const url = `${rig.gateway.url}/v2/nvcf/pexec/functions/${rig.worker.env.FUNCTION_ID}`;
     const first = fetch(url, { method: 'POST', headers: { 'NVCF-POLL-SECONDS': '30' }, body: '"first"' });
-    const lengthUrl = `${gw.url}/v2/nvcf/queues/functions/${worker.env.FUNCTION_ID}`;
+    const lengthUrl = `${rig.gateway.url}/v2/nvcf/queues/functions/${rig.worker.env.FUNCTION_ID}`;
     const length = async () =>
       ((await (await fetch(lengthUrl)).json()) as { queues: { queueLength: number }[] }).queues[0]!.queueLength;
     await expect.poll(length).toBe(1);
@@ -65,7 +48,7 @@ describe('a gateway under pressure', () => {
     leaving.abort(); // the client goes away: its request is cancelled and taken off the queue
     await second;
     await expect.poll(length).toBe(1);
-    container.healthStatus = 200;
+    rig.container.healthStatus = 200;
     const answer = await first;
     expect(answer.status).toBe(200);
     expect(await answer.text()).toBe('"first"');

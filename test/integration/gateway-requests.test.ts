@@ -1,23 +1,13 @@
-import { connect, type NatsConnection } from 'nats';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ClaimNotTried, RequestStore } from '../../src/gateway/requests.js';
-import { NatsServer } from '../../src/dev/nats-server.js';
+import { useRig } from '../support/rig.js';
 
 describe('the request records', () => {
-  let nats: NatsServer;
-  let nc: NatsConnection;
-
-  beforeAll(async () => {
-    nats = await NatsServer.start();
-    nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
-  });
-  afterAll(async () => {
-    await nc?.close();
-    await nats?.dispose();
-  });
+  // A connection that outlives the restart below.
+  const rig = useRig({ client: { maxReconnectAttempts: -1, reconnectTimeWait: 100 } });
 
   it('hand a result out once, and say so when a claim could not even be tried because NATS was away', async () => {
-    const store = new RequestStore(await nc.jetstream().views.kv('nvcf_requests', { history: 1 }));
+    const store = new RequestStore(await rig.nc.jetstream().views.kv('nvcf_requests', { history: 1 }));
     const now = Date.now();
     const requestId = crypto.randomUUID();
     await store.create({
@@ -30,10 +20,10 @@ describe('the request records', () => {
       lastSeenAt: now,
       pollSeconds: 5,
     });
-    await nats.stop();
+    await rig.nats.stop();
     // Nothing was changed: the caller can safely be told to poll again.
     await expect(store.claim(requestId)).rejects.toBeInstanceOf(ClaimNotTried);
-    await nats.restart();
+    await rig.nats.restart();
     await expect
       .poll(
         () =>

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { invocationFor } from '../support/env.js';
-import { useWorkerRig } from '../support/rig.js';
+import { useRig } from '../support/rig.js';
 
 describe('the request the container receives', () => {
-  const rig = useWorkerRig();
+  const rig = useRig({ worker: true });
 
   it('carries exactly the worker-owned NVCF headers with their values, written upper-case', async () => {
     const invocation = invocationFor(rig.worker.env, { pollSeconds: 60, requestTime: Date.now() - 5_000 });

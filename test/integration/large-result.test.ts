@@ -1,45 +1,27 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdtemp, readdir, readlink, realpath, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
 import { LargeResult } from '../../src/worker/outputs/large-result.js';
-
-/**
- * A store that answers each PUT with the next status in `answers` (200 once they run out): a
- * success after reading the body, a failure at once, as an overloaded store does.
- */
-async function store(answers: number[]): Promise<{ url: string; puts: () => number; server: Server }> {
-  let puts = 0;
-  const server = createServer((req, res) => {
-    puts++;
-    const status = answers.shift() ?? 200;
-    if (status >= 300) return void res.writeHead(status).end();
-    req.resume();
-    req.on('end', () => res.writeHead(status).end());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/upload`, puts: () => puts, server };
-}
+import { useRig } from '../support/rig.js';
 
 async function outputDir(): Promise<{ dir: string; realRoot: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'nvcf-large-'));
   return { dir, realRoot: await realpath(dir) };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const servers: Server[] = [];
-afterEach(() => servers.splice(0).forEach((s) => s.close()));
-
 describe('a large result', () => {
+  // A fresh store per test: each counts the uploads it was sent. It answers a failure at once,
+  // a success after reading the body.
+  const rig = useRig({ storage: true }, { each: true });
+
   it('ships a file the watcher saw before it existed, once the final sweep finds it written', async () => {
-    const storage = await store([]);
-    servers.push(storage.server);
+    const storage = rig.storage;
     const { dir, realRoot } = await outputDir();
     const result = new LargeResult({
       requestId: 'r1',
-      uploadUrl: storage.url,
+      uploadUrl: storage.url('r1.zip'),
       dir,
       realRoot,
       onShipped: () => undefined,
@@ -56,15 +38,15 @@ describe('a large result', () => {
   });
 
   it('closes the spooled body it could not use when an upload attempt fails', async () => {
-    const storage = await store([503]);
-    servers.push(storage.server);
+    const storage = rig.storage;
+    storage.failPuts.push(503);
     const { dir, realRoot } = await outputDir();
     await writeFile(join(dir, 'a.txt'), 'x');
     const spool = join(await mkdtemp(join(tmpdir(), 'nvcf-spool-')), 'body.response');
     await writeFile(spool, Buffer.alloc(1024 * 1024, 3));
     const result = new LargeResult({
       requestId: 'r1',
-      uploadUrl: storage.url,
+      uploadUrl: storage.url('r1.zip'),
       dir,
       realRoot,
       onShipped: () => undefined,
@@ -75,7 +57,7 @@ describe('a large result', () => {
     await sleep(300);
     const manifest = await result.finish({ file: spool });
     expect(manifest.files.map((f) => f.name)).toEqual(['a.txt']);
-    expect(storage.puts()).toBe(2);
+    expect(storage.puts).toBe(2);
     await sleep(100);
     const open = await Promise.all(
       (await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')),
@@ -85,13 +67,13 @@ describe('a large result', () => {
   });
 
   it('stops retrying when the request ends during the wait between attempts', async () => {
-    const storage = await store([503, 503, 503, 503]);
-    servers.push(storage.server);
+    const storage = rig.storage;
+    storage.failPuts.push(503, 503, 503, 503);
     const { dir, realRoot } = await outputDir();
     const controller = new AbortController();
     const result = new LargeResult({
       requestId: 'r1',
-      uploadUrl: storage.url,
+      uploadUrl: storage.url('r1.zip'),
       dir,
       realRoot,
       onShipped: () => undefined,
@@ -99,10 +81,10 @@ describe('a large result', () => {
     });
     const finished = result.finish({ bytes: Buffer.from('body') });
     // The first 503 comes at once; the next attempt waits 100 ms.
-    while (storage.puts() < 1) await sleep(5);
+    while (storage.puts < 1) await sleep(5);
     controller.abort(new Error('the request was cancelled'));
     await expect(finished).rejects.toThrow('the request was cancelled');
     await sleep(300);
-    expect(storage.puts()).toBe(1);
+    expect(storage.puts).toBe(1);
   });
 });

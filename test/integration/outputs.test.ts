@@ -2,108 +2,84 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir, open, readFile, rename, symlink, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import type { NatsConnection } from 'nats';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { ProtocolClient } from '../../src/gateway/protocol-client.js';
-import { NatsServer } from '../../src/dev/nats-server.js';
-import { TestContainer, echo, type Route } from '../support/container.js';
-import { clientFor, invocationFor, startWorker, workerEnv, type RunningWorker } from '../support/env.js';
-import { TestStorage } from '../support/storage.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import type { Route } from '../support/container.js';
+import { invocationFor } from '../support/env.js';
+import { useRig } from '../support/rig.js';
 import { readZip } from '../support/zip.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const outDir = (req: { headers: Record<string, unknown> }) => String(req.headers['nvcf-large-output-dir']);
 const problemOf = (body: Buffer) => JSON.parse(body.toString()) as Record<string, unknown>;
 
 describe('assets, progress and output files', () => {
-  let nats: NatsServer;
-  let container: TestContainer;
-  let storage: TestStorage;
-  let worker: RunningWorker;
-  let nc: NatsConnection;
-  let client: ProtocolClient;
+  const rig = useRig({ storage: true, worker: { env: { MAX_REQUEST_CONCURRENCY: '4' } } });
 
   /** An invocation with a large-result slot in the test storage. */
   function withLargeResult(overrides: Parameters<typeof invocationFor>[1] = {}) {
     const requestId = randomUUID();
-    return invocationFor(worker.env, {
+    return invocationFor(rig.worker.env, {
       requestId,
-      largeResult: { uploadUrl: storage.url(`${requestId}.zip`), downloadUrl: storage.url(`${requestId}.zip`) },
+      largeResult: { uploadUrl: rig.storage.url(`${requestId}.zip`), downloadUrl: rig.storage.url(`${requestId}.zip`) },
       ...overrides,
     });
   }
-
-  beforeAll(async () => {
-    nats = await NatsServer.start();
-    container = await TestContainer.start(echo);
-    storage = await TestStorage.start();
-    worker = await startWorker(await workerEnv(nats.url, container.port, { MAX_REQUEST_CONCURRENCY: '4' }));
-    ({ nc, client } = await clientFor(nats.url));
-  });
-  beforeEach(() => {
-    container.route = echo;
-  });
-  afterAll(async () => {
-    await worker?.stop();
-    await nc?.close();
-    await container?.close();
-    await storage?.close();
-    await nats?.dispose();
-  });
 
   it('downloads two assets, one of 50 MiB, byte-exact to the paths the container is told', async () => {
     const small = randomBytes(1000);
     const big = randomBytes(50 * 1024 * 1024);
     const ids = [randomUUID(), randomUUID()];
-    await writeFile(storage.path(ids[0]!), small);
-    await writeFile(storage.path(ids[1]!), big);
-    container.route = async (req, res) => {
+    await writeFile(rig.storage.path(ids[0]!), small);
+    await writeFile(rig.storage.path(ids[1]!), big);
+    rig.container.route = async (req, res) => {
       const dir = String(req.headers['nvcf-asset-dir']);
       const listed = String(req.headers['nvcf-function-asset-ids']).split(',');
       const hashes = await Promise.all(listed.map(async (id) => sha256(await readFile(join(dir, id)))));
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ dir, listed, hashes }));
     };
-    const invocation = invocationFor(worker.env, {
-      assets: ids.map((assetId) => ({ assetId, url: storage.url(assetId), contentType: 'application/octet-stream' })),
+    const invocation = invocationFor(rig.worker.env, {
+      assets: ids.map((assetId) => ({
+        assetId,
+        url: rig.storage.url(assetId),
+        contentType: 'application/octet-stream',
+      })),
     });
-    const result = await client.result(await client.invoke(invocation), 60_000);
+    const result = await rig.client.result(await rig.client.invoke(invocation), 60_000);
     expect(result.status).toBe(200);
     const seen = JSON.parse(result.body.toString());
-    expect(seen.dir).toBe(join(worker.env.BASE_ASSET_DIR!, invocation.requestId));
+    expect(seen.dir).toBe(join(rig.worker.env.BASE_ASSET_DIR!, invocation.requestId));
     expect(seen.listed).toEqual(ids);
     expect(seen.hashes).toEqual([sha256(small), sha256(big)]);
   });
 
   it('answers a missing asset with the 500 problem and never calls the container', async () => {
-    const before = container.seen.length;
+    const before = rig.container.seen.length;
     const assetId = randomUUID();
-    const invocation = invocationFor(worker.env, {
-      assets: [{ assetId, url: storage.url(assetId), contentType: 'image/png' }],
+    const invocation = invocationFor(rig.worker.env, {
+      assets: [{ assetId, url: rig.storage.url(assetId), contentType: 'image/png' }],
     });
-    const result = await client.result(await client.invoke(invocation));
+    const result = await rig.client.result(await rig.client.invoke(invocation));
     expect(result.status).toBe(500);
     expect(problemOf(result.body)).toMatchObject({
       type: 'urn:nvcf-worker-service:problem-details:internal-server-error',
       detail: `Internal error while downloading assets: asset ${assetId} answered 404`,
     });
-    expect(container.seen.length).toBe(before);
+    expect(rig.container.seen.length).toBe(before);
   });
 
   it('rejects an asset id that is not a UUID before any path is built from it', async () => {
-    const invocation = invocationFor(worker.env, {
-      assets: [{ assetId: '../../etc/passwd', url: storage.url('x'), contentType: 'text/plain' }],
+    const invocation = invocationFor(rig.worker.env, {
+      assets: [{ assetId: '../../etc/passwd', url: rig.storage.url('x'), contentType: 'text/plain' }],
     });
-    const result = await client.result(await client.invoke(invocation));
+    const result = await rig.client.result(await rig.client.invoke(invocation));
     expect(result.status).toBe(400);
     expect(String(problemOf(result.body).detail)).toMatch(/assets\.0\.assetId must be a UUID/);
   });
 
   it('reports progress written in place 10, 50, 90 in order, skipping an oversize and a malformed file, and nothing after the final', async () => {
-    container.route = async (req, res) => {
+    rig.container.route = async (req, res) => {
       const file = join(outDir(req), 'progress');
       const id = String(req.headers['nvcf-reqid']);
       for (const progress of [10, 50, 90]) {
@@ -119,27 +95,27 @@ describe('assets, progress and output files', () => {
       res.writeHead(200).end('{"done":true}');
     };
     const invocation = withLargeResult();
-    const replyTo = await client.invoke(invocation);
-    const result = await client.result(replyTo);
+    const replyTo = await rig.client.invoke(invocation);
+    const result = await rig.client.result(replyTo);
     expect(result.status).toBe(200);
     expect(result.progress.map((p) => [p.percentComplete, JSON.parse(p.body.toString())])).toEqual([
       [10, { step: 10 }],
       [50, { step: 50 }],
       [90, { step: 90 }],
     ]);
-    const warnings = worker.logs.lines
+    const warnings = rig.worker.logs.lines
       .filter((l) => l.requestId === invocation.requestId && l.msg === 'progress file ignored')
       .map((l) => String(l.reason));
     expect(warnings.some((r) => /over the \d+-byte limit/.test(r))).toBe(true);
     expect(warnings.some((r) => /not valid JSON/.test(r))).toBe(true);
     await sleep(300);
     const kinds: string[] = [];
-    for await (const frame of client.responses(replyTo, AbortSignal.timeout(500))) kinds.push(frame.meta.kind);
+    for await (const frame of rig.client.responses(replyTo, AbortSignal.timeout(500))) kinds.push(frame.meta.kind);
     expect(kinds.at(-1)).toBe('final');
     expect(kinds.filter((k) => k === 'final')).toHaveLength(1);
     // A late reader asks for the latest of each subject: one progress (the last), not the history.
     const latest = [];
-    for await (const frame of client.responses(replyTo, AbortSignal.timeout(500), undefined, true))
+    for await (const frame of rig.client.responses(replyTo, AbortSignal.timeout(500), undefined, true))
       latest.push(frame.meta);
     expect(latest.map((m) => (m.kind === 'progress' ? `progress ${m.percentComplete}` : m.kind))).toEqual([
       'progress 90',
@@ -148,23 +124,23 @@ describe('assets, progress and output files', () => {
   });
 
   it('never follows a progress file that is a symlink, and never blocks on one that is a FIFO', async () => {
-    const elsewhere = join(storage.dir, 'progress-elsewhere.json');
+    const elsewhere = join(rig.storage.dir, 'progress-elsewhere.json');
     await writeFile(elsewhere, JSON.stringify({ progress: 77, partialResponse: { secret: true } }));
     const cases: Route[] = [
       async (req) => void (await symlink(elsewhere, join(outDir(req), 'progress'))),
       async (req) => void execFileSync('mkfifo', [join(outDir(req), 'progress')]),
     ];
     for (const makeProgress of cases) {
-      container.route = async (req, res) => {
+      rig.container.route = async (req, res) => {
         await makeProgress(req, res);
         await sleep(300);
         res.writeHead(200).end('{}');
       };
       const invocation = withLargeResult();
-      const result = await client.result(await client.invoke(invocation));
+      const result = await rig.client.result(await rig.client.invoke(invocation));
       expect(result.status).toBe(200);
       expect(result.progress).toEqual([]);
-      const reasons = worker.logs.lines
+      const reasons = rig.worker.logs.lines
         .filter((l) => l.requestId === invocation.requestId && l.msg === 'progress file ignored')
         .map((l) => String(l.reason));
       expect(reasons.every((r) => /^not read: (symbolic link|not a regular file)$/.test(r))).toBe(true);
@@ -172,19 +148,19 @@ describe('assets, progress and output files', () => {
   });
 
   it('ignores a progress file whose id names another request', async () => {
-    container.route = async (req, res) => {
+    rig.container.route = async (req, res) => {
       await writeFile(join(outDir(req), 'progress'), JSON.stringify({ id: randomUUID(), progress: 40 }));
       await sleep(200);
       res.writeHead(200).end('{}');
     };
-    const result = await client.result(await client.invoke(withLargeResult()));
+    const result = await rig.client.result(await rig.client.invoke(withLargeResult()));
     expect(result.progress).toEqual([]);
   });
 
   it('announces a file renamed from .partial before the container returns, then ships it in a zip behind a 302', async () => {
     let returnedAt = 0;
     const image = randomBytes(4096);
-    container.route = async (req, res) => {
+    rig.container.route = async (req, res) => {
       await writeFile(join(outDir(req), 'a.partial'), image);
       await rename(join(outDir(req), 'a.partial'), join(outDir(req), 'a.png'));
       await sleep(600);
@@ -193,14 +169,14 @@ describe('assets, progress and output files', () => {
     };
     const invocation = withLargeResult();
     const started = Date.now();
-    const result = await client.result(await client.invoke(invocation));
+    const result = await rig.client.result(await rig.client.invoke(invocation));
     expect(result.status).toBe(302);
     expect(result.headers).toContainEqual(['Location', invocation.largeResult!.downloadUrl]);
     expect(result.body.length).toBe(0);
     expect(result.outputs).toEqual([{ name: 'a.png', size: 4096, sha256: sha256(image) }]);
     const announced = result.timeline.find((e) => e.type === 'output')!;
     expect(started + announced.at).toBeLessThan(returnedAt);
-    const zip = await readZip(storage.path(`${invocation.requestId}.zip`));
+    const zip = await readZip(rig.storage.path(`${invocation.requestId}.zip`));
     expect([...zip.keys()].sort()).toEqual([`${invocation.requestId}.response`, 'a.png'].sort());
     expect(zip.get('a.png')!.equals(image)).toBe(true);
     expect(zip.get(`${invocation.requestId}.response`)!.toString()).toBe('{"images":1}');
@@ -208,7 +184,7 @@ describe('assets, progress and output files', () => {
 
   it('ships the finished content of a file written under its final name while it was still growing', async () => {
     const parts = [randomBytes(64 * 1024), randomBytes(64 * 1024), randomBytes(64 * 1024)];
-    container.route = async (req, res) => {
+    rig.container.route = async (req, res) => {
       const file = join(outDir(req), 'direct.bin');
       for (const part of parts) {
         await appendFile(file, part);
@@ -217,17 +193,17 @@ describe('assets, progress and output files', () => {
       res.writeHead(200).end('{}');
     };
     const invocation = withLargeResult();
-    const result = await client.result(await client.invoke(invocation));
+    const result = await rig.client.result(await rig.client.invoke(invocation));
     expect(result.status).toBe(302);
     const whole = Buffer.concat(parts);
     expect(result.manifest!.files).toEqual([{ name: 'direct.bin', size: whole.length, sha256: sha256(whole) }]);
-    const zip = await readZip(storage.path(`${invocation.requestId}.zip`));
+    const zip = await readZip(rig.storage.path(`${invocation.requestId}.zip`));
     expect(zip.get('direct.bin')!.equals(whole)).toBe(true);
   });
 
   it('waits for a file created empty under its final name to be written, instead of shipping it empty and uploading twice', async () => {
     const content = randomBytes(1024);
-    container.route = async (req, res) => {
+    rig.container.route = async (req, res) => {
       const file = join(outDir(req), 'later.bin');
       const handle = await open(file, 'w');
       await sleep(300);
@@ -236,39 +212,39 @@ describe('assets, progress and output files', () => {
       await sleep(300);
       res.writeHead(200).end('{}');
     };
-    const putsBefore = storage.puts;
+    const putsBefore = rig.storage.puts;
     const invocation = withLargeResult();
-    const result = await client.result(await client.invoke(invocation));
+    const result = await rig.client.result(await rig.client.invoke(invocation));
     expect(result.status).toBe(302);
     expect(result.manifest!.files).toEqual([{ name: 'later.bin', size: 1024, sha256: sha256(content) }]);
-    expect(storage.puts - putsBefore).toBe(1);
+    expect(rig.storage.puts - putsBefore).toBe(1);
   });
 
   it('turns a 12 MiB body into a 302 whose zip holds the body byte-exact', async () => {
     const body = randomBytes(12 * 1024 * 1024);
-    container.route = (_req, res) => void res.writeHead(200).end(body);
+    rig.container.route = (_req, res) => void res.writeHead(200).end(body);
     const invocation = withLargeResult();
-    const result = await client.result(await client.invoke(invocation), 60_000);
+    const result = await rig.client.result(await rig.client.invoke(invocation), 60_000);
     expect(result.status).toBe(302);
-    const zip = await readZip(storage.path(`${invocation.requestId}.zip`));
+    const zip = await readZip(rig.storage.path(`${invocation.requestId}.zip`));
     expect(zip.get(`${invocation.requestId}.response`)!.equals(body)).toBe(true);
   });
 
   it('keeps subdirectories, and leaves out symlinks, FIFOs and leftover .partial files, reporting each', async () => {
-    container.route = async (req, res) => {
+    rig.container.route = async (req, res) => {
       const dir = outDir(req);
       await mkdir(join(dir, 'sub', 'deeper'), { recursive: true });
       await writeFile(join(dir, 'sub', 'deeper', 'b.txt'), 'kept');
       await symlink('/etc/passwd', join(dir, 'passwd'));
-      await symlink(join(worker.env.BASE_RESPONSE_DIR!), join(dir, 'others'));
+      await symlink(join(rig.worker.env.BASE_RESPONSE_DIR!), join(dir, 'others'));
       execFileSync('mkfifo', [join(dir, 'pipe')]);
       await writeFile(join(dir, 'x.partial'), 'unfinished');
       res.writeHead(200).end('{}');
     };
     const invocation = withLargeResult();
-    const result = await client.result(await client.invoke(invocation));
+    const result = await rig.client.result(await rig.client.invoke(invocation));
     expect(result.status).toBe(302);
-    const zip = await readZip(storage.path(`${invocation.requestId}.zip`));
+    const zip = await readZip(rig.storage.path(`${invocation.requestId}.zip`));
     expect([...zip.keys()].sort()).toEqual([`${invocation.requestId}.response`, 'sub/deeper/b.txt'].sort());
     const skipped = Object.fromEntries(result.manifest!.skipped.map((s) => [s.name, s.reason]));
     expect(skipped).toEqual({
@@ -278,28 +254,28 @@ describe('assets, progress and output files', () => {
       'x.partial': 'still .partial when the response arrived',
     });
     expect(result.manifest).toMatchObject({ fileCount: 1, skippedCount: 4 });
-    const warned = worker.logs.lines.filter(
+    const warned = rig.worker.logs.lines.filter(
       (l) => l.requestId === invocation.requestId && l.msg === 'output file not shipped',
     );
     expect(warned.map((l) => l.file).sort()).toEqual(['others', 'passwd', 'pipe', 'x.partial']);
   });
 
   it('retries an upload that storage answers with 503, and fails clearly when storage refuses it', async () => {
-    container.route = async (req, res) => {
+    rig.container.route = async (req, res) => {
       await writeFile(join(outDir(req), 'out.txt'), 'data');
       res.writeHead(200).end('{}');
     };
-    storage.failPuts.push(503, 503);
+    rig.storage.failPuts.push(503, 503);
     const retried = withLargeResult();
-    const retriedResult = await client.result(await client.invoke(retried));
+    const retriedResult = await rig.client.result(await rig.client.invoke(retried));
     expect(retriedResult.status).toBe(302);
-    const zip = await readZip(storage.path(`${retried.requestId}.zip`));
+    const zip = await readZip(rig.storage.path(`${retried.requestId}.zip`));
     expect([...zip.keys()].sort()).toEqual([`${retried.requestId}.response`, 'out.txt'].sort());
     expect(zip.get('out.txt')!.toString()).toBe('data');
-    expect(storage.puts).toBeGreaterThanOrEqual(3);
+    expect(rig.storage.puts).toBeGreaterThanOrEqual(3);
 
-    storage.failPuts.push(403);
-    const refused = await client.result(await client.invoke(withLargeResult()));
+    rig.storage.failPuts.push(403);
+    const refused = await rig.client.result(await rig.client.invoke(withLargeResult()));
     expect(refused.status).toBe(500);
     expect(String(problemOf(refused.body).detail)).toBe(
       'Internal error while uploading the large response: uploading the large result failed: storage answered 403',
@@ -309,7 +285,7 @@ describe('assets, progress and output files', () => {
   it('ships large and tiny files together, byte-exact with their SHA-256 in the manifest, from many files written at once', async () => {
     const big = randomBytes(5 * 1024 * 1024);
     const medium = Buffer.from('compressible text\n'.repeat(20_000));
-    container.route = async (req, res) => {
+    rig.container.route = async (req, res) => {
       const dir = outDir(req);
       await writeFile(join(dir, 'big.bin.partial'), big);
       await rename(join(dir, 'big.bin.partial'), join(dir, 'big.bin'));
@@ -319,9 +295,9 @@ describe('assets, progress and output files', () => {
       res.writeHead(200).end('{}');
     };
     const invocation = withLargeResult();
-    const result = await client.result(await client.invoke(invocation));
+    const result = await rig.client.result(await rig.client.invoke(invocation));
     expect(result.status).toBe(302);
-    const zip = await readZip(storage.path(`${invocation.requestId}.zip`));
+    const zip = await readZip(rig.storage.path(`${invocation.requestId}.zip`));
     expect(zip.size).toBe(503);
     expect(sha256(zip.get('big.bin')!)).toBe(sha256(big));
     expect(sha256(zip.get('medium.txt')!)).toBe(sha256(medium));
@@ -333,30 +309,27 @@ describe('assets, progress and output files', () => {
 
   it('does not answer 302 when storage says yes before it has read the whole archive', async () => {
     // A store that answers at once and drops the rest would hold a truncated zip.
-    const hasty = createServer((req, res) => void res.writeHead(200).end());
-    await new Promise<void>((resolve) => hasty.listen(0, '127.0.0.1', resolve));
-    const hastyUrl = `http://127.0.0.1:${(hasty.address() as AddressInfo).port}/upload`;
-    container.route = async (req, res) => {
+    const hasty = await rig.serve((req, res) => void res.writeHead(200).end());
+    const hastyUrl = hasty.url('/upload');
+    rig.container.route = async (req, res) => {
       await writeFile(join(outDir(req), 'big.bin'), randomBytes(20 * 1024 * 1024));
       res.writeHead(200).end('{}');
     };
-    try {
-      const result = await client.result(
-        await client.invoke(withLargeResult({ largeResult: { uploadUrl: hastyUrl, downloadUrl: hastyUrl } })),
-      );
-      expect(result.status).toBe(500);
-      expect(String(problemOf(result.body).detail)).toContain('before it had the whole archive');
-    } finally {
-      hasty.closeAllConnections();
-      hasty.close();
-    }
+    const result = await rig.client.result(
+      await rig.client.invoke(withLargeResult({ largeResult: { uploadUrl: hastyUrl, downloadUrl: hastyUrl } })),
+    );
+    expect(result.status).toBe(500);
+    expect(String(problemOf(result.body).detail)).toContain('before it had the whole archive');
   });
 
   it('removes both request directories after success, a container error and a cancel', async () => {
     const assetId = randomUUID();
-    await writeFile(storage.path(assetId), 'asset');
-    const dirsOf = (id: string) => [join(worker.env.BASE_ASSET_DIR!, id), join(worker.env.BASE_RESPONSE_DIR!, id)];
-    const assets = [{ assetId, url: storage.url(assetId), contentType: 'text/plain' }];
+    await writeFile(rig.storage.path(assetId), 'asset');
+    const dirsOf = (id: string) => [
+      join(rig.worker.env.BASE_ASSET_DIR!, id),
+      join(rig.worker.env.BASE_RESPONSE_DIR!, id),
+    ];
+    const assets = [{ assetId, url: rig.storage.url(assetId), contentType: 'text/plain' }];
     const routes: Route[] = [
       async (req, res) => void res.writeHead(200).end('{}'),
       async (req, res) => void res.writeHead(500).end('{"error":"boom"}'),
@@ -364,18 +337,18 @@ describe('assets, progress and output files', () => {
     ];
     for (const route of routes) {
       let seenDirs: string[] = [];
-      container.route = async (req, res) => {
+      rig.container.route = async (req, res) => {
         seenDirs = dirsOf(String(req.headers['nvcf-reqid']));
         await writeFile(join(outDir(req), 'partial-work.partial'), 'x');
         await route(req, res);
       };
       const invocation = withLargeResult({ assets });
-      const replyTo = await client.invoke(invocation);
+      const replyTo = await rig.client.invoke(invocation);
       if (route === routes[2]) {
         await expect.poll(() => seenDirs.length).toBe(2);
-        client.cancel(invocation.functionVersionId, invocation.requestId);
+        rig.client.cancel(invocation.functionVersionId, invocation.requestId);
       }
-      await client.result(replyTo);
+      await rig.client.result(replyTo);
       expect(seenDirs.every((d) => d.includes(invocation.requestId))).toBe(true);
       await expect.poll(() => seenDirs.map((d) => existsSync(d))).toEqual([false, false]);
     }
@@ -383,44 +356,30 @@ describe('assets, progress and output files', () => {
 });
 
 describe('asset limits', () => {
+  const rig = useRig({ storage: true, worker: { env: { ASSET_MAX_BYTES: '1024', ASSET_DOWNLOAD_TIMEOUT: '500ms' } } });
+
   it('refuses an asset over ASSET_MAX_BYTES, and one slower than ASSET_DOWNLOAD_TIMEOUT, with clear errors', async () => {
-    const nats = await NatsServer.start();
-    const container = await TestContainer.start(echo);
-    const storage = await TestStorage.start();
-    const slow = createServer((_req, res) => void res.writeHead(200, { 'content-length': 10 }).write('12345'));
-    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
-    const worker = await startWorker(
-      await workerEnv(nats.url, container.port, { ASSET_MAX_BYTES: '1024', ASSET_DOWNLOAD_TIMEOUT: '500ms' }),
+    const slow = await rig.serve((_req, res) => void res.writeHead(200, { 'content-length': 10 }).write('12345'));
+    const assetId = randomUUID();
+    await writeFile(rig.storage.path(assetId), randomBytes(2048));
+    const result = await rig.client.result(
+      await rig.client.invoke(
+        invocationFor(rig.worker.env, { assets: [{ assetId, url: rig.storage.url(assetId), contentType: 'x/y' }] }),
+      ),
     );
-    const { nc, client } = await clientFor(nats.url);
-    try {
-      const assetId = randomUUID();
-      await writeFile(storage.path(assetId), randomBytes(2048));
-      const result = await client.result(
-        await client.invoke(
-          invocationFor(worker.env, { assets: [{ assetId, url: storage.url(assetId), contentType: 'x/y' }] }),
-        ),
-      );
-      expect(result.status).toBe(500);
-      expect(String(problemOf(result.body).detail)).toMatch(/over the 1024-byte limit \(ASSET_MAX_BYTES\)/);
-      const slowId = randomUUID();
-      const url = `http://127.0.0.1:${(slow.address() as AddressInfo).port}/asset`;
-      const timedOut = await client.result(
-        await client.invoke(invocationFor(worker.env, { assets: [{ assetId: slowId, url, contentType: 'x/y' }] })),
-      );
-      expect(timedOut.status).toBe(500);
-      expect(String(problemOf(timedOut.body).detail)).toBe(
-        `Internal error while downloading assets: asset ${slowId} took longer than 0.5s (ASSET_DOWNLOAD_TIMEOUT)`,
-      );
-      expect(container.seen).toHaveLength(0);
-    } finally {
-      slow.closeAllConnections();
-      slow.close();
-      await worker.stop();
-      await nc.close();
-      await container.close();
-      await storage.close();
-      await nats.dispose();
-    }
+    expect(result.status).toBe(500);
+    expect(String(problemOf(result.body).detail)).toMatch(/over the 1024-byte limit \(ASSET_MAX_BYTES\)/);
+    const slowId = randomUUID();
+    const url = slow.url('/asset');
+    const timedOut = await rig.client.result(
+      await rig.client.invoke(
+        invocationFor(rig.worker.env, { assets: [{ assetId: slowId, url, contentType: 'x/y' }] }),
+      ),
+    );
+    expect(timedOut.status).toBe(500);
+    expect(String(problemOf(timedOut.body).detail)).toBe(
+      `Internal error while downloading assets: asset ${slowId} took longer than 0.5s (ASSET_DOWNLOAD_TIMEOUT)`,
+    );
+    expect(rig.container.seen).toHaveLength(0);
   });
 });

@@ -1,18 +1,14 @@
-import { beforeEach, describe, expect, it } from 'vitest';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { NatsServer } from '../../src/dev/nats-server.js';
-import { TestContainer, echo } from '../support/container.js';
-import { clientFor, invocationFor, startWorker, workerEnv } from '../support/env.js';
-import { useWorkerRig } from '../support/rig.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { invocationFor } from '../support/env.js';
+import { useRig } from '../support/rig.js';
 
 const problemOf = (body: Buffer) => JSON.parse(body.toString()) as Record<string, unknown>;
 
 describe('what the caller gets back', () => {
-  const rig = useWorkerRig({ MAX_REQUEST_CONCURRENCY: '4' });
-  beforeEach(() => {
-    rig.container.route = echo;
-  });
+  const rig = useRig({ worker: { env: { MAX_REQUEST_CONCURRENCY: '4' } } });
 
   it('turns a container 422 {"error": "bad input"} into problem+json with status 422 and that detail', async () => {
     rig.container.route = (_req, res) =>
@@ -56,7 +52,7 @@ describe('what the caller gets back', () => {
     rig.container.route = async (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       res.write('data: first\n\n');
-      await new Promise((r) => setTimeout(r, 700));
+      await sleep(700);
       res.write('data: second\n\n');
       finishedAt = Date.now();
       res.end();
@@ -75,7 +71,7 @@ describe('what the caller gets back', () => {
     rig.container.route = async (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       res.write('data: a\n\n');
-      await new Promise((r) => setTimeout(r, 300));
+      await sleep(300);
       res.end('data: b\n\n');
     };
     const result = await rig.client.result(await rig.client.invoke(invocationFor(rig.worker.env)));
@@ -128,7 +124,7 @@ describe('what the caller gets back', () => {
     const invocation = invocationFor(rig.worker.env);
     const replyTo = await rig.client.invoke(invocation);
     const pending = rig.client.result(replyTo);
-    while (rig.container.concurrent === 0) await new Promise((r) => setTimeout(r, 10));
+    while (rig.container.concurrent === 0) await sleep(10);
     rig.client.cancel(invocation.functionVersionId, invocation.requestId);
     const result = await pending;
     expect(result.status).toBe(500);
@@ -161,23 +157,15 @@ describe('what the caller gets back', () => {
 });
 
 describe('a container that is not listening', () => {
+  const rig = useRig({ worker: true });
+
   it('gives a 500 urn:inference-connection problem', async () => {
-    const nats = await NatsServer.start();
-    const container = await TestContainer.start(echo);
-    const worker = await startWorker(await workerEnv(nats.url, container.port));
-    const { nc, client } = await clientFor(nats.url);
-    try {
-      await container.close();
-      const result = await client.result(await client.invoke(invocationFor(worker.env)));
-      expect(result.status).toBe(500);
-      expect(problemOf(result.body)).toMatchObject({
-        type: 'urn:inference-connection:problem-details:internal-server-error',
-        detail: expect.stringContaining('Inference connection error while making inference request'),
-      });
-    } finally {
-      await worker.stop();
-      await nc.close();
-      await nats.dispose();
-    }
+    await rig.container.close();
+    const result = await rig.client.result(await rig.client.invoke(invocationFor(rig.worker.env)));
+    expect(result.status).toBe(500);
+    expect(problemOf(result.body)).toMatchObject({
+      type: 'urn:inference-connection:problem-details:internal-server-error',
+      detail: expect.stringContaining('Inference connection error while making inference request'),
+    });
   });
 });

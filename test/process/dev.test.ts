@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { spawnSidecar } from '../support/process.js';
+import { useRig } from '../support/rig.js';
 
 const run = promisify(execFile);
 
@@ -15,33 +15,30 @@ function alive(pid: number): boolean {
 }
 
 describe('nvcf-sidecar dev --demo', () => {
+  // Nothing but the command under test, which must start its own NATS; the rig kills what is left.
+  const rig = useRig();
+
   it('starts NATS, the gateway, a worker and the demo container; the printed curl line gets a 200; Ctrl-C leaves nothing running', async () => {
     // No NATS_URL: dev must start its own nats-server.
-    const dev = spawnSidecar(['dev', '--demo', '--port', '0'], {});
-    try {
-      const curlLine = String(
-        (await dev.waitForLog((l) => String(l.msg).trim().startsWith('curl '), 30_000)).msg,
-      ).trim();
-      const pids = dev.lines
-        .map((l) => /\(pid (\d+)\)/.exec(String(l.msg))?.[1])
-        .filter(Boolean)
-        .map(Number);
-      expect(pids).toHaveLength(2);
-      const { stdout } = await run('sh', ['-c', `${curlLine} -w '\\n%{http_code}'`]);
-      const [body, code] = stdout.trim().split('\n');
-      expect(code).toBe('200');
-      expect(JSON.parse(body!)).toEqual({ hello: 'world' });
-      dev.child.kill('SIGINT');
-      const exit = await dev.exit;
-      expect(exit.code).toBe(0);
-      for (const pid of pids) expect(alive(pid)).toBe(false);
-    } finally {
-      if (dev.child.exitCode === null) dev.child.kill('SIGKILL');
-    }
+    const dev = rig.spawnSidecar(['dev', '--demo', '--port', '0'], {});
+    const curlLine = String((await dev.waitForLog((l) => String(l.msg).trim().startsWith('curl '), 30_000)).msg).trim();
+    const pids = dev.lines
+      .map((l) => /\(pid (\d+)\)/.exec(String(l.msg))?.[1])
+      .filter(Boolean)
+      .map(Number);
+    expect(pids).toHaveLength(2);
+    const { stdout } = await run('sh', ['-c', `${curlLine} -w '\\n%{http_code}'`]);
+    const [body, code] = stdout.trim().split('\n');
+    expect(code).toBe('200');
+    expect(JSON.parse(body!)).toEqual({ hello: 'world' });
+    dev.child.kill('SIGINT');
+    const exit = await dev.exit;
+    expect(exit.code).toBe(0);
+    for (const pid of pids) expect(alive(pid)).toBe(false);
   });
 
   it('says how to get nats-server when it is not on PATH', async () => {
-    const dev = spawnSidecar(['dev', '--demo', '--port', '0'], { PATH: '/nonexistent' });
+    const dev = rig.spawnSidecar(['dev', '--demo', '--port', '0'], { PATH: '/nonexistent' });
     const exit = await dev.exit;
     expect(exit.code).toBe(1);
     expect(dev.stderr()).toContain('nats-server is not on PATH');

@@ -1,60 +1,30 @@
 import { readFile } from 'node:fs/promises';
-import type { NatsConnection } from 'nats';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ProtocolClient } from '../../src/gateway/protocol-client.js';
-import { NatsServer } from '../../src/dev/nats-server.js';
-import { TestContainer } from '../support/container.js';
-import { clientFor, invocationFor, workerEnv } from '../support/env.js';
-import { isState, spawnSidecar, type WorkerProcess } from '../support/process.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { sleepyEcho } from '../support/container.js';
+import { invocationFor } from '../support/env.js';
+import { isState } from '../support/process.js';
+import { useRig } from '../support/rig.js';
 
 describe('the worker process', () => {
-  let nats: NatsServer;
-  let container: TestContainer;
-  let nc: NatsConnection;
-  let client: ProtocolClient;
-  const spawned: WorkerProcess[] = [];
-
-  beforeEach(async () => {
-    nats = await NatsServer.start();
-    container = await TestContainer.start(async (req, res) => {
-      await sleep(Number(req.headers['x-sleep-ms'] ?? 0));
-      res.writeHead(200).end(req.body);
-    });
-    ({ nc, client } = await clientFor(nats.url));
-  });
-
-  afterEach(async () => {
-    for (const p of spawned.splice(0)) if (p.child.exitCode === null) p.child.kill('SIGKILL');
-    await nc?.close();
-    await container?.close();
-    await nats?.dispose();
-  });
-
-  function start(env: Record<string, string>): WorkerProcess {
-    const p = spawnSidecar(['worker'], env);
-    spawned.push(p);
-    return p;
-  }
+  // Workers run as child processes here, each test on a fresh NATS; the rig SIGKILLs any left.
+  const rig = useRig({ nats: true, container: sleepyEcho }, { each: true });
 
   it('hands a request to a second worker after the first is killed with SIGKILL, and the caller sees one final', async () => {
-    const env = await workerEnv(nats.url, container.port, { NATS_ACK_WAIT: '2s', LOG_LEVEL: 'info' });
-    const first = start(env);
-    await first.waitForLog(isState('running'));
-    const invocation = invocationFor(env, { headers: [['X-Sleep-Ms', '1500']] });
-    const replyTo = await client.invoke(invocation, Buffer.from('survives'));
-    await expect.poll(() => container.seen.length).toBe(1);
+    const first = await rig.spawnWorker({ env: { NATS_ACK_WAIT: '2s', LOG_LEVEL: 'info' }, waitFor: 'running' });
+    const invocation = invocationFor(first.env, { headers: [['X-Sleep-Ms', '1500']] });
+    const replyTo = await rig.client.invoke(invocation, Buffer.from('survives'));
+    await expect.poll(() => rig.container.seen.length).toBe(1);
     first.child.kill('SIGKILL');
     await first.exit;
-    const second = start({ ...env, WORKER_ID: 'second' });
-    const result = await client.result(replyTo, 30_000);
+    const second = await rig.spawnWorker({ env: { ...first.env, WORKER_ID: 'second' } });
+    const result = await rig.client.result(replyTo, 30_000);
     expect(result.body.toString()).toBe('survives');
-    expect(container.seen).toHaveLength(2);
+    expect(rig.container.seen).toHaveLength(2);
     // Read the whole response history of the request: exactly one final, from the second worker.
     await sleep(500);
     const finals = [];
-    for await (const frame of client.responses(replyTo, AbortSignal.timeout(1_000)))
+    for await (const frame of rig.client.responses(replyTo, AbortSignal.timeout(1_000)))
       if (frame.meta.kind === 'final') finals.push(frame.meta);
     expect(finals).toHaveLength(1);
     expect(finals[0]).toMatchObject({ workerId: 'second', attempt: 2 });
@@ -63,44 +33,40 @@ describe('the worker process', () => {
   });
 
   it('on SIGTERM finishes the running request, exits 0, and gives queued work back at once', async () => {
-    const env = await workerEnv(nats.url, container.port, {
-      MAX_REQUEST_CONCURRENCY: '2',
-      NATS_ACK_WAIT: '60s',
-      LOG_LEVEL: 'info',
+    const first = await rig.spawnWorker({
+      env: { MAX_REQUEST_CONCURRENCY: '2', NATS_ACK_WAIT: '60s', LOG_LEVEL: 'info' },
+      waitFor: 'running',
     });
-    const first = start(env);
-    await first.waitForLog(isState('running'));
-    const slow = await client.invoke(
+    const { env } = first;
+    const slow = await rig.client.invoke(
       invocationFor(env, { headers: [['X-Sleep-Ms', '1500']] }),
       Buffer.from('in flight'),
     );
-    await expect.poll(() => container.seen.length).toBe(1);
+    await expect.poll(() => rig.container.seen.length).toBe(1);
     first.child.kill('SIGTERM');
     await first.waitForLog(isState('draining'));
     // Published while the first worker drains: its open pull request may take some, and must hand them back.
     const queued = await Promise.all(
-      [1, 2, 3].map((i) => client.invoke(invocationFor(env), Buffer.from(`queued ${i}`))),
+      [1, 2, 3].map((i) => rig.client.invoke(invocationFor(env), Buffer.from(`queued ${i}`))),
     );
-    const inFlight = await client.result(slow);
+    const inFlight = await rig.client.result(slow);
     expect(inFlight.body.toString()).toBe('in flight');
     expect((await first.exit).code).toBe(0);
     const report = await first.waitForLog((l) => l.msg === 'drained; exiting');
     expect(report).toMatchObject({ finished: 1, aborted: 0 });
 
-    const second = start({ ...env, WORKER_ID: 'second' });
+    const second = await rig.spawnWorker({ env: { ...env, WORKER_ID: 'second' } });
     // Well inside the 60 s ack wait: nothing is stuck with the worker that left.
-    const results = await Promise.all(queued.map((r) => client.result(r, 15_000)));
+    const results = await Promise.all(queued.map((r) => rig.client.result(r, 15_000)));
     expect(results.map((r) => r.body.toString())).toEqual(['queued 1', 'queued 2', 'queued 3']);
     second.child.kill('SIGTERM');
     expect((await second.exit).code).toBe(0);
   });
 
   it('exits 1 at once on a second SIGTERM', async () => {
-    const env = await workerEnv(nats.url, container.port, { LOG_LEVEL: 'info' });
-    const worker = start(env);
-    await worker.waitForLog(isState('running'));
-    await client.invoke(invocationFor(env, { headers: [['X-Sleep-Ms', '30000']] }));
-    await expect.poll(() => container.seen.length).toBe(1);
+    const worker = await rig.spawnWorker({ env: { LOG_LEVEL: 'info' }, waitFor: 'running' });
+    await rig.client.invoke(invocationFor(worker.env, { headers: [['X-Sleep-Ms', '30000']] }));
+    await expect.poll(() => rig.container.seen.length).toBe(1);
     worker.child.kill('SIGTERM');
     await worker.waitForLog(isState('draining'));
     worker.child.kill('SIGTERM');
@@ -108,11 +74,10 @@ describe('the worker process', () => {
   });
 
   it('exits 1 with a termination message when the container never becomes healthy', async () => {
-    container.healthStatus = 503;
-    const env = await workerEnv(nats.url, container.port, { INFERENCE_READY_TIMEOUT: '1s', LOG_LEVEL: 'info' });
-    const worker = start(env);
+    rig.container.healthStatus = 503;
+    const worker = await rig.spawnWorker({ env: { INFERENCE_READY_TIMEOUT: '1s', LOG_LEVEL: 'info' } });
     expect((await worker.exit).code).toBe(1);
-    const written = JSON.parse((await readFile(env.TERMINATION_LOG_PATH!, 'utf8')).trim());
+    const written = JSON.parse((await readFile(worker.env.TERMINATION_LOG_PATH!, 'utf8')).trim());
     expect(written).toEqual({
       message: expect.stringMatching(/did not become healthy within 1s: health endpoint answered 503, expected 200/),
       isInternal: false,
@@ -120,8 +85,7 @@ describe('the worker process', () => {
   });
 
   it('stops at once on SIGTERM while NATS cannot be reached', async () => {
-    const env = await workerEnv('nats://127.0.0.1:1', container.port, { LOG_LEVEL: 'info' });
-    const worker = start(env);
+    const worker = await rig.spawnWorker({ env: { NATS_URL: 'nats://127.0.0.1:1', LOG_LEVEL: 'info' } });
     await worker.waitForLog((l) => l.msg === 'admin listening');
     worker.child.kill('SIGTERM');
     expect((await worker.exit).code).toBe(0);
@@ -129,11 +93,9 @@ describe('the worker process', () => {
   });
 
   it('refuses a bad configuration before connecting, naming the variable', async () => {
-    const env = await workerEnv('nats://127.0.0.1:1', container.port, {
-      MAX_REQUEST_CONCURRENCY: 'four',
-      FUNCTION_ID: 'not-a-uuid',
+    const worker = await rig.spawnWorker({
+      env: { NATS_URL: 'nats://127.0.0.1:1', MAX_REQUEST_CONCURRENCY: 'four', FUNCTION_ID: 'not-a-uuid' },
     });
-    const worker = start(env);
     expect((await worker.exit).code).toBe(1);
     expect(worker.stderr()).toMatch(/MAX_REQUEST_CONCURRENCY is "four"/);
     expect(worker.stderr()).toMatch(/FUNCTION_ID is "not-a-uuid": must be the function id \(a UUID\)/);

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface SeenRequest {
   method: string;
@@ -73,3 +74,23 @@ export const echo: Route = (req, res) => {
   res.writeHead(200, { 'content-type': req.headers['content-type'] ?? 'application/octet-stream' });
   res.end(req.body);
 };
+
+/** Echoes the body after waiting as many milliseconds as the X-Sleep-Ms header asks (none by default). */
+export const sleepyEcho: Route = async (req, res) => {
+  await sleep(Number(req.headers['x-sleep-ms'] ?? 0));
+  res.writeHead(200).end(req.body);
+};
+
+/**
+ * A route that holds every request until `release()` is called, then echoes its body as JSON:
+ * for tests of what happens around a request still in flight.
+ */
+export function heldEcho(): { route: Route; release: () => void } {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const route: Route = async (req, res) => {
+    await released;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(req.body);
+  };
+  return { route, release };
+}

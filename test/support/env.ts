@@ -3,9 +3,9 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { connect, type NatsConnection } from 'nats';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { loadWorkerConfig } from '../../src/worker/config.js';
-import { ProtocolClient, type InvocationRequest } from '../../src/gateway/protocol-client.js';
+import type { InvocationRequest } from '../../src/gateway/protocol-client.js';
 import { createLogger } from '../../src/shared/log.js';
 import { Worker } from '../../src/worker/lifecycle.js';
 
@@ -73,17 +73,10 @@ export async function startWorker(
   const exit = worker.run();
   const deadline = Date.now() + 20_000;
   while (worker.state !== waitFor) {
-    {
-      if (Date.now() > deadline) throw new Error(`worker did not start: ${JSON.stringify(logs.lines.slice(-5))}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    if (Date.now() > deadline) throw new Error(`worker did not start: ${JSON.stringify(logs.lines.slice(-5))}`);
+    await sleep(20);
   }
   return { worker, env, logs, exit, stop: () => (worker.requestStop(), exit) };
-}
-
-export async function clientFor(natsUrl: string): Promise<{ nc: NatsConnection; client: ProtocolClient }> {
-  const nc = await connect({ servers: natsUrl });
-  return { nc, client: new ProtocolClient(nc) };
 }
 
 /** A well-formed invocation for the worker configured by `env`. */

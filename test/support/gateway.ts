@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { loadGatewayConfig } from '../../src/gateway/config.js';
 import { Gateway } from '../../src/gateway/server.js';
 import { createLogger } from '../../src/shared/log.js';
@@ -42,7 +43,7 @@ export async function waitForStatus(
         ? ((await res.json()) as { function: { status: string } }).function.status
         : `HTTP ${res.status}`;
     if (last === status) return;
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
   throw new Error(`function ${functionId} never became ${status}; last seen ${last}`);
 }

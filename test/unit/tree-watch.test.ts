@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, rename, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { TreeWatcher } from '../../src/worker/outputs/tree-watch.js';
 
@@ -21,7 +22,7 @@ describe('the tree watcher', () => {
       .toEqual(expect.arrayContaining(['a.png', 'link', 'progress', 'sub/deeper/b.txt']));
     watcher.close();
     await writeFile(join(root, 'after-close'), 'z');
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     expect(seen.has('after-close')).toBe(false);
   });
 });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import yauzl from 'yauzl';
@@ -135,7 +136,7 @@ describe('the zip writer', () => {
     let accepted = 0;
     const block = Buffer.alloc(64 * 1024, 1);
     const adds = Array.from({ length: 100 }, (_, i) => zip.addBuffer(`block-${i}`, block).then(() => accepted++));
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     expect(accepted).toBeLessThan(10);
     zip.output.resume();
     await Promise.all(adds);
