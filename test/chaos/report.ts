@@ -224,12 +224,30 @@ without the fix.
   every call in flight before closing its connection, says \`Connection: close\`, and answers
   calls arriving on open connections for another 500 ms: 0 in the runs since.
 
-What stays: during a NATS outage a new call that cannot be queued gets a 503 with
-\`Retry-After\`; none is lost or answered twice. A call that has read its result but cannot
-reach the request record to claim it answers 202, and the result waits for the next poll. Only
-when the claim itself was sent and its answer lost does the caller get a clear 500
-(\`TIMEOUT\`): a 202 then could end in a 404, when nats.js flushes the buffered claim after
-reconnecting.
+**What the suite missed, and sees now.** An independent attack (real processes on loopback, a
+bearer key, a hostile container) found failures none of the scenarios above could see. Each now
+has a scenario or fuzz check that failed on the code before its fix (figures from reduced runs,
+2026-11-29):
+
+- **A NATS outage longer than a poll window misreported successes**: callers waiting through
+  a 20 s outage were answered 500 (\`TIMEOUT\`) for requests whose final was a 200. The judge
+  reads every final back from \`NVCF_RS\` and counts such answers as *misreported*: 14 of 64
+  in the NATS outage scenario.
+- **Results were delivered at most once**: the request record was claimed before the body was
+  written, so a gateway killed while a client read its answer made that result 404 for ever:
+  2 lost of 64 in the gateway kill -9 scenario, which strikes while a client reads a large
+  answer slowly.
+- **Every status poll left a consumer on \`NVCF_RS\` for five minutes**: 274 consumers after
+  274 polls in the poll storm.
+- **A slow SSE reader grew the gateway**: 108 → 255 MiB RSS while the container offered 256 MiB
+  to a client reading 64 KiB a second.
+- **On a three-node cluster**, killing the node leading \`NVCF_RS\` and then the one leading
+  the work queue lost 4 of 80 requests (404 "already answered") and refused 25 with a 503.
+- **Fuzz** (seed 7, 150 cases on the work queue, 40 through the gateway): an answer with 300
+  headers was published as a final no reader can decode (the caller waited for ever); a frame
+  naming another live request's reply subject answered that caller first; a hard link to a
+  canary file went into a result zip; a client polling another client's live request id got
+  its result, and the owner then got 404.
 
 **Memory over a longer run.** Seed 99, 30,000 cases on the work queue, no many-files case
 (2026-11-25): the worker's RSS was 171 MiB after the first batch and 193 MiB after the last,

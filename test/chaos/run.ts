@@ -47,6 +47,8 @@ const { values } = parseArgs({
     'storm-seconds': { type: 'string', default: '60' },
     only: { type: 'string' },
     'no-doc': { type: 'boolean', default: false },
+    /** Rewrite docs/reliability.md from a run of chosen scenarios; it then says which ran. */
+    'write-doc': { type: 'boolean', default: false },
   },
 });
 
@@ -131,11 +133,11 @@ const failed =
         fuzz.gateway.leaks,
         fuzz.gateway.crossClient,
       ].some((list) => list.length > 0)));
-if (!values['no-doc'] && !only) {
+if (!values['no-doc'] && (!only || values['write-doc'])) {
   const doc = reliabilityDoc(rows, drainRow, pressureRows, fuzz, {
     when: new Date().toISOString().slice(0, 10),
-    command: 'npm run chaos',
-    size: `N = ${size.n} at concurrency ${size.concurrency}, ${values.fuzz} fuzz cases on the work queue and ${values['gateway-fuzz']} through the gateway, gateway away ${size.gatewayAwayMs / 1000} s, NATS outage ${size.natsOutageMs / 1000} s`,
+    command: only ? `npm run chaos -- --only ${values.only} --n ${size.n}` : 'npm run chaos',
+    size: `N = ${size.n} at concurrency ${size.concurrency}, ${values.fuzz} fuzz cases on the work queue and ${values['gateway-fuzz']} through the gateway, gateway away ${size.gatewayAwayMs / 1000} s, NATS outage ${size.natsOutageMs / 1000} s, SSE ${values['sse-mb']} MiB offered, poll storm ${values['storm-seconds']} s${only ? `; only the scenarios named ran this time, and the tables below hold no rows for the others` : ''}`,
   });
   await writeFile(fileURLToPath(new URL('../../docs/reliability.md', import.meta.url)), doc);
   process.stdout.write('wrote docs/reliability.md\n');
