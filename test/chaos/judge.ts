@@ -19,6 +19,8 @@ export interface ScenarioRow {
   orphaned: number;
   /** Orphans no server could have prevented (the gateway was killed): counted, explained, not failed. */
   orphansExpected?: boolean;
+  /** The scenario's own harness failed before it could judge anything. */
+  harnessError?: boolean;
   maxLatencyMs: number;
   elapsedMs: number;
   notes: string[];
@@ -67,7 +69,32 @@ export async function judgeLoad(
   };
 }
 
+/** A scenario whose harness threw: nothing measured, and the run fails. */
+export function crashedRow(scenario: string, err: Error): ScenarioRow {
+  return {
+    scenario: `${scenario} (harness error)`,
+    requests: 0,
+    ok: 0,
+    errored: 0,
+    lost: 0,
+    duplicated: 0,
+    misreported: 0,
+    orphaned: 0,
+    maxLatencyMs: 0,
+    elapsedMs: 0,
+    notes: [`the scenario did not finish: ${err.message}`],
+    failures: [String(err.stack ?? err.message).slice(0, 500)],
+    harnessError: true,
+  };
+}
+
 /** A row fails the run on anything lost, duplicated, misreported, or orphaned where a server could answer. */
 export function rowFailed(r: ScenarioRow): boolean {
-  return r.lost > 0 || r.duplicated > 0 || r.misreported > 0 || (r.orphaned > 0 && !r.orphansExpected);
+  return (
+    r.harnessError === true ||
+    r.lost > 0 ||
+    r.duplicated > 0 ||
+    r.misreported > 0 ||
+    (r.orphaned > 0 && !r.orphansExpected)
+  );
 }

@@ -80,9 +80,11 @@ export class NatsNodes {
     const nc = await connect({ servers: this.url.split(',') });
     try {
       const info = await (await nc.jetstreamManager()).streams.info(stream);
-      const name = info.cluster?.leader;
-      const index = name ? Number(/chaos-(\d+)/.exec(name)?.[1]) - 1 : NaN;
+      const index = Number(/chaos-(\d+)/.exec(info.cluster?.leader ?? '')?.[1]) - 1;
       return Number.isInteger(index) ? index : undefined;
+    } catch {
+      // No leader right now (an election under way): the caller picks a node itself.
+      return undefined;
     } finally {
       await nc.close();
     }

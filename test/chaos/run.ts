@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runFuzz, type FuzzReport } from './fuzz.js';
-import { rowFailed } from './judge.js';
+import { crashedRow, rowFailed } from './judge.js';
 import { pollStorm, slowSseReader, type PressureRow, type PressureSize } from './pressure.js';
 import {
   reliabilityDoc,
@@ -87,7 +87,12 @@ const pressureRows: PressureRow[] = [];
 for (const [name, run] of scenarios) {
   if (!wanted(name)) continue;
   process.stdout.write(`running ${name} (${size.n} requests at concurrency ${size.concurrency})…\n`);
-  rows.push(await run());
+  try {
+    rows.push(await run());
+  } catch (err) {
+    // One scenario's harness failing must not lose the others' figures; it fails the run.
+    rows.push(crashedRow(name, err as Error));
+  }
   process.stdout.write(`${scenarioTable(rows.slice(-1))}\n`);
 }
 for (const [name, run] of [
