@@ -12,7 +12,15 @@ export default tseslint.config(
     languageOptions: {
       globals: { ...globals.node },
       parserOptions: {
-        projectService: { allowDefaultProject: ['*.js', 'examples/*/*.mjs', 'test/chaos/*.mjs'] },
+        projectService: {
+          allowDefaultProject: [
+            '*.js',
+            'examples/*/*.mjs',
+            'test/chaos/*.mjs',
+            'test/support/*.mjs',
+            'src/gateway/console/static/*.js',
+          ],
+        },
         tsconfigRootDir: import.meta.dirname,
       },
     },
@@ -30,7 +38,7 @@ export default tseslint.config(
   {
     // Tests, benchmarks and examples read JSON bodies as `any` and hand async callbacks to test
     // hooks; the promise rules above still apply to them.
-    files: ['test/**', 'bench/**', 'examples/**'],
+    files: ['test/**', 'bench/**', 'examples/**', 'src/gateway/console/static/**'],
     rules: {
       '@typescript-eslint/no-unsafe-assignment': 'off',
       '@typescript-eslint/no-unsafe-member-access': 'off',
@@ -40,5 +48,10 @@ export default tseslint.config(
       '@typescript-eslint/require-await': 'off',
       '@typescript-eslint/unbound-method': 'off',
     },
+  },
+  {
+    // The web console runs in the browser, as plain ES modules with no build step.
+    files: ['src/gateway/console/static/**'],
+    languageOptions: { globals: { ...globals.browser } },
   },
 );

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { UUID_PATTERN, type GatewayContext } from './context.js';
+import { UUID_PATTERN } from '../shared/protocol.js';
+import type { GatewayContext } from './context.js';
 import { HttpProblem, requestHeader } from './http.js';
 import type { ObjectKind } from './signing.js';
 

@@ -1,35 +1,13 @@
 import type { ServerResponse } from 'node:http';
-import { UUID_PATTERN, type GatewayContext } from './context.js';
+import { UUID_PATTERN } from '../shared/protocol.js';
+import type { GatewayContext } from './context.js';
 import { HttpProblem, sendJson } from './http.js';
 import type { VersionView } from './registry.js';
-
-/** A version in the shape of NVCF's function listing (the fields the harness can know). */
-function describe(v: VersionView) {
-  return {
-    id: v.functionId,
-    versionId: v.functionVersionId,
-    name: v.name,
-    ncaId: v.ncaId,
-    status: v.status,
-    inferenceUrl: v.inferenceUrl,
-    createdAt: new Date(v.createdAt).toISOString(),
-  };
-}
 
 function versionsOrNotFound(ctx: GatewayContext, functionId: string): VersionView[] {
   const versions = UUID_PATTERN.test(functionId) ? ctx.registry.versionsOf(functionId) : [];
   if (versions.length === 0) throw new HttpProblem(404, `function ${functionId.slice(0, 64)} not found`);
   return versions;
-}
-
-/** GET /v2/nvcf/functions[/{functionId}/versions[/{versionId}]] */
-export function listFunctions(ctx: GatewayContext, res: ServerResponse, functionId?: string, versionId?: string): void {
-  if (functionId === undefined) return sendJson(res, 200, { functions: ctx.registry.all().map(describe) });
-  const versions = versionsOrNotFound(ctx, functionId);
-  if (versionId === undefined) return sendJson(res, 200, { functions: versions.map(describe) });
-  const version = versions.find((v) => v.functionVersionId === versionId.toLowerCase());
-  if (!version) throw new HttpProblem(404, `function ${functionId} has no version ${versionId.slice(0, 64)}`);
-  sendJson(res, 200, { function: describe(version) });
 }
 
 /** GET /v2/nvcf/queues/functions/{functionId}[/versions/{versionId}] */

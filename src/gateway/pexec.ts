@@ -2,14 +2,16 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { acceptsEventStream, queueableClientHeaders } from '../shared/headers.js';
-import { ensureWorkQueue, frameBodyLimit } from '../shared/nats.js';
-import { Invocation, type InvocationInput } from '../shared/protocol.js';
-import { resolveAssetReferences } from './asset-store.js';
-import { UUID_PATTERN, type GatewayContext } from './context.js';
+import { frameBodyLimit } from '../shared/nats.js';
+import { Invocation, UUID_PATTERN, type InvocationInput } from '../shared/protocol.js';
+import { resolveAssetReferences } from './assets-api.js';
+import type { GatewayContext } from './context.js';
 import { HttpProblem, requestHeader, rawHeaderPairs, readBody } from './http.js';
 import type { PendingRequest } from './requests.js';
 import type { VersionView } from './registry.js';
-import { answerStillRunning, answerWhenReady } from './wait.js';
+import { answerStillRunning } from './answers.js';
+import { ensureAdmission, enqueue } from './enqueue.js';
+import { answerWhenReady } from './wait.js';
 
 const DEFAULT_POLL_SECONDS = 60;
 /** NVCF raises the default window for event streams, which run long by nature. */
@@ -67,22 +69,7 @@ export async function invokeFunction(
   const log = ctx.log.child({ requestId, functionVersionId: version.functionVersionId });
   const fv = version.functionVersionId;
 
-  if (!ctx.ensuredQueues.has(fv)) {
-    await ensureWorkQueue(ctx.jsm, fv, {
-      ackWaitMs: ctx.config.nats.ackWaitMs,
-      maxDeliver: ctx.config.nats.maxDeliver,
-      maxMessages: ctx.config.queueMax,
-    });
-    ctx.ensuredQueues.add(fv);
-  }
-  if ((await ctx.queues.length(fv)) >= ctx.config.queueMax) {
-    log.warn({ queueMax: ctx.config.queueMax }, 'queue full; answering 429');
-    throw new HttpProblem(
-      429,
-      `the queue of function version ${fv} is full (${ctx.config.queueMax} requests waiting); retry later`,
-      { 'Retry-After': '1' },
-    );
-  }
+  await ensureAdmission(ctx, fv);
 
   const ttl = ctx.config.urlTtlMs;
   const inline = body.length <= frameBodyLimit(ctx.nc);
@@ -137,25 +124,15 @@ export async function invokeFunction(
     pollSeconds,
   };
   await ctx.requests.create(record);
-  // Listening starts before the invocation exists, so not even the quickest answer is missed.
-  const live = ctx.live.listen(requestId);
   try {
-    try {
-      await ctx.client.invoke(invocation, inline ? body : new Uint8Array(0));
-    } catch (err) {
-      await ctx.requests.remove(requestId);
-      if (/maximum messages|resource limit|maximum bytes/i.test((err as Error).message)) {
-        log.warn({ err: (err as Error).message }, 'queue full; answering 429');
-        throw new HttpProblem(429, `the queue of function version ${fv} is full; retry later`, { 'Retry-After': '1' });
-      }
-      throw err;
-    }
-    log.info({ pollSeconds, bytes: body.length, inline, assets: assets.length }, 'request queued');
-    res.setHeader('NVCF-REQID', requestId);
-    await answerWhenReady(ctx, record, pollSeconds, res, live);
-  } finally {
-    live.close();
+    await enqueue(ctx, invocation, inline ? body : new Uint8Array(0), log);
+  } catch (err) {
+    await ctx.requests.remove(requestId);
+    throw err;
   }
+  log.info({ pollSeconds, bytes: body.length, inline, assets: assets.length }, 'request queued');
+  res.setHeader('NVCF-REQID', requestId);
+  await answerWhenReady(ctx, record, pollSeconds, res);
 }
 
 /** GET /v2/nvcf/pexec/status/{requestId}: the same wait; after the result is out, 404. */

@@ -1,5 +1,6 @@
 import type { JetStreamManager } from 'nats';
 import { streams, subjects } from '../shared/protocol.js';
+import { isNotFound } from './nats-errors.js';
 
 /** Where a queued request stands: still waiting (with its place), taken by a worker, or gone. */
 export type QueueState = { state: 'waiting'; position: number } | { state: 'taken' } | { state: 'absent' };
@@ -65,8 +66,4 @@ export class Queues {
       if (!isNotFound(err)) throw err;
     }
   }
-}
-
-export function isNotFound(err: unknown): boolean {
-  return /not found|no message found/i.test((err as Error)?.message ?? '');
 }

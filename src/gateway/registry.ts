@@ -1,6 +1,6 @@
 import type { KV, NatsConnection } from 'nats';
 import type { Logger } from '../shared/log.js';
-import { allKeys } from './context.js';
+import { allKeys } from './kv.js';
 import { WORKER_RECORD_TTL_MS, WorkerState, functionStatus, streams, type FunctionStatus } from '../shared/protocol.js';
 
 /** A function version the harness has seen a worker register for. */

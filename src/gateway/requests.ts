@@ -1,12 +1,13 @@
 import type { KV } from 'nats';
 import { z } from 'zod';
-import { allKeys } from './context.js';
+import { allKeys } from './kv.js';
 
 /**
  * What the gateway remembers of a request between the client's calls. It lives in the KV bucket
  * `nvcf_requests`, not in memory, so a status poll works after a gateway restart and on any
- * gateway attached to the same NATS. Deleting the record is how a result is handed out once:
- * the delete is conditional on the revision, so of two concurrent polls only one wins.
+ * gateway attached to the same NATS. A result is handed out once: a call reserves the
+ * record (a conditional update, so of two concurrent polls only one wins), writes the result,
+ * and deletes the record only when its client has taken the result whole.
  */
 export const PendingRequest = z.object({
   requestId: z.string(),
@@ -19,6 +20,10 @@ export const PendingRequest = z.object({
   lastSeenAt: z.number(),
   /** The poll window of that call, in seconds. */
   pollSeconds: z.number(),
+  /** Stream sequence of the latest progress a caller was shown: a poll waits for a newer one. */
+  progressSeq: z.number().optional(),
+  /** Set while one call writes the result to its client: others leave it alone until then. */
+  deliveringUntil: z.number().optional(),
 });
 export type PendingRequest = z.infer<typeof PendingRequest>;
 
@@ -41,35 +46,41 @@ export class RequestStore {
     return parsed.success ? { record: parsed.data, revision: entry.revision } : undefined;
   }
 
-  /** Notes that a client call just ended with the request still open. */
-  async touch(requestId: string, pollSeconds: number): Promise<void> {
+  /** Notes that a client call just ended with the request still open, and what progress it showed. */
+  async touch(requestId: string, pollSeconds: number, progressSeq?: number): Promise<void> {
     const entry = await this.get(requestId);
     if (!entry) return;
     const record = { ...entry.record, lastSeenAt: Date.now(), pollSeconds };
+    if (progressSeq !== undefined) record.progressSeq = Math.max(progressSeq, record.progressSeq ?? 0);
     await this.kv.update(requestId, JSON.stringify(record), entry.revision).catch(() => undefined);
   }
 
   /**
-   * True for exactly one caller: the one that removes the record and so owns the result. Throws
-   * ClaimNotTried when the record could not even be read, so nothing was changed and the result
-   * is still there for the next call; any other error leaves the claim's fate unknown (a delete
-   * sent while NATS was away may still be applied when it is back).
+   * The first step of handing a result out: marks the record as being delivered for `leaseMs`,
+   * so a concurrent poll does not write the same result too. `commit` once the client has it
+   * whole; `release` when it went away first. A gateway that dies mid-write leaves a lease that
+   * simply runs out, and the result is claimable again.
    */
-  async claim(requestId: string): Promise<boolean> {
-    // A touch by another call changes the revision without taking the result: read and try again.
+  async reserve(requestId: string, leaseMs: number): Promise<Reservation> {
     for (let tries = 0; tries < 10; tries++) {
-      const entry = await this.get(requestId).catch((err: Error) => {
-        throw tries === 0 ? new ClaimNotTried(err) : err;
-      });
-      if (!entry) return false;
+      let entry: Entry | undefined;
       try {
-        await this.kv.delete(requestId, { previousSeq: entry.revision });
-        return true;
+        entry = await this.get(requestId);
+      } catch (err) {
+        return { outcome: 'unknown', error: err as Error };
+      }
+      if (!entry) return { outcome: 'gone' };
+      const now = Date.now();
+      if ((entry.record.deliveringUntil ?? 0) > now) return { outcome: 'busy' };
+      const record = { ...entry.record, deliveringUntil: now + leaseMs };
+      try {
+        const revision = await this.kv.update(requestId, JSON.stringify(record), entry.revision);
+        return { outcome: 'reserved', lease: new Lease(this.kv, record, revision, leaseMs) };
       } catch {
-        // Lost a race: either another claim (the record is gone now) or a touch (it is not).
+        // A touch or another reservation came between: read again.
       }
     }
-    return false;
+    return { outcome: 'busy' };
   }
 
   async remove(requestId: string): Promise<void> {
@@ -89,9 +100,61 @@ export function abandonAfterMs(pollSeconds: number): number {
   return Math.max(2 * pollSeconds * 1000, 10_000);
 }
 
-/** The record could not be read (NATS out of reach): no claim was attempted. */
-export class ClaimNotTried extends Error {
-  constructor(cause: Error) {
-    super(`the request record could not be read: ${cause.message}`, { cause });
+export type Reservation =
+  | { outcome: 'reserved'; lease: Lease }
+  | { outcome: 'gone' }
+  | { outcome: 'busy' }
+  | { outcome: 'unknown'; error: Error };
+
+/** One call's right to deliver a result, renewed while it writes. */
+export class Lease {
+  private readonly renewer: NodeJS.Timeout;
+  private ended = false;
+
+  constructor(
+    private readonly kv: KV,
+    private record: PendingRequest,
+    private revision: number,
+    leaseMs: number,
+  ) {
+    this.renewer = setInterval(() => void this.renew(leaseMs), leaseMs / 3);
+    this.renewer.unref();
+  }
+
+  private async renew(leaseMs: number): Promise<void> {
+    if (this.ended) return;
+    const record = { ...this.record, deliveringUntil: Date.now() + leaseMs };
+    try {
+      this.revision = await this.kv.update(record.requestId, JSON.stringify(record), this.revision);
+      this.record = record;
+    } catch {
+      // NATS away: the lease may run out, and at worst a later poll delivers the result again.
+    }
+  }
+
+  /** The client has the result whole: later polls get 404. Retried, since a leftover record means a second delivery. */
+  async commit(): Promise<void> {
+    this.end();
+    for (let wait = 250; ; wait = Math.min(wait * 2, 4_000)) {
+      try {
+        await this.kv.delete(this.record.requestId);
+        return;
+      } catch (err) {
+        if (wait >= 4_000) throw err;
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
+  }
+
+  /** The client did not take the result whole: the next poll may have it. */
+  async release(): Promise<void> {
+    this.end();
+    const { deliveringUntil: _held, ...record } = this.record;
+    await this.kv.update(record.requestId, JSON.stringify(record), this.revision).catch(() => undefined);
+  }
+
+  private end(): void {
+    this.ended = true;
+    clearInterval(this.renewer);
   }
 }

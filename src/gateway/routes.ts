@@ -1,10 +1,13 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createAsset, deleteAsset, listAssets } from './asset-store.js';
+import { createAsset, deleteAsset, listAssets } from './assets-api.js';
 import { downloadObject, uploadObject } from './blobs.js';
 import type { GatewayContext } from './context.js';
-import { listFunctions, queueLengths, queuePosition } from './functions.js';
+import { queueLengths, queuePosition } from './functions.js';
+import { consoleRoutes } from './console/serve.js';
+import { lifecycleRoutes } from './lifecycle/routes.js';
 import { HttpProblem, requestHeader, sendJson, sendProblem } from './http.js';
+import { unreachableNats } from './nats-errors.js';
 import { invokeFunction, requestStatus } from './pexec.js';
 
 type Handler = (
@@ -52,17 +55,8 @@ const routes: Route[] = [
     pattern: new RegExp(`^/v2/nvcf/assets/${seg}$`),
     handler: (c, _q, s, [a]) => deleteAsset(c, s, a!),
   },
-  { method: 'GET', pattern: /^\/v2\/nvcf\/functions$/, handler: (c, _q, s) => listFunctions(c, s) },
-  {
-    method: 'GET',
-    pattern: new RegExp(`^/v2/nvcf/functions/${seg}/versions$`),
-    handler: (c, _q, s, [f]) => listFunctions(c, s, f),
-  },
-  {
-    method: 'GET',
-    pattern: new RegExp(`^/v2/nvcf/functions/${seg}/versions/${seg}$`),
-    handler: (c, _q, s, [f, v]) => listFunctions(c, s, f, v),
-  },
+  ...lifecycleRoutes,
+  ...consoleRoutes,
   {
     method: 'GET',
     pattern: new RegExp(`^/v2/nvcf/queues/functions/${seg}$`),
@@ -164,19 +158,4 @@ export async function route(ctx: GatewayContext, req: IncomingMessage, res: Serv
       requestId,
     );
   }
-}
-
-/** nats.js error codes that mean NATS is out of reach for now, not that the call is wrong. */
-const NATS_UNREACHABLE = new Set([
-  'TIMEOUT',
-  'DISCONNECT',
-  'CONNECTION_CLOSED',
-  'CONNECTION_DRAINING',
-  'CONNECTION_REFUSED',
-  '503',
-]);
-
-function unreachableNats(err: unknown): string | undefined {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && NATS_UNREACHABLE.has(code) ? code : undefined;
 }

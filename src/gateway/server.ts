@@ -7,10 +7,12 @@ import type { Logger } from '../shared/log.js';
 import { connectNats, ensureResults } from '../shared/nats.js';
 import { AssetCatalog } from './asset-store.js';
 import type { GatewayConfig } from './config.js';
-import { cancelRequest, type GatewayContext } from './context.js';
+import { cancelRequest } from './cancel.js';
+import type { GatewayContext } from './context.js';
 import { Queues } from './queues.js';
-import { LiveResults } from './live.js';
 import { FunctionRegistry } from './registry.js';
+import { DeploymentController } from './lifecycle/controller.js';
+import { LifecycleStore } from './lifecycle/store.js';
 import { RequestStore, abandonAfterMs } from './requests.js';
 import { route } from './routes.js';
 import { UrlSigner } from './signing.js';
@@ -63,12 +65,19 @@ export class Gateway {
     const state = await js.views.kv('nvcf_gateway', { history: 1 });
     const requestsKv = await js.views.kv('nvcf_requests', { history: 1, ttl: config.resultRetentionMs });
     const ttl = { assets: config.assetTtlMs, results: config.resultRetentionMs, bodies: config.resultRetentionMs };
-    const [store, assets, registry, signer] = await Promise.all([
+    const [store, assets, registry, signer, lifecycleStore] = await Promise.all([
       NatsBlobStore.open(nc, ttl),
       AssetCatalog.open(nc, config.assetTtlMs),
       FunctionRegistry.open(nc, this.log.child({ stage: 'registry' })),
       UrlSigner.fromKv(state, () => config.publicUrl ?? this.url),
+      LifecycleStore.open(nc),
     ]);
+    const controller = new DeploymentController(lifecycleStore, {
+      gatewayId: config.gatewayId,
+      nats: config.nats,
+      workerLogLevel: 'info',
+      log: this.log.child({ stage: 'deployments' }),
+    });
     this.ctx = {
       config,
       nc,
@@ -81,9 +90,9 @@ export class Gateway {
       assets,
       signer,
       log: this.log.child({ stage: 'api' }),
-      live: new LiveResults(nc, config.gatewayId, this.log.child({ stage: 'live' })),
       waiting: new Map(),
       ensuredQueues: new Set(),
+      lifecycle: { store: lifecycleStore, controller },
       shutdown: this.shutdown.signal,
     };
     const ctx = this.ctx;
@@ -98,6 +107,12 @@ export class Gateway {
     this.port = await listen(this.server, config.port, config.host);
     this.sweeper = setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS);
     this.sweeper.unref();
+    // Instances need the API up (workers fetch assets and upload results through it).
+    await controller
+      .resume()
+      .catch((err: Error) =>
+        this.log.error({ err: err.message }, 'could not resume the deployments this gateway runs; redeploy them'),
+      );
     this.log.info(
       { url: this.url, gatewayId: config.gatewayId, auth: Boolean(config.apiKey), nats: config.nats.servers },
       'gateway listening',
@@ -133,6 +148,8 @@ export class Gateway {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       clearInterval(this.sweeper);
+      // Instances drain first, while the API they upload results through still answers.
+      await this.ctx?.lifecycle.controller.stop();
       this.ctx?.registry.stop();
       // A caller still inside its first pexec call has no request id yet: dropping its
       // connection would orphan the request. So every call is answered (a waiting one 202 at
@@ -147,7 +164,6 @@ export class Gateway {
         ? new Promise<void>((resolve) => server.close(() => resolve()))
         : Promise.resolve();
       for (let waited = 0; this.inFlight.size > 0 && waited < SHUTDOWN_ANSWER_MS; waited += 20) await sleep(20);
-      this.ctx?.live.close();
       server?.closeAllConnections();
       await closed;
       await this.nc?.drain().catch(() => undefined);

@@ -1,226 +1,239 @@
 import type { ServerResponse } from 'node:http';
-import type { HeaderList } from '../shared/protocol.js';
-import { ResultAssembler, type ResultEvent } from './result-assembler.js';
-import { cancelRequest, type GatewayContext } from './context.js';
-import type { LiveRequest } from './live.js';
-import { sendProblem } from './http.js';
-import { ClaimNotTried, type PendingRequest } from './requests.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../shared/log.js';
+import { streams, subjects } from '../shared/protocol.js';
+import { answerProblem, answerProgress, answerStillRunning } from './answers.js';
+import { cancelRequest } from './cancel.js';
+import type { GatewayContext } from './context.js';
+import { deliverResult, type Outcome, type Result } from './deliver.js';
+import type { PendingRequest } from './requests.js';
+import { ResultAssembler, ResultAssemblyError, type ResultEvent } from './result-assembler.js';
+import { ResponseReader } from './response-reader.js';
 
 /** NVCF's wait for a worker beyond the poll window before it answers 504. */
 export const NO_WORKER_GRACE_MS = 2_000;
-
-export function nvcfStatus(status: number): string {
-  if (status === 202) return 'in-progress';
-  return status >= 200 && status < 400 ? 'fulfilled' : 'errored';
-}
+/** How long a window's end waits on NATS (queue state, the record's touch) before answering anyway. */
+const NATS_PATIENCE_MS = 1_000;
 
 type Ending = 'window' | 'no-worker' | 'client-gone';
+type Progress = Extract<ResultEvent, { type: 'progress' }> & { seq: number };
+type News =
+  | { kind: 'result'; result: Result }
+  | { kind: 'progress'; progress: Progress }
+  | { kind: 'unreadable'; error: Error }
+  | { kind: 'ended'; ending: Ending };
 
 /**
- * One client call (the pexec POST or a status GET) waiting on a request: it answers with the
- * final response, streams a pass-through response as it comes, or, when the poll window ends
- * first, answers 202 with the latest progress. The responses are read from the start of the
- * request's subjects in NVCF_RS, so any call on any gateway sees the same history; the result
- * goes to whichever call claims the request record first.
+ * One client call (the pexec POST or a status GET) waiting on a request. It answers with the
+ * first of: the result (a final, or the head of a stream), progress newer than any this request's
+ * callers were shown (a 202 at once), a message it cannot read (a 502 that ends the request), or
+ * the end of its window (a 202 with the latest progress, or 504 when no worker took the request).
  */
 export async function answerWhenReady(
   ctx: GatewayContext,
   record: PendingRequest,
   pollSeconds: number,
   res: ServerResponse,
-  live?: LiveRequest,
 ): Promise<void> {
-  const { requestId } = record;
-  const log = ctx.log.child({ requestId });
-  const stop = new AbortController();
-  let ending: Ending | undefined;
-  let settled = false;
-  const end = (why: Ending) => {
-    // Once a result is being written only the client leaving can stop it.
-    if (ending || (settled && why !== 'client-gone')) return;
-    ending = why;
-    stop.abort();
-  };
-  const timers: NodeJS.Timeout[] = [];
-  const checkQueue = async (final: boolean) => {
-    if (settled) return;
-    const where = await ctx.queues
-      .stateOf(record.functionVersionId, requestId)
-      .catch(() => ({ state: 'taken' as const }));
-    if (where.state !== 'waiting') return end('window');
-    if (final) return end('no-worker');
-    timers.push(setTimeout(() => void checkQueue(true), NO_WORKER_GRACE_MS));
-  };
-  timers.push(setTimeout(() => void checkQueue(false), pollSeconds * 1000));
-  // A stopping gateway ends the window at once: the 202 carries NVCF-REQID, so the caller polls again.
-  const onShutdown = () => end('window');
-  if (ctx.shutdown.aborted) queueMicrotask(onShutdown);
-  else ctx.shutdown.addEventListener('abort', onShutdown, { once: true });
-  const onClose = () => !res.writableFinished && end('client-gone');
-  res.on('close', onClose);
-  ctx.waiting.set(requestId, (ctx.waiting.get(requestId) ?? 0) + 1);
-
-  const assembler = new ResultAssembler();
-  let latest: Extract<ResultEvent, { type: 'progress' }> | undefined;
-  let streaming = false;
+  const call = new WaitingCall(ctx, record, pollSeconds, res);
   try {
-    // The call that queued the request listens live; a poll reads what the stream has kept.
-    const frames = live
-      ? live.frames(stop.signal)
-      : ctx.client.responses(
-          record.replyTo,
-          stop.signal,
-          (err) => log.warn({ err: err.message }, 'skipping a response message this gateway cannot read'),
-          true,
-        );
-    for await (const frame of frames) {
-      for (const event of assembler.push(frame)) {
-        if (event.type === 'progress') latest = event;
-        else if (event.type === 'head' || event.type === 'final') {
-          if (!streaming) {
-            settled = true;
-            timers.forEach(clearTimeout);
-            let claimed: boolean;
-            try {
-              claimed = await ctx.requests.claim(requestId);
-            } catch (err) {
-              if (!(err instanceof ClaimNotTried)) throw err;
-              // Nothing was taken: the result stays in NVCF_RS for the caller's next poll.
-              log.warn(
-                { err: err.message },
-                'the result is here but NATS is out of reach; answering 202 so the caller polls again',
-              );
-              return answerStillRunning(res, requestId);
-            }
-            if (!claimed) {
-              // Another call took the result between our reads: this one ends as a late poll would.
-              sendProblem(
-                res,
-                404,
-                `request ${requestId} was already answered`,
-                { 'NVCF-REQID': requestId, 'NVCF-STATUS': 'errored' },
-                requestId,
-              );
-              return;
-            }
-          }
-          if (event.type === 'head') {
-            streaming = true;
-            writeHead(res, requestId, event.status, event.headers);
-            res.flushHeaders();
-            continue;
-          }
-          if (streaming) {
-            if (event.error) {
-              log.warn({ err: event.error }, 'the streamed response broke off; cutting the client connection short');
-              res.destroy();
-            } else res.end();
-          } else {
-            // Signed URLs expire: the Location handed out now must be valid from now on.
-            const headers = event.status === 302 ? freshLocation(ctx, requestId, event.headers) : event.headers;
-            writeHead(res, requestId, event.status, headers, event.body.length);
-            res.end(event.body);
-          }
-          log.info({ status: event.status, streamed: streaming }, 'result delivered');
-          return;
-        } else if (event.type === 'data' && !res.write(event.bytes)) await drained(res);
+    await call.answer();
+  } finally {
+    call.close();
+  }
+}
+
+class WaitingCall {
+  private readonly stop = new AbortController();
+  private ending: Ending | undefined;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly reader: ResponseReader;
+  private readonly assembler = new ResultAssembler();
+  private latest: Progress | undefined;
+  private readonly log: Logger;
+  private readonly onShutdown = () => this.end('window');
+  private readonly onClose = () => !this.res.writableFinished && this.end('client-gone');
+
+  constructor(
+    private readonly ctx: GatewayContext,
+    private readonly record: PendingRequest,
+    private readonly pollSeconds: number,
+    private readonly res: ServerResponse,
+  ) {
+    this.log = ctx.log.child({ requestId: record.requestId });
+    this.reader = new ResponseReader(ctx.nc, ctx.jsm, record.replyTo);
+    this.timers.push(setTimeout(() => void this.checkQueue(false), pollSeconds * 1000));
+    // A stopping gateway ends the window at once: the 202 carries NVCF-REQID, so the caller polls again.
+    if (ctx.shutdown.aborted) queueMicrotask(this.onShutdown);
+    else ctx.shutdown.addEventListener('abort', this.onShutdown, { once: true });
+    res.on('close', this.onClose);
+    ctx.waiting.set(record.requestId, (ctx.waiting.get(record.requestId) ?? 0) + 1);
+  }
+
+  async answer(): Promise<void> {
+    const news = await this.waitForNews();
+    this.timers.forEach(clearTimeout);
+    const { requestId } = this.record;
+    switch (news.kind) {
+      case 'result':
+        return this.finish(await deliverResult(this.ctx, this.record, this.res, news.result, this.readOn));
+      case 'unreadable':
+        return this.finish(await this.unreadable(news.error));
+      case 'progress':
+        await this.touch(news.progress.seq);
+        answerProgress(this.res, requestId, news.progress);
+        this.log.debug({ percentComplete: news.progress.percentComplete }, 'answered 202: progress');
+        return;
+      case 'ended':
+        return this.ended(news.ending);
+    }
+  }
+
+  /** Reads what the stream holds, then waits for more, until something is worth an answer. */
+  private async waitForNews(): Promise<News> {
+    let failing = false;
+    for (;;) {
+      try {
+        const news = await this.readAvailable();
+        if (news) return news;
+        failing = false;
+      } catch (err) {
+        // NATS away: nothing is known to have failed, so keep the caller until its window ends.
+        if (!failing) this.log.warn({ err: (err as Error).message }, 'reading the responses failed; retrying');
+        failing = true;
+      }
+      const shown = this.record.progressSeq ?? 0;
+      if (this.latest && this.latest.seq > shown) return { kind: 'progress', progress: this.latest };
+      if (this.ending) return { kind: 'ended', ending: this.ending };
+      if (failing) await sleep(NATS_PATIENCE_MS / 2, undefined, { signal: this.stop.signal }).catch(() => undefined);
+      else await this.reader.changed(this.stop.signal);
+    }
+  }
+
+  /** Every message stored so far, through the assembler; stops at the result or a message that cannot be read. */
+  private async readAvailable(): Promise<News | undefined> {
+    for (let stored = await this.reader.next(); stored; stored = await this.reader.next()) {
+      if (stored.error) return { kind: 'unreadable', error: stored.error };
+      let events: ResultEvent[];
+      try {
+        events = this.assembler.push(stored.frame);
+      } catch (err) {
+        if (err instanceof ResultAssemblyError) return { kind: 'unreadable', error: err };
+        throw err;
+      }
+      for (const event of events) {
+        if (event.type === 'progress') this.latest = { ...event, seq: stored.seq };
+        else if (event.type === 'head' || event.type === 'final') return { kind: 'result', result: event };
       }
     }
-  } catch (err) {
-    if (!settled && !res.headersSent) {
-      // NATS went away mid-wait: nothing is known to have failed, so the honest answer is "still running".
-      log.warn(
-        { err: (err as Error).message },
-        'reading the responses failed; answering 202 so the caller polls again',
-      );
-      return answerStillRunning(res, requestId);
-    }
-    log.error({ err: (err as Error).message }, 'reading the responses failed');
-    if (!res.headersSent)
-      sendProblem(
-        res,
-        500,
-        `the gateway could not read the result: ${(err as Error).message}`,
-        { 'NVCF-REQID': requestId, 'NVCF-STATUS': 'errored' },
-        requestId,
-      );
-    else res.destroy();
-    return;
-  } finally {
-    timers.forEach(clearTimeout);
-    ctx.shutdown.removeEventListener('abort', onShutdown);
-    res.off('close', onClose);
-    const left = (ctx.waiting.get(requestId) ?? 1) - 1;
-    if (left > 0) ctx.waiting.set(requestId, left);
-    else ctx.waiting.delete(requestId);
+    return undefined;
   }
 
-  if (streaming || ending === 'client-gone') {
-    await cancelRequest(
-      ctx,
-      record,
-      streaming ? 'the client closed the stream' : 'the client went away before the result',
-    );
-    return;
-  }
-  if (ending === 'no-worker') {
-    await cancelRequest(ctx, record, 'no worker took the request within the poll window');
-    sendProblem(
-      res,
-      504,
-      `no worker took the request within its ${pollSeconds}s poll window (+${NO_WORKER_GRACE_MS / 1000}s); it was cancelled`,
-      { 'NVCF-REQID': requestId, 'NVCF-STATUS': 'errored' },
+  /**
+   * The rest of a streamed response, one message at a time and only when the client has taken
+   * the last one: the gateway holds one message per stream, whatever the client's pace.
+   */
+  private readonly readOn = async (gone: AbortSignal): Promise<ResultEvent[] | Error> => {
+    for (;;) {
+      if (gone.aborted) return [];
+      try {
+        const stored = await this.reader.next();
+        if (stored?.error) return stored.error;
+        if (stored) return this.assembler.push(stored.frame);
+        await this.reader.changed(gone);
+      } catch (err) {
+        if (err instanceof ResultAssemblyError) return err;
+        await sleep(NATS_PATIENCE_MS / 2, undefined, { signal: gone }).catch(() => undefined);
+      }
+    }
+  };
+
+  private async unreadable(error: Error): Promise<Outcome> {
+    const { requestId } = this.record;
+    this.log.error({ err: error.message }, 'a response message cannot be read; ending the request with 502');
+    if (this.res.headersSent) return 'cut';
+    const lease = await this.ctx.requests.reserve(requestId, 5_000);
+    if (lease.outcome !== 'reserved') {
+      answerStillRunning(this.res, requestId);
+      return 'kept';
+    }
+    answerProblem(
+      this.res,
       requestId,
+      502,
+      `the gateway could not read a response message of request ${requestId}: ${error.message}`,
     );
-    log.info({ pollSeconds }, 'answered 504: no worker');
-    return;
+    await lease.lease.commit().catch(() => undefined);
+    return 'cut';
   }
-  await ctx.requests.touch(requestId, pollSeconds);
-  const headers: Record<string, string> = { 'NVCF-REQID': requestId, 'NVCF-STATUS': 'in-progress' };
-  if (latest) {
-    headers['NVCF-PERCENT-COMPLETE'] = String(latest.percentComplete);
-    headers['content-type'] = 'application/json';
-  }
-  const body = latest ? Buffer.from(latest.body) : Buffer.alloc(0);
-  res.writeHead(202, { ...headers, 'content-length': body.length });
-  res.end(body);
-  log.debug({ percentComplete: latest?.percentComplete }, 'answered 202: still running');
-}
 
-/** A 202 without progress: the caller keeps its request id and polls again. */
-export function answerStillRunning(res: ServerResponse, requestId: string): void {
-  res.writeHead(202, { 'NVCF-REQID': requestId, 'NVCF-STATUS': 'in-progress', 'content-length': 0 });
-  res.end();
-}
-
-function writeHead(res: ServerResponse, requestId: string, status: number, headers: HeaderList, length?: number): void {
-  for (const [name, value] of headers) {
-    try {
-      res.appendHeader(name, value);
-    } catch {
-      // A header Node refuses to send would fail the whole answer; the body matters more.
+  /** After a result: a delivered one's messages are dropped, a cut one's request is stopped. */
+  private async finish(outcome: Outcome): Promise<void> {
+    if (outcome === 'delivered') {
+      // Nobody can ask for it again: its messages only take room in the stream now.
+      await this.ctx.jsm.streams
+        .purge(streams.results, { filter: subjects.responsesOf(this.record.replyTo) })
+        .catch((err: Error) => this.log.debug({ err: err.message }, 'could not drop delivered responses'));
+    } else if (outcome === 'cut') {
+      await cancelRequest(this.ctx, this.record, 'the answer was cut short');
     }
   }
-  res.setHeader('NVCF-REQID', requestId);
-  res.setHeader('NVCF-STATUS', nvcfStatus(status));
-  if (length !== undefined) res.setHeader('content-length', length);
-  res.writeHead(status);
-}
 
-/** Resolves when a slow client has taken what was written, or has gone away. */
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
-}
+  private async ended(ending: Ending): Promise<void> {
+    const { requestId } = this.record;
+    if (ending === 'client-gone') {
+      await cancelRequest(this.ctx, this.record, 'the client went away before the result');
+      return;
+    }
+    if (ending === 'no-worker') {
+      await cancelRequest(this.ctx, this.record, 'no worker took the request within the poll window');
+      answerProblem(
+        this.res,
+        requestId,
+        504,
+        `no worker took the request within its ${this.pollSeconds}s poll window (+${NO_WORKER_GRACE_MS / 1000}s); it was cancelled`,
+      );
+      this.log.info({ pollSeconds: this.pollSeconds }, 'answered 504: no worker');
+      return;
+    }
+    await this.touch(this.latest?.seq);
+    if (this.latest) answerProgress(this.res, requestId, this.latest);
+    else answerStillRunning(this.res, requestId);
+    this.log.debug({ percentComplete: this.latest?.percentComplete }, 'answered 202: still running');
+  }
 
-function freshLocation(ctx: GatewayContext, requestId: string, headers: HeaderList): HeaderList {
-  const url = ctx.signer.url({ method: 'GET', kind: 'results', id: requestId }, ctx.config.urlTtlMs);
-  return headers.map(([name, value]) => (name.toLowerCase() === 'location' ? [name, url] : [name, value]));
+  /** Records the call's end on the request record, without keeping the caller past NATS_PATIENCE_MS. */
+  private async touch(progressSeq: number | undefined): Promise<void> {
+    const touched = this.ctx.requests
+      .touch(this.record.requestId, this.pollSeconds, progressSeq)
+      .catch((err: Error) => this.log.warn({ err: err.message }, 'could not note the poll on the request record'));
+    await Promise.race([touched, sleep(NATS_PATIENCE_MS)]);
+  }
+
+  private end(why: Ending): void {
+    if (this.ending) return;
+    this.ending = why;
+    this.stop.abort();
+  }
+
+  private async checkQueue(final: boolean): Promise<void> {
+    const { functionVersionId, requestId } = this.record;
+    const where = await Promise.race([
+      this.ctx.queues.stateOf(functionVersionId, requestId),
+      sleep(NATS_PATIENCE_MS, { state: 'unknown' as const }),
+    ]).catch(() => ({ state: 'unknown' as const }));
+    if (where.state !== 'waiting') return this.end('window');
+    if (final) return this.end('no-worker');
+    this.timers.push(setTimeout(() => void this.checkQueue(true), NO_WORKER_GRACE_MS));
+  }
+
+  close(): void {
+    this.timers.forEach(clearTimeout);
+    this.reader.close();
+    this.ctx.shutdown.removeEventListener('abort', this.onShutdown);
+    this.res.off('close', this.onClose);
+    const left = (this.ctx.waiting.get(this.record.requestId) ?? 1) - 1;
+    if (left > 0) this.ctx.waiting.set(this.record.requestId, left);
+    else this.ctx.waiting.delete(this.record.requestId);
+  }
 }

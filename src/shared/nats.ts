@@ -12,7 +12,7 @@ import {
   type JetStreamManager,
   type NatsConnection,
 } from 'nats';
-import { FRAME_OVERHEAD_BYTES, streams, subjects } from './protocol.js';
+import { FRAME_OVERHEAD_BYTES, RESULTS_MAX_BYTES, RESULTS_PER_SUBJECT, streams, subjects } from './protocol.js';
 
 export interface NatsSettings {
   servers: readonly string[];
@@ -102,9 +102,31 @@ export async function ensureWorkQueue(
   }
 }
 
-/** The stream every response lands in, kept for `retentionMs` so a gateway can come back for it. */
+/**
+ * The stream every response lands in, kept for `retentionMs` so a gateway can come back for it.
+ * Readers use Direct Get (no consumer per read); a few messages per subject bound a request's
+ * progress history (chunks, heads and finals each have subjects of their own); a byte bound refuses new
+ * messages when full instead of dropping stored ones. An older stream is brought up to this.
+ */
 export async function ensureResults(jsm: JetStreamManager, retentionMs: number): Promise<void> {
-  if (await exists(() => jsm.streams.info(streams.results))) return;
+  const limits = {
+    allow_direct: true,
+    max_msgs_per_subject: RESULTS_PER_SUBJECT,
+    max_bytes: RESULTS_MAX_BYTES,
+    discard: DiscardPolicy.New,
+  };
+  let existing;
+  try {
+    existing = await jsm.streams.info(streams.results);
+  } catch (err) {
+    if (!/not found/i.test((err as Error).message)) throw err;
+  }
+  if (existing) {
+    const c = existing.config;
+    if (!c.allow_direct || c.max_msgs_per_subject !== RESULTS_PER_SUBJECT || c.max_bytes <= 0)
+      await jsm.streams.update(streams.results, { ...c, ...limits });
+    return;
+  }
   await addIgnoringRace(() =>
     jsm.streams.add({
       name: streams.results,
@@ -113,6 +135,7 @@ export async function ensureResults(jsm: JetStreamManager, retentionMs: number):
       storage: StorageType.File,
       max_age: nanos(retentionMs),
       duplicate_window: nanos(Math.min(120_000, retentionMs)),
+      ...limits,
     }),
   );
 }

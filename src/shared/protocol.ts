@@ -36,7 +36,23 @@ export const streams = {
   resultsSubjects: ['nvcf.rs.>'],
   /** Key-value bucket of worker state records, key `<functionVersionId>.<workerId>`. */
   workers: 'nvcf_workers',
+  /** Key-value buckets of the harness's lifecycle API: function versions and their deployments, key `<functionVersionId>`. */
+  functionVersions: 'nvcf_function_versions',
+  deployments: 'nvcf_deployments',
 } as const;
+
+/**
+ * Bytes NVCF_RS may hold. Full, it refuses new messages (a worker's publish waits and retries:
+ * backpressure) rather than dropping stored ones, which could be a request's final. Delivered
+ * results are removed by the gateway, so what it holds is the results nobody has fetched yet.
+ */
+export const RESULTS_MAX_BYTES = 4 * 1024 ** 3;
+/**
+ * Messages NVCF_RS keeps per subject. Chunks, heads and finals have subjects of their own; this
+ * bounds a request's progress history (a job reporting every 100 ms for an hour would otherwise
+ * keep 36,000), while a reader a few updates behind still sees each recent step.
+ */
+export const RESULTS_PER_SUBJECT = 8;
 
 /** How often a worker rewrites its state record, and how long a silent record stays believable. */
 export const HEARTBEAT_INTERVAL_MS = 5_000;

@@ -30,6 +30,18 @@ describe('a gateway under pressure', () => {
     expect((await Promise.all(waiting)).map((r) => r.status)).toEqual([504, 504]);
   });
 
+  it('never admits more than GATEWAY_QUEUE_MAX requests, however many calls arrive at once', async () => {
+    const url = `${rig.gateway.url}/v2/nvcf/pexec/functions/${rig.worker.env.FUNCTION_ID}`;
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, () =>
+        fetch(url, { method: 'POST', headers: { 'NVCF-POLL-SECONDS': '2' }, body: '{}' }).then((r) => r.status),
+      ),
+    );
+    // Whoever was admitted ends 504 (no worker); everyone else was refused at the door.
+    expect(answers.filter((s) => s !== 429).length).toBeLessThanOrEqual(2);
+    expect(answers.filter((s) => s === 429).length).toBeGreaterThanOrEqual(28);
+  });
+
   it('keeps every other queued request when one is cancelled', async () => {
     const url = `${rig.gateway.url}/v2/nvcf/pexec/functions/${rig.worker.env.FUNCTION_ID}`;
     const first = fetch(url, { method: 'POST', headers: { 'NVCF-POLL-SECONDS': '30' }, body: '"first"' });

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ClaimNotTried, RequestStore } from '../../src/gateway/requests.js';
+import { RequestStore } from '../../src/gateway/requests.js';
 import { useRig } from '../support/rig.js';
 
 describe('the request records', () => {
   // A connection that outlives the restart below.
   const rig = useRig({ client: { maxReconnectAttempts: -1, reconnectTimeWait: 100 } });
 
-  it('hand a result out once, and say so when a claim could not even be tried because NATS was away', async () => {
+  it('hand a result out once: one call holds it while it writes, a release makes it claimable again, a commit makes it gone, and NATS away changes nothing', async () => {
     const store = new RequestStore(await rig.nc.jetstream().views.kv('nvcf_requests', { history: 1 }));
     const now = Date.now();
     const requestId = crypto.randomUUID();
@@ -20,9 +20,13 @@ describe('the request records', () => {
       lastSeenAt: now,
       pollSeconds: 5,
     });
+    const first = await store.reserve(requestId, 30_000);
+    expect(first.outcome).toBe('reserved');
+    expect((await store.reserve(requestId, 30_000)).outcome).toBe('busy');
+    if (first.outcome === 'reserved') await first.lease.release();
     await rig.nats.stop();
     // Nothing was changed: the caller can safely be told to poll again.
-    await expect(store.claim(requestId)).rejects.toBeInstanceOf(ClaimNotTried);
+    expect((await store.reserve(requestId, 30_000)).outcome).toBe('unknown');
     await rig.nats.restart();
     await expect
       .poll(
@@ -34,7 +38,32 @@ describe('the request records', () => {
         { timeout: 20_000 },
       )
       .toBe(requestId);
-    expect(await store.claim(requestId)).toBe(true);
-    expect(await store.claim(requestId)).toBe(false);
+    const second = await store.reserve(requestId, 30_000);
+    expect(second.outcome).toBe('reserved');
+    if (second.outcome === 'reserved') await second.lease.commit();
+    expect((await store.reserve(requestId, 30_000)).outcome).toBe('gone');
   }, 60_000);
+
+  it('let a lease whose holder died run out, so the result is claimable again', async () => {
+    const kv = await rig.nc.jetstream().views.kv('nvcf_requests', { history: 1 });
+    const store = new RequestStore(kv);
+    const now = Date.now();
+    const requestId = crypto.randomUUID();
+    // What a gateway killed mid-write leaves: a lease nobody renews.
+    const record = {
+      requestId,
+      functionId: 'f',
+      functionVersionId: 'v',
+      gatewayId: 'g',
+      replyTo: `nvcf.rs.g.${requestId}`,
+      createdAt: now,
+      lastSeenAt: now,
+      pollSeconds: 5,
+      deliveringUntil: now + 300,
+    };
+    await kv.put(requestId, JSON.stringify(record));
+    expect((await store.reserve(requestId, 30_000)).outcome).toBe('busy');
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await store.reserve(requestId, 30_000)).outcome).toBe('reserved');
+  });
 });

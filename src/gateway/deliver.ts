@@ -1,0 +1,140 @@
+import type { ServerResponse } from 'node:http';
+import { answerProblem, answerStillRunning, drained, locationFor, sentWhole, writeHead } from './answers.js';
+import type { GatewayContext } from './context.js';
+import type { Lease, PendingRequest } from './requests.js';
+import type { ResultEvent } from './result-assembler.js';
+
+/** How long one call may hold a result while it writes it; renewed while the writing goes on. */
+const DELIVERY_LEASE_MS = 30_000;
+
+/**
+ * What became of a result: `delivered` whole to the client (the record is gone, later polls
+ * 404); `kept` for the next poll (the client went away mid-body, another call holds it, or NATS
+ * was away); `cut` (a stream broke off, or the client left one): the request is over.
+ */
+export type Outcome = 'delivered' | 'kept' | 'cut';
+
+/** What ends a wait with a result: a buffered final, or the head of a stream. */
+export type Result = Extract<ResultEvent, { type: 'head' | 'final' }>;
+
+/** Reads on a stream: the next events, or an error that ends it. Returns [] once `gone` aborts. */
+export type ReadOn = (gone: AbortSignal) => Promise<ResultEvent[] | Error>;
+
+/** Hands a result to this call's client, at most once across every call and gateway. */
+export async function deliverResult(
+  ctx: GatewayContext,
+  record: PendingRequest,
+  res: ServerResponse,
+  result: Result,
+  readOn: ReadOn,
+): Promise<Outcome> {
+  const lease = await reserve(ctx, record.requestId, res);
+  if (!lease) return 'kept';
+  return result.type === 'final'
+    ? deliverFinal(ctx, record, res, result, lease)
+    : deliverStream(ctx, record, res, result, lease, readOn);
+}
+
+/** The lease on the result, or undefined when this call answered otherwise (404, or 202: poll again). */
+async function reserve(ctx: GatewayContext, requestId: string, res: ServerResponse): Promise<Lease | undefined> {
+  const reservation = await ctx.requests.reserve(requestId, DELIVERY_LEASE_MS);
+  switch (reservation.outcome) {
+    case 'reserved':
+      return reservation.lease;
+    case 'gone':
+      answerProblem(res, requestId, 404, `request ${requestId} was already answered`);
+      return undefined;
+    case 'busy':
+      // Another call is writing it now: it is delivered when that ends, or claimable again if it fails.
+      answerStillRunning(res, requestId);
+      return undefined;
+    case 'unknown':
+      ctx.log.warn(
+        { requestId, err: reservation.error.message },
+        'the result is here but NATS is out of reach; answering 202 so the caller polls again',
+      );
+      answerStillRunning(res, requestId);
+      return undefined;
+  }
+}
+
+async function deliverFinal(
+  ctx: GatewayContext,
+  record: PendingRequest,
+  res: ServerResponse,
+  final: Extract<ResultEvent, { type: 'final' }>,
+  lease: Lease,
+): Promise<Outcome> {
+  const { requestId } = record;
+  writeHead(res, requestId, final.status, locationFor(ctx, requestId, final), final.body.length);
+  res.end(final.body);
+  if (!(await sentWhole(res))) {
+    await lease.release();
+    ctx.log.info({ requestId }, 'the client went away mid-body; the result stays for its next poll');
+    return 'kept';
+  }
+  await commit(ctx, requestId, lease);
+  ctx.log.info({ requestId, status: final.status }, 'result delivered');
+  return 'delivered';
+}
+
+async function deliverStream(
+  ctx: GatewayContext,
+  record: PendingRequest,
+  res: ServerResponse,
+  head: Extract<ResultEvent, { type: 'head' }>,
+  lease: Lease,
+  readOn: ReadOn,
+): Promise<Outcome> {
+  const { requestId } = record;
+  const gone = new AbortController();
+  const onClose = () => !res.writableFinished && gone.abort();
+  res.on('close', onClose);
+  try {
+    writeHead(res, requestId, head.status, head.headers);
+    res.flushHeaders();
+    for (;;) {
+      const events = await readOn(gone.signal);
+      if (events instanceof Error) {
+        ctx.log.error({ requestId, err: events.message }, 'a streamed response cannot be read; cutting it short');
+        res.destroy();
+        break;
+      }
+      if (gone.signal.aborted) break;
+      let over = false;
+      for (const event of events) {
+        if (event.type === 'data' && !res.write(event.bytes)) await drained(res);
+        if (event.type !== 'final') continue;
+        if (event.error) {
+          ctx.log.warn({ requestId, err: event.error }, 'the streamed response broke off; cutting the client short');
+          res.destroy();
+          over = true;
+          break;
+        }
+        res.end();
+        over = true;
+        if (!(await sentWhole(res))) break;
+        await commit(ctx, requestId, lease);
+        ctx.log.info({ requestId, status: head.status, streamed: true }, 'result delivered');
+        return 'delivered';
+      }
+      if (over || res.destroyed) break;
+    }
+  } finally {
+    res.off('close', onClose);
+  }
+  // Part of a stream went out: it cannot be handed to anyone again, so the request ends here.
+  await lease.release();
+  return 'cut';
+}
+
+async function commit(ctx: GatewayContext, requestId: string, lease: Lease): Promise<void> {
+  await lease
+    .commit()
+    .catch((err: Error) =>
+      ctx.log.error(
+        { requestId, err: err.message },
+        'the result was delivered but its record could not be removed; a later poll may get it again',
+      ),
+    );
+}

@@ -1,0 +1,270 @@
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { echo } from '../support/container.js';
+import {
+  deployFunction,
+  listFunctions,
+  registerFunction,
+  undeployFunction,
+  waitUntilActive,
+} from '../../src/gateway/lifecycle/client.js';
+import { waitForStatus, type RunningGateway } from '../support/gateway.js';
+import { useRig } from '../support/rig.js';
+
+const app = fileURLToPath(new URL('../support/lifecycle-app.mjs', import.meta.url));
+
+// Answers are checked field by field by the assertions; a type for each would only restate them.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Loose = any;
+
+/**
+ * Each instance starts a worker under tsx: seconds on an idle machine, much longer on a loaded
+ * one. The bounds only stop a test that would never pass; nothing here measures time.
+ */
+const ACTIVE_WITHIN_MS = 120_000;
+const SLOW_TEST_MS = 300_000;
+
+const rig = useRig({ gateway: true });
+/** The gateway now: tests restart it. */
+let gw: RunningGateway;
+beforeAll(() => {
+  gw = rig.gateway;
+});
+
+async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: Loose }> {
+  const res = await fetch(`${gw.url}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : undefined };
+}
+
+function fromLocalCommand(name: string, env: Record<string, string> = {}) {
+  return {
+    name,
+    inferenceUrl: '/infer',
+    healthUri: '/v2/health/ready',
+    localCommand: [process.execPath, app],
+    containerEnvironment: Object.entries(env).map(([key, value]) => ({ key, value })),
+    apiBodyFormat: 'CUSTOM',
+    description: 'test function',
+    tags: ['test'],
+  };
+}
+
+const spec = (instances: number) => ({
+  deploymentSpecifications: [{ gpu: 'L40', instanceType: 'local', minInstances: instances, maxInstances: instances }],
+});
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = ACTIVE_WITHIN_MS): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function invoke(functionId: string, body: unknown): Promise<{ status: number; json: Loose }> {
+  return call('POST', `/v2/nvcf/pexec/functions/${functionId}`, body);
+}
+
+describe('the function lifecycle API', { timeout: SLOW_TEST_MS }, () => {
+  it('registers a function and a second version, lists them INACTIVE, and deletes a version', async () => {
+    const created = await call('POST', '/v2/nvcf/functions', fromLocalCommand('catalogue'));
+    expect(created.status).toBe(200);
+    const fn = created.json.function;
+    expect(fn).toMatchObject({ name: 'catalogue', status: 'INACTIVE', inferenceUrl: '/infer', inferencePort: 8000 });
+    expect(fn.health).toMatchObject({ protocol: 'HTTP', uri: '/v2/health/ready', expectedStatusCode: 200 });
+
+    const second = await call('POST', `/v2/nvcf/functions/${fn.id}/versions`, fromLocalCommand('catalogue'));
+    expect(second.status).toBe(200);
+    expect(second.json.function.id).toBe(fn.id);
+    expect(second.json.function.versionId).not.toBe(fn.versionId);
+
+    const versions = await call('GET', `/v2/nvcf/functions/${fn.id}/versions`);
+    expect(versions.json.functions.map((v: Loose) => v.versionId).sort()).toEqual(
+      [fn.versionId, second.json.function.versionId].sort(),
+    );
+    const all = await call('GET', '/v2/nvcf/functions');
+    expect(all.json.functions.filter((v: Loose) => v.id === fn.id)).toHaveLength(2);
+
+    expect((await call('DELETE', `/v2/nvcf/functions/${fn.id}/versions/${fn.versionId}`)).status).toBe(204);
+    expect((await call('GET', `/v2/nvcf/functions/${fn.id}/versions/${fn.versionId}`)).status).toBe(404);
+    expect((await call('GET', `/v2/nvcf/functions/${fn.id}/versions`)).json.functions).toHaveLength(1);
+  });
+
+  it('keeps registered functions across a gateway restart', async () => {
+    const { json } = await call('POST', '/v2/nvcf/functions', fromLocalCommand('durable'));
+    await gw.stop();
+    gw = await rig.startGateway();
+    const details = await call('GET', `/v2/nvcf/functions/${json.function.id}/versions/${json.function.versionId}`);
+    expect(details.status).toBe(200);
+    expect(details.json.function).toMatchObject({ name: 'durable', status: 'INACTIVE' });
+  });
+
+  it('refuses a malformed function with a 400 that names the field', async () => {
+    const bad = await call('POST', '/v2/nvcf/functions', { name: 'no image', inferenceUrl: '/x' });
+    expect(bad.status).toBe(400);
+    expect(bad.json.detail).toMatch(/name/);
+    expect(bad.json.detail).toMatch(/containerImage, models or \(harness only\) localCommand/);
+  });
+
+  it('reports the GPUs this machine has: none without the NVIDIA driver', async () => {
+    const gpus = await call('GET', '/v2/nvcf/supportedGpus');
+    expect(gpus.status).toBe(200);
+    expect(Array.isArray(gpus.json.gpus)).toBe(true);
+  });
+});
+
+describe('deployments', { timeout: SLOW_TEST_MS }, () => {
+  it('deploys two instances, survives losing one, scales to one and undeploys to INACTIVE', async () => {
+    const { json } = await call('POST', '/v2/nvcf/functions', fromLocalCommand('echo-two'));
+    const { id, versionId } = json.function;
+    const path = `/v2/nvcf/deployments/functions/${id}/versions/${versionId}`;
+
+    const deployed = await call('POST', path, spec(2));
+    expect(deployed.status).toBe(200);
+    expect(deployed.json.deployment.functionStatus).toBe('DEPLOYING');
+    expect(deployed.json.deployment.instances).toHaveLength(2);
+    await waitForStatus(gw.url, id, versionId, 'ACTIVE', ACTIVE_WITHIN_MS);
+    const both = await until('both instances ready', async () => {
+      const d = (await call('GET', path)).json.deployment;
+      return d.instances.every((i: Loose) => i.state === 'ready') ? d.instances : undefined;
+    });
+
+    const first = await invoke(id, { hello: 'world' });
+    expect(first.status).toBe(200);
+    expect(first.json.echo).toEqual({ hello: 'world' });
+
+    // Kill one instance's container outright; the other keeps answering while it is replaced.
+    const victim = both[0];
+    process.kill(victim.containerPid, 'SIGKILL');
+    const answers = await Promise.all(Array.from({ length: 6 }, (_, n) => invoke(id, { n })));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    expect(answers.map((a) => a.json.echo.n)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(answers.every((a) => a.json.pid !== victim.containerPid)).toBe(true);
+
+    const restarted = await until('the killed instance back', async () => {
+      const d = (await call('GET', path)).json.deployment;
+      const slot = d.instances.find((i: Loose) => i.index === victim.index);
+      return slot.state === 'ready' && slot.containerPid !== victim.containerPid ? slot : undefined;
+    });
+    expect(restarted.restarts).toBe(1);
+    expect(restarted.lastError).toMatch(/container exited \(SIGKILL\)/);
+
+    const scaled = await call('PUT', path, spec(1));
+    expect(scaled.status).toBe(200);
+    expect(scaled.json.deployment.instances).toHaveLength(1);
+    expect(scaled.json.deployment.deploymentSpecifications[0].minInstances).toBe(1);
+    expect((await invoke(id, { after: 'scale' })).status).toBe(200);
+
+    const undeployed = await call('DELETE', path);
+    expect(undeployed.status).toBe(200);
+    expect(undeployed.json.function.status).toBe('INACTIVE');
+    expect((await call('GET', `/v2/nvcf/functions/${id}/versions/${versionId}`)).json.function.status).toBe('INACTIVE');
+    expect((await call('GET', path)).status).toBe(404);
+    // Every process it started is gone once the workers have drained.
+    await until('the instances stopped', async () =>
+      alive(restarted.containerPid) || alive(restarted.workerPid) ? undefined : true,
+    );
+  });
+
+  it('reports ERROR with the reason when every instance fails to start', async () => {
+    const { json } = await call(
+      'POST',
+      '/v2/nvcf/functions',
+      fromLocalCommand('broken', { FAIL_AT_START: 'cannot load model weights' }),
+    );
+    const { id, versionId } = json.function;
+    const path = `/v2/nvcf/deployments/functions/${id}/versions/${versionId}`;
+    expect((await call('POST', path, spec(1))).status).toBe(200);
+    await waitForStatus(gw.url, id, versionId, 'ERROR', ACTIVE_WITHIN_MS);
+    const { deployment } = (await call('GET', path)).json;
+    expect(deployment.functionStatus).toBe('ERROR');
+    expect(deployment.healthInfo[0].error).toMatch(/cannot load model weights/);
+    expect(deployment.instances[0].state).toBe('failed');
+    expect((await call('DELETE', path)).json.function.status).toBe('INACTIVE');
+  });
+
+  it('starts its deployments again when the gateway comes back', async () => {
+    const { json } = await call('POST', '/v2/nvcf/functions', fromLocalCommand('comeback'));
+    const { id, versionId } = json.function;
+    const path = `/v2/nvcf/deployments/functions/${id}/versions/${versionId}`;
+    await call('POST', path, spec(1));
+    await waitForStatus(gw.url, id, versionId, 'ACTIVE', ACTIVE_WITHIN_MS);
+    const before = (await call('GET', path)).json.deployment.instances[0];
+    await gw.stop();
+    expect(alive(before.workerPid) || alive(before.containerPid)).toBe(false);
+    gw = await rig.startGateway();
+    await waitForStatus(gw.url, id, versionId, 'ACTIVE', ACTIVE_WITHIN_MS);
+    expect((await invoke(id, { back: true })).json.echo).toEqual({ back: true });
+    expect((await call('DELETE', path)).status).toBe(200);
+  });
+
+  it('reports ERROR naming the missing container engine for an image it cannot run', async () => {
+    const { json } = await call('POST', '/v2/nvcf/functions', {
+      name: 'image-only',
+      inferenceUrl: '/infer',
+      containerImage: 'nvcr.io/example/echo:1.0',
+    });
+    const { id, versionId } = json.function;
+    const path = `/v2/nvcf/deployments/functions/${id}/versions/${versionId}`;
+    expect((await call('POST', path, spec(1))).status).toBe(200);
+    await waitForStatus(gw.url, id, versionId, 'ERROR', ACTIVE_WITHIN_MS);
+    const { deployment } = (await call('GET', path)).json;
+    expect(deployment.healthInfo[0].error).toMatch(/no container engine.*localCommand/);
+    expect((await call('DELETE', path)).status).toBe(200);
+  });
+
+  it('runs only workers for a container already running at localEndpoint, driven by the lifecycle client', async () => {
+    const container = await rig.startContainer(echo);
+    const target = { url: gw.url };
+    const version = await registerFunction(target, {
+      name: 'running-already',
+      inferenceUrl: '/infer',
+      localEndpoint: `http://127.0.0.1:${container.port}`,
+    });
+    expect((await deployFunction(target, version, 1)).functionStatus).toBe('DEPLOYING');
+    const active = await waitUntilActive(target, version, ACTIVE_WITHIN_MS);
+    expect(active.instances).toHaveLength(1);
+    expect(
+      (await call('GET', `/v2/nvcf/deployments/functions/${version.id}/versions/${version.versionId}`)).json.deployment
+        .instances[0].containerPid,
+    ).toBeUndefined();
+    expect((await listFunctions(target)).find((f) => f.versionId === version.versionId)?.status).toBe('ACTIVE');
+    expect((await invoke(version.id, { via: 'endpoint' })).json).toEqual({ via: 'endpoint' });
+    await undeployFunction(target, version);
+    expect((await listFunctions(target)).find((f) => f.versionId === version.versionId)?.status).toBe('INACTIVE');
+    await expect(undeployFunction(target, version)).rejects.toThrow(/404: function version .* is not deployed/);
+  });
+
+  it('refuses a second POST for a deployed version and a PUT for one that is not deployed', async () => {
+    const { json } = await call('POST', '/v2/nvcf/functions', fromLocalCommand('twice'));
+    const path = `/v2/nvcf/deployments/functions/${json.function.id}/versions/${json.function.versionId}`;
+    expect((await call('PUT', path, spec(1))).status).toBe(404);
+    expect((await call('POST', path, spec(1))).status).toBe(200);
+    const again = await call('POST', path, spec(1));
+    expect(again.status).toBe(409);
+    expect(again.json.detail).toMatch(/already deployed; PUT/);
+    const deleteVersion = await call(
+      'DELETE',
+      `/v2/nvcf/functions/${json.function.id}/versions/${json.function.versionId}`,
+    );
+    expect(deleteVersion.status).toBe(409);
+    expect((await call('DELETE', path)).status).toBe(200);
+  });
+});
+
+function alive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
