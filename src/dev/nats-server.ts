@@ -22,6 +22,12 @@ export interface NatsServerOptions {
    * foreground group) does not stop NATS before the worker has drained through it (`dev`).
    */
   ownProcessGroup?: boolean;
+  /** The server's name; JetStream in a cluster needs each node named. */
+  serverName?: string;
+  /** Join a JetStream cluster: this node's route port and the route URLs of every node. */
+  cluster?: { name: string; port: number; routes: readonly string[] };
+  /** Serve the HTTP monitoring endpoints (/varz, /jsz…) on this port. */
+  monitorPort?: number;
 }
 
 /**
@@ -53,6 +59,11 @@ export class NatsServer {
 
   get url(): string {
     return `nats://127.0.0.1:${this.port}`;
+  }
+
+  /** The HTTP monitoring endpoint, when `monitorPort` was given. */
+  get monitorUrl(): string | undefined {
+    return this.options.monitorPort ? `http://127.0.0.1:${this.options.monitorPort}` : undefined;
   }
 
   get pid(): number | undefined {
@@ -87,6 +98,18 @@ export class NatsServer {
       portsDir,
     ];
     if (this.options.maxPayload) args.push('--max_payload', String(this.options.maxPayload));
+    if (this.options.serverName) args.push('--name', this.options.serverName);
+    const cluster = this.options.cluster;
+    if (cluster)
+      args.push(
+        '--cluster_name',
+        cluster.name,
+        '--cluster',
+        `nats://127.0.0.1:${cluster.port}`,
+        '--routes',
+        cluster.routes.join(','),
+      );
+    if (this.options.monitorPort) args.push('-m', String(this.options.monitorPort));
     await mkdir(portsDir, { recursive: true });
     const child = spawn(this.options.binary ?? 'nats-server', args, {
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -1,27 +1,21 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { NatsServer } from '../../src/dev/nats-server.js';
 import { workerEnv } from '../support/env.js';
 import { waitForStatus } from '../support/gateway.js';
 import { isState, spawnSidecar, type WorkerProcess } from '../support/process.js';
+import { NatsNodes } from './nats-cluster.js';
+import { freePort, memoryOf } from './ports.js';
+
+export { freePort } from './ports.js';
 
 /**
  * Every part of a deployment as its own process, each one killable and restartable in place:
- * nats-server with a file store, the inference container, two workers and the gateway.
+ * nats-server with a file store (or a cluster of three), the inference container, two workers
+ * and the gateway.
  */
 
 const containerScript = fileURLToPath(new URL('./sleepy-echo.mjs', import.meta.url));
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** The container process, on a port that stays the same across restarts. */
 export class ContainerProcess {
@@ -67,8 +61,18 @@ export class WorkerSlot {
     return this.process.child.pid!;
   }
 
+  /** Resolves once it pulls work; rejects as soon as it exits instead. */
   running(): Promise<unknown> {
-    return this.process.waitForLog(isState('running'), 60_000);
+    const { process: worker } = this;
+    const running = worker.waitForLog(isState('running'), 120_000);
+    const exited = worker.exit.then(({ code, signal }) => {
+      throw new Error(
+        `worker ${this.env.WORKER_ID} exited (${code ?? signal}) before running: ${worker.stderr().slice(-300)}`,
+      );
+    });
+    running.catch(() => undefined);
+    exited.catch(() => undefined);
+    return Promise.race([running, exited]);
   }
 
   alive(): boolean {
@@ -86,10 +90,8 @@ export class WorkerSlot {
   }
 
   /** Resident memory of the process now and at its highest since it started, in bytes (Linux). */
-  async memory(): Promise<{ rss: number; peak: number }> {
-    const status = await readFile(`/proc/${this.pid}/status`, 'utf8');
-    const kB = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
-    return { rss: kB('VmRSS'), peak: kB('VmHWM') };
+  memory(): Promise<{ rss: number; peak: number }> {
+    return memoryOf(this.pid);
   }
 }
 
@@ -99,12 +101,13 @@ export class GatewayProcess {
   private constructor(
     readonly port: number,
     private readonly natsUrl: string,
+    private readonly env: Record<string, string>,
   ) {
     this.process = this.spawn();
   }
 
-  static async start(natsUrl: string): Promise<GatewayProcess> {
-    const gateway = new GatewayProcess(await freePort(), natsUrl);
+  static async start(natsUrl: string, env: Record<string, string> = {}): Promise<GatewayProcess> {
+    const gateway = new GatewayProcess(await freePort(), natsUrl, env);
     await gateway.listening();
     return gateway;
   }
@@ -120,14 +123,18 @@ export class GatewayProcess {
         '--port',
         String(this.port),
         '--gateway-id',
-        'gw-chaos',
+        this.env.GATEWAY_ID ?? 'gw-chaos',
         '--nats-url',
         this.natsUrl,
         '--log-level',
         'warn',
       ],
-      {},
+      this.env,
     );
+  }
+
+  memory(): Promise<{ rss: number; peak: number }> {
+    return memoryOf(this.process.child.pid);
   }
 
   async listening(): Promise<void> {
@@ -143,8 +150,9 @@ export class GatewayProcess {
     throw new Error('the gateway did not start listening');
   }
 
-  async stop(): Promise<number | null> {
-    if (this.process.child.exitCode === null) this.process.child.kill('SIGTERM');
+  /** SIGTERM lets it answer its callers first; SIGKILL is a crash, with nobody left to answer. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.process.child.exitCode === null) this.process.child.kill(signal);
     return (await this.process.exit).code;
   }
 
@@ -158,51 +166,78 @@ export interface ClusterOptions {
   /** Extra worker environment (NATS_ACK_WAIT, MAX_REQUEST_CONCURRENCY, DRAIN_GRACE…). */
   workerEnv?: Record<string, string>;
   workers?: number;
+  /** nats-server processes: 1, or 3 for a JetStream cluster (streams then kept on `replicas` nodes). */
+  natsNodes?: number;
+  replicas?: number;
+  gatewayEnv?: Record<string, string>;
 }
 
+/**
+ * The replicas setting the sidecar reads (default 1, for one server). Streams that come up with
+ * fewer replicas than asked are raised by the suite, and the scenario says so.
+ */
+export const REPLICAS_ENV = 'NATS_STREAM_REPLICAS';
+
 export interface Cluster {
-  nats: NatsServer;
+  nats: NatsNodes;
   container: ContainerProcess;
   workers: WorkerSlot[];
   gateway: GatewayProcess;
   functionId: string;
   versionId: string;
+  /** Streams the suite had to raise to the replica count asked for (empty when the sidecar did). */
+  raisedReplicas: string[];
   dispose(): Promise<void>;
 }
 
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
-  const nats = await NatsServer.start();
-  const container = await ContainerProcess.start();
-  const functionId = randomUUID();
-  const versionId = randomUUID();
+  const nats = await NatsNodes.start(options.natsNodes ?? 1);
+  const replicas = options.replicas ?? 1;
+  const replicaEnv: Record<string, string> = replicas > 1 ? { [REPLICAS_ENV]: String(replicas) } : {};
   const workers: WorkerSlot[] = [];
-  for (let i = 0; i < (options.workers ?? 2); i++) {
-    const env = await workerEnv(nats.url, container.port, {
-      FUNCTION_ID: functionId,
-      FUNCTION_VERSION_ID: versionId,
-      INFERENCE_URL: '/echo',
-      WORKER_ID: `chaos-${i + 1}`,
-      LOG_LEVEL: 'info',
-      MAX_REQUEST_CONCURRENCY: '8',
-      ...options.workerEnv,
-    });
-    workers.push(new WorkerSlot(env));
-  }
-  await Promise.all(workers.map((w) => w.running()));
-  const gateway = await GatewayProcess.start(nats.url);
-  await waitForStatus(gateway.url, functionId, versionId, 'ACTIVE', 30_000);
-  return {
-    nats,
-    container,
-    workers,
-    gateway,
-    functionId,
-    versionId,
-    async dispose() {
-      await Promise.all(workers.map((w) => w.kill('SIGKILL')));
-      gateway.process.child.kill('SIGKILL');
-      await container.kill();
-      await nats.dispose();
-    },
+  let container: ContainerProcess | undefined;
+  let gateway: GatewayProcess | undefined;
+  const dispose = async () => {
+    await Promise.all(workers.map((w) => w.kill('SIGKILL')));
+    gateway?.process.child.kill('SIGKILL');
+    await container?.kill();
+    await nats.dispose();
   };
+  try {
+    container = await ContainerProcess.start();
+    const functionId = randomUUID();
+    const versionId = randomUUID();
+    for (let i = 0; i < (options.workers ?? 2); i++) {
+      const env = await workerEnv(nats.url, container.port, {
+        FUNCTION_ID: functionId,
+        FUNCTION_VERSION_ID: versionId,
+        INFERENCE_URL: '/echo',
+        WORKER_ID: `chaos-${i + 1}`,
+        LOG_LEVEL: 'info',
+        MAX_REQUEST_CONCURRENCY: '8',
+        ...replicaEnv,
+        ...options.workerEnv,
+      });
+      workers.push(new WorkerSlot(env));
+    }
+    // A loaded machine can take a while to start three TypeScript processes, and a worker whose
+    // first JetStream calls time out exits; it is given one more start, as its pod would be.
+    await Promise.all(
+      workers.map((w) =>
+        w.running().catch(async (err: unknown) => {
+          if (w.alive()) throw err;
+          w.restart();
+          return w.running();
+        }),
+      ),
+    );
+    gateway = await GatewayProcess.start(nats.url, { ...replicaEnv, ...options.gatewayEnv });
+    await waitForStatus(gateway.url, functionId, versionId, 'ACTIVE', 60_000);
+    const raisedReplicas = replicas > 1 ? await nats.raiseReplicas(replicas) : [];
+    if (replicas > 1) await nats.settled(replicas);
+    return { nats, container, workers, gateway, functionId, versionId, raisedReplicas, dispose };
+  } catch (err) {
+    await dispose();
+    throw err;
+  }
 }

@@ -19,6 +19,8 @@ export interface FrameCase {
   replyTo?: string;
   requestId?: string;
   expect: Expect;
+  /** Its final must carry this (its own request id, echoed): another request's answer must never land here. */
+  mustCarry?: string;
 }
 
 export interface FuzzTarget {
@@ -40,8 +42,11 @@ export type ContainerAct =
         | 'output-fifo'
         | 'output-symlink-file'
         | 'output-symlink-dir'
+        | 'output-hardlink'
+        | 'many-headers'
         | 'replace-dir';
     }
+  | { act: 'sleep'; ms: number }
   | { act: 'outputs'; names: string[] }
   | { act: 'many-files'; count: number };
 
@@ -277,6 +282,8 @@ export function containerAct(rng: Random): ContainerAct {
       'output-fifo',
       'output-symlink-file',
       'output-symlink-dir',
+      'output-hardlink',
+      'many-headers',
       'replace-dir',
       'echo',
     ] as const),
@@ -403,4 +410,34 @@ export function manyFilesCase(id: number, rng: Random, t: FuzzTarget, count: num
     ...addressOf(meta),
     expect: 'answer',
   };
+}
+
+/**
+ * A live request and a frame that names the live request's reply subject as its own: anyone
+ * who may publish work could try to answer someone else's caller. The victim is slow, so the
+ * intruder's answer would arrive first; the victim's one final must still be its own echo.
+ */
+export function hijackCases(id: number, rng: Random, t: FuzzTarget): FrameCase[] {
+  const victimId = rng.uuid();
+  const victim = validMeta(rng, t, victimId);
+  const intruderId = rng.uuid();
+  const intruder = validMeta(rng, t, intruderId);
+  intruder.replyTo = victim.replyTo;
+  if (rng.chance(0.5)) intruder.headers = [['X-Bad', 'a\nb']]; // a 400 would land on the victim too
+  return [
+    {
+      id,
+      label: 'victim of a borrowed reply subject',
+      data: frame(victim, JSON.stringify({ rid: victimId, act: 'sleep', ms: 1_500 })),
+      ...addressOf(victim),
+      expect: 'answer',
+      mustCarry: victimId,
+    },
+    {
+      id: id + 1,
+      label: 'reply subject of another live request',
+      data: frame(intruder, JSON.stringify({ rid: intruderId, act: 'echo' })),
+      expect: 'none',
+    },
+  ];
 }

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdir, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WORKER_OWNED } from '../../src/shared/headers.js';
 import { TestContainer } from '../support/container.js';
@@ -88,7 +88,12 @@ export async function startFuzzContainer(
     container.seen.length = 0;
     const dir = String(req.headers['nvcf-large-output-dir']);
     await act(order as ContainerAct, dir, canaries).catch(() => undefined);
-    res.writeHead(200, { 'content-type': 'application/json' }).end(req.body);
+    // More response headers than the protocol carries (256): the worker must answer with a clear problem.
+    const extra =
+      order.act === 'many-headers'
+        ? Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`x-many-${i}`, 'v']))
+        : {};
+    res.writeHead(200, { 'content-type': 'application/json', ...extra }).end(req.body);
   });
   return { container, findings };
 }
@@ -118,6 +123,12 @@ async function act(order: ContainerAct, dir: string, canaries: Canaries): Promis
     case 'output-symlink-dir':
       await symlink(canaries.dir, join(dir, 'leakdir'));
       return;
+    case 'output-hardlink':
+      // A second name for a file outside: a regular file, so only its link count gives it away.
+      await link(join(canaries.dir, 'secret.bin'), join(dir, 'hard.bin'));
+      return;
+    case 'sleep':
+      return void (await new Promise((r) => setTimeout(r, order.ms)));
     case 'replace-dir':
       // The whole request directory swapped for a link to the canaries, progress file included.
       await rm(dir, { recursive: true, force: true });

@@ -49,6 +49,8 @@ export interface GatewayFuzzReport {
   hung: string[];
   /** Responses or result archives carrying the canary marker. */
   leaks: string[];
+  /** A client that got another client's live request, or an owner that then lost its own. */
+  crossClient: string[];
   gatewayAlive: boolean;
 }
 
@@ -237,6 +239,7 @@ export async function runGatewayFuzz(
     gatewayErrors: [],
     hung: [],
     leaks: [],
+    crossClient: [],
     gatewayAlive: true,
   };
   const cases = Array.from({ length: count }, (_, i) => generateGatewayCase(i, rng, t));

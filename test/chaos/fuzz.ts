@@ -2,14 +2,15 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { NatsServer } from '../../src/dev/nats-server.js';
-import { subjects, streams } from '../../src/shared/protocol.js';
+import { decodeResponse, subjects, streams } from '../../src/shared/protocol.js';
 import { workerEnv } from '../support/env.js';
 import { TestStorage } from '../support/storage.js';
 import { readZip } from '../support/zip.js';
 import { waitForStatus } from '../support/gateway.js';
 import { GatewayProcess, WorkerSlot } from './cluster.js';
-import { generateCase, manyFilesCase, type FrameCase } from './fuzz-cases.js';
+import { generateCase, hijackCases, manyFilesCase, type FrameCase } from './fuzz-cases.js';
 import { runGatewayFuzz, type GatewayFuzzReport } from './fuzz-gateway.js';
+import { API_KEYS_ENV, API_KEYS_VALUE, crossClientCases } from './fuzz-keys.js';
 import { Canaries, startFuzzContainer } from './fuzz-container.js';
 import { Random } from './random.js';
 
@@ -133,6 +134,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     for (let done = 0; done < options.cases;) {
       const cases: FrameCase[] = [];
       for (let i = 0; i < batch && done < options.cases; i++, done++) cases.push(generateCase(done, rng, target));
+      // Every batch also has one request whose reply subject another frame borrows.
+      cases.push(...hijackCases(done, rng, target));
       await runBatch(cases, Number(process.env.FUZZ_BATCH_WAIT_MS ?? 60_000));
     }
     if (options.gatewayCases > 0)
@@ -167,6 +170,9 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
 
 type Seen = Final & { fileCount?: number };
 
+/** Published once the run is over, so the reader below wakes to see it has read everything. */
+const END_MARK = 'nvcf.rs.fuzz.end';
+
 /** Reads every response published for fuzz cases; any body carrying the canary marker is an escape. */
 function collectFinals(nc: NatsConnection, marker: string, report: FuzzReport) {
   const byReplyTo = new Map<string, Seen>();
@@ -178,13 +184,25 @@ function collectFinals(nc: NatsConnection, marker: string, report: FuzzReport) {
     for await (const msg of messages) {
       const data = Buffer.from(msg.data);
       if (data.includes(needle)) report.escapes.push(`response ${msg.subject} carries the canary`);
+      if (msg.subject === END_MARK) {
+        if (stopped && msg.info.pending === 0) break;
+        continue;
+      }
+      const replyTo = msg.subject.replace(/\.(final|progress|output|head|chunk\.\d+\.\d+)$/, '');
+      try {
+        decodeResponse(data);
+      } catch (err) {
+        // What the gateway cannot decode leaves its caller waiting: the worker must never publish it.
+        report.wrongAnswers.push(
+          `${replyTo}: a ${msg.subject.slice(replyTo.length + 1)} that does not decode (${(err as Error).message.slice(0, 120)})`,
+        );
+      }
       if (msg.subject.endsWith('.final')) {
         const newline = data.indexOf(0x0a);
         const meta = JSON.parse(data.subarray(0, newline).toString()) as {
           status: number;
           manifest?: { fileCount: number };
         };
-        const replyTo = msg.subject.slice(0, -'.final'.length);
         if (byReplyTo.has(replyTo)) report.wrongAnswers.push(`${replyTo}: a second final`);
         byReplyTo.set(replyTo, {
           status: meta.status,
@@ -199,7 +217,7 @@ function collectFinals(nc: NatsConnection, marker: string, report: FuzzReport) {
     byReplyTo,
     async stop() {
       stopped = true;
-      nc.publish('nvcf.rs.fuzz.end', new Uint8Array(0));
+      nc.publish(END_MARK, new Uint8Array(0));
       await Promise.race([done, new Promise((r) => setTimeout(r, 2_000))]);
     },
   };
@@ -224,6 +242,8 @@ function judge(cases: FrameCase[], finals: Map<string, Seen>, report: FuzzReport
       continue;
     }
     report.answered++;
+    if (c.mustCarry && !final.body.includes(c.mustCarry))
+      report.wrongAnswers.push(`case ${c.id} (${c.label}): its final (${final.status}) is not its own answer`);
     if (c.expect === 'bad-request' && final.status !== 400)
       report.wrongAnswers.push(`case ${c.id} (${c.label}): expected 400, got ${final.status}`);
     if (final.status >= 400) {
@@ -296,13 +316,28 @@ async function fuzzThroughGateway(
     if (!put.ok) throw new Error(`the fuzz asset could not be uploaded: ${put.status}`);
     const empty = await createAsset();
     const alive = () => gateway.process.child.exitCode === null && gateway.process.child.signalCode === null;
-    return await runGatewayFuzz(
+    const report = await runGatewayFuzz(
       { url: gateway.url, ...target, uploadedAsset: uploaded.assetId, emptyAsset: empty.assetId, marker },
       rng,
       cases,
       16,
       alive,
     );
+    // A second gateway on the same NATS, with one API key per client.
+    const keyed = await GatewayProcess.start(natsUrl, {
+      GATEWAY_ID: 'gw-chaos-keyed',
+      [API_KEYS_ENV]: API_KEYS_VALUE,
+    });
+    try {
+      report.crossClient = await crossClientCases(
+        { url: keyed.url, ...target },
+        rng,
+        Math.max(2, Math.ceil(cases / 100)),
+      );
+    } finally {
+      await keyed.stop();
+    }
+    return report;
   } finally {
     await gateway.stop();
   }

@@ -9,7 +9,8 @@ import { streams } from '../../src/shared/protocol.js';
  * Connection errors (gateway away, restarting) are retried as a patient client would.
  */
 
-export type Outcome = 'ok' | 'errored' | 'lost' | 'wrong';
+/** `orphaned`: the call was cut before the client learnt a request id, so it can never ask again. */
+export type Outcome = 'ok' | 'errored' | 'lost' | 'wrong' | 'orphaned';
 
 export interface RequestRecord {
   index: number;
@@ -20,6 +21,8 @@ export interface RequestRecord {
   detail?: string;
   startedAt: number;
   endedAt?: number;
+  /** Times its answer was cut off while the body was being read (it then polled again). */
+  cutMidBody?: number;
 }
 
 export interface LoadOptions {
@@ -35,6 +38,13 @@ export interface LoadOptions {
   giveUpMs: number;
   /** Called as requests finish, so a scenario can strike at a point in the run. */
   onFinished?: (done: number) => void;
+  /** Share of calls that send their body in two halves some time apart (a slow upload). */
+  slowBodyShare?: number;
+  /** Share of calls whose answer is large (`bigCopies` copies of the body) and read slowly. */
+  slowReadShare?: number;
+  bigCopies?: number;
+  /** Kept up to date with how many clients are reading an answer slowly right now. */
+  live?: { slowReading: number };
 }
 
 export interface LoadResult {
@@ -56,7 +66,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       await invoke(options, record).catch((err: Error) =>
         finish(
           record,
-          'errored',
+          record.requestId ? 'errored' : 'orphaned',
           0,
           `client error: ${err.message}${err.cause ? ` (${String((err.cause as Error).message ?? err.cause)})` : ''}`,
         ),
@@ -65,7 +75,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     }
   };
   await Promise.all(Array.from({ length: options.concurrency }, client));
-  const counts: Record<Outcome, number> = { ok: 0, errored: 0, lost: 0, wrong: 0 };
+  const counts: Record<Outcome, number> = { ok: 0, errored: 0, lost: 0, wrong: 0, orphaned: 0 };
   for (const r of requests) counts[r.outcome ?? 'lost']++;
   const maxLatencyMs = Math.max(0, ...requests.map((r) => (r.endedAt ?? Date.now()) - r.startedAt));
   return { requests, counts, maxLatencyMs, elapsedMs: Date.now() - started };
@@ -81,22 +91,46 @@ const retryable = (err: unknown) =>
     `${(err as Error).message} ${String((err as { cause?: unknown }).cause)}`,
   );
 
+/** A body sent in two halves, `gapMs` apart: the gateway holds a call whose body is still arriving. */
+function trickle(body: string, gapMs: number): ReadableStream<Uint8Array> {
+  const bytes = new TextEncoder().encode(body);
+  const half = Math.floor(bytes.length / 2);
+  let step = 0;
+  return new ReadableStream({
+    async pull(controller) {
+      if (step === 0) controller.enqueue(bytes.subarray(0, half));
+      else if (step === 1) {
+        await sleep(gapMs);
+        controller.enqueue(bytes.subarray(half));
+      } else controller.close();
+      step++;
+    },
+  });
+}
+
 async function invoke(options: LoadOptions, record: RequestRecord): Promise<void> {
   const [min, max] = options.sleepMs;
   const body = JSON.stringify({ token: record.token, index: record.index });
   const giveUpAt = record.startedAt + options.giveUpMs;
+  const slowBody = Math.random() < (options.slowBodyShare ?? 0);
+  const slowRead = Math.random() < (options.slowReadShare ?? 0);
+  const copies = slowRead ? (options.bigCopies ?? 1) : 1;
   const headers = {
     'content-type': 'application/json',
     'nvcf-poll-seconds': String(options.pollSeconds),
     'x-sleep-ms': String(Math.round(min + Math.random() * (max - min))),
+    ...(copies > 1 ? { 'x-echo-copies': String(copies) } : {}),
   };
+  const expected = copies > 1 ? Array.from({ length: copies }, () => body).join('\n') : body;
   let res: Response | undefined;
   // Only a refused connection is retried: nothing was sent, so nothing can be queued twice.
   while (!res) {
     try {
       res = await fetch(
         `${options.gatewayUrl}/v2/nvcf/pexec/functions/${options.functionId}/versions/${options.versionId}`,
-        { method: 'POST', headers, body },
+        slowBody
+          ? { method: 'POST', headers, body: trickle(body, 300 + Math.random() * 700), duplex: 'half' }
+          : { method: 'POST', headers, body },
       );
     } catch (err) {
       if (!/ECONNREFUSED/.test(String((err as { cause?: unknown }).cause)) || Date.now() > giveUpAt) throw err;
@@ -105,8 +139,14 @@ async function invoke(options: LoadOptions, record: RequestRecord): Promise<void
   }
   record.requestId = res.headers.get('nvcf-reqid') ?? undefined;
   for (;;) {
-    if (res.status !== 202) return judge(record, res, body);
-    await res.arrayBuffer();
+    try {
+      if (res.status !== 202) return await judge(record, res, expected, slowRead && (options.live ?? true));
+      await res.arrayBuffer();
+    } catch (err) {
+      // Cut in the middle of its answer: a client with a request id asks again.
+      if (!record.requestId || !retryable(err)) throw err;
+      record.cutMidBody = (record.cutMidBody ?? 0) + 1;
+    }
     if (!record.requestId) return finish(record, 'errored', 202, '202 without NVCF-REQID');
     res = undefined;
     while (!res) {
@@ -123,8 +163,37 @@ async function invoke(options: LoadOptions, record: RequestRecord): Promise<void
   }
 }
 
-async function judge(record: RequestRecord, res: Response, sent: string): Promise<void> {
-  const text = await res.text();
+/** Reads a body 64 KiB at a time with pauses, as a client on a slow link would. */
+async function readSlowly(res: Response, live?: { slowReading: number }): Promise<string> {
+  const reader = res.body!.getReader();
+  const parts: Uint8Array[] = [];
+  let since = 0;
+  if (live) live.slowReading++;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(value);
+      since += value.length;
+      if (since >= 64 * 1024) {
+        since = 0;
+        await sleep(100);
+      }
+    }
+  } finally {
+    if (live) live.slowReading--;
+  }
+  return Buffer.concat(parts).toString();
+}
+
+async function judge(
+  record: RequestRecord,
+  res: Response,
+  sent: string,
+  slowly: { slowReading: number } | boolean = false,
+): Promise<void> {
+  const text =
+    res.status === 200 && slowly ? await readSlowly(res, slowly === true ? undefined : slowly) : await res.text();
   if (res.status === 200)
     return finish(record, text === sent ? 'ok' : 'wrong', 200, text === sent ? undefined : text.slice(0, 200));
   // A 404 on a status poll means the record is gone without this client having the result.
@@ -132,35 +201,57 @@ async function judge(record: RequestRecord, res: Response, sent: string): Promis
   finish(record, 'errored', res.status, text.slice(0, 300));
 }
 
-/**
- * Final messages per request in NVCF_RS, read from the stream itself: more than one for a
- * request would mean two runs both delivered a result.
- */
-export async function finalsPerRequest(natsUrl: string): Promise<Map<string, number>> {
-  const nc = await connect({ servers: natsUrl });
-  const counts = new Map<string, number>();
+export interface Finals {
+  /** Final messages per request subject: more than one means two runs both delivered a result. */
+  perRequest: Map<string, number>;
+  /** The status of each final, by the load token its echoed body carries. */
+  statusByToken: Map<string, number>;
+}
+
+/** Every final message in NVCF_RS, read from the stream itself. */
+export async function readFinals(natsUrl: string): Promise<Finals> {
+  const nc = await connect({ servers: natsUrl.split(',') });
+  const finals: Finals = { perRequest: new Map(), statusByToken: new Map() };
   try {
     const js = nc.jetstream();
     const jsm = await nc.jetstreamManager();
     const info = await jsm.streams.info(streams.results);
-    if (info.state.messages === 0) return counts;
+    if (info.state.messages === 0) return finals;
     const consumer = await js.consumers.get(streams.results, { filterSubjects: 'nvcf.rs.>' });
     const messages = await consumer.consume();
     for await (const msg of messages) {
       if (msg.subject.endsWith('.final')) {
         const key = msg.subject.slice(0, -'.final'.length);
-        counts.set(key, (counts.get(key) ?? 0) + 1);
+        finals.perRequest.set(key, (finals.perRequest.get(key) ?? 0) + 1);
+        const text = Buffer.from(msg.data).toString();
+        const newline = text.indexOf('\n');
+        const status = Number((/"status":(\d+)/.exec(text.slice(0, newline)) ?? [])[1]);
+        const token = /"token":"([0-9a-f-]{36})"/.exec(text.slice(newline + 1))?.[1];
+        if (token) finals.statusByToken.set(token, status);
       }
       if (msg.info.pending === 0) break;
     }
   } finally {
     await nc.close();
   }
-  return counts;
+  return finals;
 }
 
 export function duplicatedFinals(counts: Map<string, number>): number {
   let extra = 0;
   for (const n of counts.values()) if (n > 1) extra++;
   return extra;
+}
+
+/**
+ * Callers told their request failed (a 5xx) whose request in fact succeeded: the final in
+ * NVCF_RS for their token is a 2xx. Worse than an error, since a caller may well retry work that
+ * was done, or give up on a result that is waiting.
+ */
+export function misreported(requests: RequestRecord[], finals: Finals): RequestRecord[] {
+  return requests.filter((r) => {
+    if (r.outcome !== 'errored' || (r.status ?? 0) < 500) return false;
+    const final = finals.statusByToken.get(r.token);
+    return final !== undefined && final >= 200 && final < 300;
+  });
 }

@@ -1,4 +1,5 @@
 import type { FuzzReport } from './fuzz.js';
+import type { PressureRow } from './pressure.js';
 import type { DrainRow, ScenarioRow } from './scenarios.js';
 
 /** The results as a table for the terminal and as docs/reliability.md. */
@@ -8,12 +9,22 @@ const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 export function scenarioTable(rows: ScenarioRow[]): string {
   const lines = [
-    '| scenario | requests | ok | errored | lost | duplicated | slowest | run time |',
-    '|---|---|---|---|---|---|---|---|',
+    '| scenario | requests | ok | errored | lost | duplicated | misreported | orphaned | slowest | run time |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows)
     lines.push(
-      `| ${r.scenario} | ${r.requests} | ${r.ok} | ${r.errored} | ${r.lost} | ${r.duplicated} | ${s(r.maxLatencyMs)} | ${s(r.elapsedMs)} |`,
+      `| ${r.scenario} | ${r.requests} | ${r.ok} | ${r.errored} | ${r.lost} | ${r.duplicated} | ${r.misreported} | ${r.orphaned}${r.orphansExpected && r.orphaned > 0 ? ' (expected)' : ''} | ${s(r.maxLatencyMs)} | ${s(r.elapsedMs)} |`,
+    );
+  return lines.join('\n');
+}
+
+export function pressureTable(rows: PressureRow[]): string {
+  if (rows.length === 0) return '';
+  const lines = ['| scenario | measured | verdict |', '|---|---|---|'];
+  for (const r of rows)
+    lines.push(
+      `| ${r.scenario} | ${r.figures.map(([label, value]) => `${label}: ${value}`).join('; ')} | ${r.failures.length > 0 ? 'FAILED' : 'held'} |`,
     );
   return lines.join('\n');
 }
@@ -45,15 +56,15 @@ export function gatewayFuzzTable(f: FuzzReport | undefined): string {
   const g = f?.gateway;
   if (!g) return '';
   return [
-    '| calls | answered (polled to a final) | refused with a 4xx problem | wrong answers | gateway 500s | hung | canary leaks | gateway alive after |',
-    '|---|---|---|---|---|---|---|---|',
-    `| ${g.cases} | ${g.answered} | ${g.refused} | ${g.wrong.length} | ${g.gatewayErrors.length} | ${g.hung.length} | ${g.leaks.length} | ${g.gatewayAlive ? 'yes' : 'NO'} |`,
+    "| calls | answered (polled to a final) | refused with a 4xx problem | wrong answers | gateway 500s | hung | canary leaks | another client's request handed over | gateway alive after |",
+    '|---|---|---|---|---|---|---|---|---|',
+    `| ${g.cases} | ${g.answered} | ${g.refused} | ${g.wrong.length} | ${g.gatewayErrors.length} | ${g.hung.length} | ${g.leaks.length} | ${g.crossClient.length} | ${g.gatewayAlive ? 'yes' : 'NO'} |`,
   ].join('\n');
 }
 
-export function details(rows: ScenarioRow[], fuzz: FuzzReport | undefined): string {
+export function details(rows: ScenarioRow[], pressure: PressureRow[], fuzz: FuzzReport | undefined): string {
   const out: string[] = [];
-  for (const r of rows) {
+  for (const r of [...rows, ...pressure]) {
     out.push(`- **${r.scenario}**: ${r.notes.join('; ')}`);
     for (const f of r.failures) out.push(`  - ${f}`);
   }
@@ -71,6 +82,7 @@ export function details(rows: ScenarioRow[], fuzz: FuzzReport | undefined): stri
         ['gateway 500', g.gatewayErrors],
         ['gateway hung', g.hung],
         ['gateway leak', g.leaks],
+        ['cross-client', g.crossClient],
       );
     for (const [name, list] of lists) {
       for (const item of list.slice(0, 10)) out.push(`- fuzz ${name}: ${item}`);
@@ -82,23 +94,32 @@ export function details(rows: ScenarioRow[], fuzz: FuzzReport | undefined): stri
 export function reliabilityDoc(
   rows: ScenarioRow[],
   drain: DrainRow | undefined,
+  pressure: PressureRow[],
   fuzz: FuzzReport | undefined,
   meta: { when: string; command: string; size: string },
 ): string {
   return `# Reliability
 
 What the chaos suite (\`test/chaos/\`) measured the last time it ran in full. Every scenario runs
-real processes: nats-server with a file store, two worker processes, the gateway and an echo
-container, each in its own process. Load goes through the gateway's HTTP API as an NVCF client
-sends it: a pexec POST, then status polls, with a unique token in every body that must come back.
+real processes: nats-server with a file store (or a cluster of three), two worker processes, the
+gateway and an echo container, each in its own process. Load goes through the gateway's HTTP API
+as an NVCF client sends it: a pexec POST, then status polls, with a unique token in every body
+that must come back. After the load, every final in \`NVCF_RS\` is read back and matched to its
+caller by that token.
 
 - **lost**: the client never got a final answer (a 404 for its own request, or nothing in 180 s).
 - **duplicated**: a client got a body that was not its own, or \`NVCF_RS\` holds two finals for one request.
+- **misreported**: the client was answered with a 5xx, yet its request's final in \`NVCF_RS\` is a success.
+- **orphaned**: the call was cut before the client learnt its request id, so it can never ask for
+  the outcome. After a gateway kill -9 these are expected (no HTTP server answers after its
+  death), counted and explained; anywhere else they fail the run, as lost, duplicated and
+  misreported do everywhere.
 - **errored**: the client got a clear error (a problem with a detail); never silent.
 
 Run: \`${meta.command}\` (${meta.size}), ${meta.when}. Reproduce the fuzz run with the seed below:
-\`npm run chaos -- --only fuzz --seed <seed>\`. A reduced run of every scenario is part of \`npm test\`
-(\`test/process/chaos.test.ts\`).
+\`npm run chaos -- --only fuzz --seed <seed>\`; run chosen scenarios with \`--only\` and any of
+\`crash,nats,container,gateway,drain,outage,gateway-kill,cluster,sse,storm,fuzz\`. A reduced run
+of every scenario is part of \`npm test\` (\`test/process/chaos.test.ts\`).
 
 ## Failure scenarios
 
@@ -108,9 +129,31 @@ ${scenarioTable(rows)}
 2. **NATS restart**: nats-server stopped for 2 s and restarted on the same port and store, twice.
 3. **container crash**: the container gets SIGKILL at 40 % and is back 3 s later. The requests it was running end with a 500 \`urn:inference-connection\` problem (docs/protocol.md); the workers pause intake while it is down and resume after.
 4. **gateway away**: the gateway gets SIGTERM at 50 % and comes back on the same port later; results wait in \`NVCF_RS\`.
-5. **drain**: SIGTERM to each busy worker in turn (started again after it exits):
+5. **drain**: SIGTERM to each busy worker in turn (started again after it exits), table below.
+6. **NATS outage**: nats-server stopped at 50 % for longer than a client's poll window, with
+   every client's request in flight, and restarted on the same port and store. A waiting caller
+   must get a 202 with its request id, never a failure for a request whose outcome is unknown.
+7. **gateway kill -9**: the gateway gets SIGKILL at 50 % while calls wait for results, a quarter
+   of the calls send their body in two halves up to a second apart, and a tenth read a 4 MB
+   answer slowly; it is back on the same port 3 s later. A client cut mid-answer polls again.
+8. **NATS cluster node kill -9**: three nats-server processes clustered on loopback, every stream
+   on three replicas; the node leading \`NVCF_RS\` gets SIGKILL at 1/3, the one leading the work
+   queue at 2/3, each restarted 5 s later on its own port and store.
 
 ${drainTable(drain)}
+
+## Pressure
+
+${pressureTable(pressure)}
+
+- **slow SSE reader**: one client asks for \`text/event-stream\` and reads 64 KiB a second while the
+  container writes its events as fast as it is let. The gateway's RSS is sampled every 0.5 s;
+  growth past 64 MiB for one reader fails the run. The growth of \`NVCF_RS\` shows what the
+  workers published ahead of the reader.
+- **poll storm**: 16 requests kept running while 64 clients poll their status with a 1 s window,
+  back to back, for a minute. Consumers on \`NVCF_RS\` are counted before and 3 s after the
+  storm: more than one per polling client left over fails the run. nats-server's RSS is read from
+  \`/proc\` before and after.
 
 ## Hostile input
 
@@ -122,9 +165,12 @@ ids with \`..\`, \`/\` and NUL; \`file:\` URLs; reply subjects aimed at the work
 hostile client headers (CR, LF and NUL in values, bad names, 257 headers, client-sent worker-owned
 \`NVCF-*\` headers), and container behaviour: malformed, oversize and deeply nested progress files,
 a progress FIFO, a progress symlink to a canary, hostile output names, symlinks to files and
-directories outside, FIFOs, the request directory swapped for a link out, and one request writing
-many tiny files. An addressable case (request id and reply subject readable) must get exactly one
-final, and an error final must be a problem with a detail. Canary files outside the request
+directories outside, a hard link to a canary file, FIFOs, the request directory swapped for a
+link out, answers with more than the 256 headers the protocol carries, and one request writing
+many tiny files. Every batch also holds a slow request and a second frame that names that
+request's reply subject as its own. An addressable case (request id and reply subject readable)
+must get exactly one final, its own, and an error final must be a problem with a detail; every
+response message must decode with the protocol's own schema, as the gateway reads it. Canary files outside the request
 directories (one a valid progress file) must keep their content and mtime and never appear in a
 response or a zip; request directories must be gone afterwards; the container checks every request
 for a spoofed worker-owned header. Worker memory is read from \`/proc\`: RSS after the first and
@@ -142,7 +188,9 @@ limit (fetched by the worker from the gateway's storage) and over the gateway's 
 unknown and malformed function and version ids (\`..%2F\`, \`%zz\`, NUL, 5,000 characters); bad
 \`NVCF-POLL-SECONDS\`; asset references that are malformed, unknown, never uploaded or too many;
 status polls for ids that are not the caller's; wrong methods and paths with dot segments;
-storage URLs with forged or missing signatures; malformed asset requests. A call that must be
+storage URLs with forged or missing signatures; malformed asset requests. Then, on a second
+gateway with one API key per client, a client polls another client's live request by id: it
+must get 404, and the owner its own result after. A call that must be
 refused must get a 4xx problem with a detail; any other call is polled to its final, which must
 be its own echo, a 302 whose archive downloads, or a problem with a detail, never the gateway's
 own 500. No answer or archive may carry the canary, and the gateway must be alive at the end.
@@ -176,12 +224,30 @@ without the fix.
   every call in flight before closing its connection, says \`Connection: close\`, and answers
   calls arriving on open connections for another 500 ms: 0 in the runs since.
 
-What stays: during a NATS outage a new call that cannot be queued gets a 503 with
-\`Retry-After\`; none is lost or answered twice. A call that has read its result but cannot
-reach the request record to claim it answers 202, and the result waits for the next poll. Only
-when the claim itself was sent and its answer lost does the caller get a clear 500
-(\`TIMEOUT\`): a 202 then could end in a 404, when nats.js flushes the buffered claim after
-reconnecting.
+**What the suite missed, and sees now.** An independent attack (real processes on loopback, a
+bearer key, a hostile container) found failures none of the scenarios above could see. Each now
+has a scenario or fuzz check that failed on the code before its fix (figures from reduced runs,
+2026-11-29):
+
+- **A NATS outage longer than a poll window misreported successes**: callers waiting through
+  a 20 s outage were answered 500 (\`TIMEOUT\`) for requests whose final was a 200. The judge
+  reads every final back from \`NVCF_RS\` and counts such answers as *misreported*: 14 of 64
+  in the NATS outage scenario.
+- **Results were delivered at most once**: the request record was claimed before the body was
+  written, so a gateway killed while a client read its answer made that result 404 for ever:
+  2 lost of 64 in the gateway kill -9 scenario, which strikes while a client reads a large
+  answer slowly.
+- **Every status poll left a consumer on \`NVCF_RS\` for five minutes**: 274 consumers after
+  274 polls in the poll storm.
+- **A slow SSE reader grew the gateway**: 108 → 255 MiB RSS while the container offered 256 MiB
+  to a client reading 64 KiB a second.
+- **On a three-node cluster**, killing the node leading \`NVCF_RS\` and then the one leading
+  the work queue lost 4 of 80 requests (404 "already answered") and refused 25 with a 503.
+- **Fuzz** (seed 7, 150 cases on the work queue, 40 through the gateway): an answer with 300
+  headers was published as a final no reader can decode (the caller waited for ever); a frame
+  naming another live request's reply subject answered that caller first; a hard link to a
+  canary file went into a result zip; a client polling another client's live request id got
+  its result, and the owner then got 404.
 
 **Memory over a longer run.** Seed 99, 30,000 cases on the work queue, no many-files case
 (2026-11-25): the worker's RSS was 171 MiB after the first batch and 193 MiB after the last,
@@ -190,6 +256,6 @@ sampled every 10 s between 188 and 223 MiB with no upward trend; the high-water 
 
 ## Details of the last run
 
-${details(rows, fuzz)}
+${details(rows, pressure, fuzz)}
 `;
 }

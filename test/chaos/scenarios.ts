@@ -1,6 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { streams } from '../../src/shared/protocol.js';
 import { startCluster, type Cluster, type ClusterOptions } from './cluster.js';
-import { duplicatedFinals, finalsPerRequest, runLoad, type LoadOptions, type LoadResult } from './load.js';
+import { judgeLoad, type ScenarioRow } from './judge.js';
+import { runLoad, type LoadOptions, type LoadResult } from './load.js';
+
+export type { ScenarioRow } from './judge.js';
 
 /**
  * The failure scenarios, each against a fresh cluster of real processes. A scenario drives
@@ -15,26 +19,14 @@ export interface ScenarioSize {
   gatewayAwayMs: number;
   /** Time between worker kills in the crash scenario. */
   killEveryMs: number;
-}
-
-export interface ScenarioRow {
-  scenario: string;
-  requests: number;
-  ok: number;
-  errored: number;
-  lost: number;
-  duplicated: number;
-  maxLatencyMs: number;
-  elapsedMs: number;
-  notes: string[];
-  /** Up to five examples of each failure, for the log. */
-  failures: string[];
+  /** How long NATS stays away in the long-outage scenario (longer than a client's poll window). */
+  natsOutageMs: number;
 }
 
 const LOAD = { pollSeconds: 5, sleepMs: [20, 200] as [number, number], giveUpMs: 180_000 };
 
 /** Resolves when `done` reaches each fraction of n, in order. */
-function milestones(n: number) {
+export function milestones(n: number) {
   const waiting: { at: number; resolve: () => void }[] = [];
   return {
     at(fraction: number): Promise<void> {
@@ -49,7 +41,7 @@ function milestones(n: number) {
   };
 }
 
-async function withCluster<T>(options: ClusterOptions, body: (cluster: Cluster) => Promise<T>): Promise<T> {
+export async function withCluster<T>(options: ClusterOptions, body: (cluster: Cluster) => Promise<T>): Promise<T> {
   const cluster = await startCluster(options);
   try {
     return await body(cluster);
@@ -58,32 +50,11 @@ async function withCluster<T>(options: ClusterOptions, body: (cluster: Cluster) 
   }
 }
 
-async function row(scenario: string, cluster: Cluster, load: LoadResult, notes: string[]): Promise<ScenarioRow> {
-  const finals = await finalsPerRequest(cluster.nats.url);
-  const wrong = load.counts.wrong;
-  const kinds = new Map<string, { count: number; example: string }>();
-  for (const r of load.requests.filter((r) => r.outcome !== 'ok')) {
-    const key = `${r.outcome ?? 'lost'} ${r.status ?? ''} ${(/"detail":"([^"]{0,80})/.exec(r.detail ?? '')?.[1] ?? r.detail ?? '').replace(/[0-9a-f-]{36}/g, '<id>').slice(0, 100)}`;
-    const kind = kinds.get(key) ?? { count: 0, example: r.requestId ?? '(no id)' };
-    kind.count++;
-    kinds.set(key, kind);
-  }
-  const failures = [...kinds].map(([key, k]) => `${k.count} × ${key} (e.g. ${k.example})`);
-  return {
-    scenario,
-    requests: load.requests.length,
-    ok: load.counts.ok,
-    errored: load.counts.errored,
-    lost: load.counts.lost,
-    duplicated: wrong + duplicatedFinals(finals),
-    maxLatencyMs: load.maxLatencyMs,
-    elapsedMs: load.elapsedMs,
-    notes,
-    failures,
-  };
+export function row(scenario: string, cluster: Cluster, load: LoadResult, notes: string[]): Promise<ScenarioRow> {
+  return judgeLoad(scenario, cluster.nats.url, load, notes);
 }
 
-function loadOptions(cluster: Cluster, size: ScenarioSize, extra: Partial<LoadOptions> = {}): LoadOptions {
+export function loadOptions(cluster: Cluster, size: ScenarioSize, extra: Partial<LoadOptions> = {}): LoadOptions {
   return {
     gatewayUrl: cluster.gateway.url,
     functionId: cluster.functionId,
@@ -177,6 +148,105 @@ export function gatewayAway(size: ScenarioSize): Promise<ScenarioRow> {
     await away;
     return row('gateway away', cluster, load, [
       `stopped for ${size.gatewayAwayMs / 1000} s at 50 % with ${outstanding} requests outstanding`,
+    ]);
+  });
+}
+
+/**
+ * 6. NATS away for longer than a client's poll window (20 s at full size) while requests are in
+ * flight: waiting callers must be told 202 with their id, never that a request failed.
+ */
+export function natsOutage(size: ScenarioSize): Promise<ScenarioRow> {
+  return withCluster({}, async (cluster) => {
+    const marks = milestones(size.n);
+    let inFlight = 0;
+    const outage = (async () => {
+      await marks.at(0.5);
+      inFlight = size.concurrency;
+      await cluster.nats.stop();
+      await sleep(size.natsOutageMs);
+      await cluster.nats.restart();
+    })();
+    const load = await runLoad(loadOptions(cluster, size, { onFinished: marks.finished, sleepMs: [200, 2_000] }));
+    await outage;
+    return row(`NATS outage ${size.natsOutageMs / 1000} s`, cluster, load, [
+      `stopped for ${size.natsOutageMs / 1000} s at 50 % with ${inFlight} requests in flight, then restarted on the same port and store`,
+    ]);
+  });
+}
+
+/**
+ * 7. The gateway killed (SIGKILL) with calls waiting for results, calls whose body is still
+ * arriving, and calls reading a large answer slowly; back on the same port 3 s later. A call cut
+ * before it learnt its request id is orphaned: no server can answer after its death, so those
+ * are counted and explained, not failed. Everything else must be answered once.
+ */
+export function gatewayKill(size: ScenarioSize): Promise<ScenarioRow> {
+  return withCluster({}, async (cluster) => {
+    const marks = milestones(size.n);
+    const live = { slowReading: 0 };
+    let midBody = 0;
+    const kill = (async () => {
+      await marks.at(0.5);
+      // Strike while at least one client is in the middle of a large answer.
+      for (let i = 0; i < 200 && live.slowReading === 0; i++) await sleep(100);
+      midBody = live.slowReading;
+      await cluster.gateway.stop('SIGKILL');
+      await sleep(3_000);
+      await cluster.gateway.restart();
+    })();
+    const load = await runLoad(
+      loadOptions(cluster, size, {
+        onFinished: marks.finished,
+        sleepMs: [500, 4_000],
+        slowBodyShare: 0.25,
+        slowReadShare: 0.1,
+        bigCopies: 60_000,
+        live,
+      }),
+    );
+    await kill;
+    const r = await row('gateway kill -9', cluster, load, [
+      `SIGKILL at 50 % with calls waiting, uploading (a quarter send their body in two halves) and reading 4 MB answers slowly (a tenth; ${midBody} mid-answer when it died); back after 3 s`,
+    ]);
+    return { ...r, orphansExpected: true };
+  });
+}
+
+/**
+ * 8. A three-node JetStream cluster, streams on three replicas: the node leading the results
+ * stream is killed (SIGKILL) at 1/3 and restarted 5 s later, then the one leading the work queue
+ * at 2/3. Nothing may be lost or answered twice.
+ */
+export function natsNodeKill(size: ScenarioSize): Promise<ScenarioRow> {
+  return withCluster({ natsNodes: 3, replicas: 3 }, async (cluster) => {
+    const marks = milestones(size.n);
+    const killed: string[] = [];
+    const kills = (async () => {
+      for (const [fraction, stream] of [
+        [0.33, streams.results],
+        [0.66, streams.work(cluster.versionId)],
+      ] as const) {
+        await marks.at(fraction);
+        const leader = (await cluster.nats.leaderOf(stream)) ?? 0;
+        await cluster.nats.stop(leader, 'SIGKILL');
+        killed.push(`chaos-${leader + 1} (leading ${stream.startsWith('NVCF_RQ') ? 'the work queue' : stream})`);
+        await sleep(5_000);
+        await cluster.nats.restart(leader);
+      }
+    })();
+    const load = await runLoad(loadOptions(cluster, size, { onFinished: marks.finished }));
+    await kills.catch((err: Error) => killed.push(`(a kill failed: ${err.message})`));
+    const replicas = await cluster.nats.replicas().catch(() => ({}));
+    const below = Object.entries(replicas).filter(([, n]) => n < 3);
+    return row('NATS cluster node kill -9', cluster, load, [
+      `3 nodes; killed ${killed.join(', then ')}; each back after 5 s`,
+      cluster.raisedReplicas.length > 0
+        ? `the suite raised ${cluster.raisedReplicas.length} streams to 3 replicas (the sidecar created them with fewer): ${cluster.raisedReplicas.join(', ')}`
+        : 'every stream created with 3 replicas by the sidecar',
+      ...(below.length > 0
+        ? [`streams below 3 replicas at the end: ${below.map(([n, r]) => `${n} (${r})`).join(', ')}`]
+        : []),
     ]);
   });
 }
