@@ -28,6 +28,8 @@ export interface NatsServerOptions {
   cluster?: { name: string; port: number; routes: readonly string[] };
   /** Serve the HTTP monitoring endpoints (/varz, /jsz…) on this port. */
   monitorPort?: number;
+  /** Let in only clients that give this user and password. */
+  auth?: { user: string; password: string };
 }
 
 /**
@@ -110,6 +112,7 @@ export class NatsServer {
         cluster.routes.join(','),
       );
     if (this.options.monitorPort) args.push('-m', String(this.options.monitorPort));
+    if (this.options.auth) args.push('--user', this.options.auth.user, '--pass', this.options.auth.password);
     await mkdir(portsDir, { recursive: true });
     const child = spawn(this.options.binary ?? 'nats-server', args, {
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -1,65 +1,47 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
-import { fetch as undiciFetch, type Agent } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../src/dev/nats-server.js';
+import { fetch as undiciFetch } from 'undici';
+import { afterAll, describe, expect, it } from 'vitest';
 import { MODEL_ID, openAiEcho } from '../../examples/07-openai/server.mjs';
-import { startWorker, workerEnv, type RunningWorker } from '../support/env.js';
-import { startGateway, waitForStatus, type RunningGateway } from '../support/gateway.js';
+import { TestServer } from '../support/http.js';
 import { loopbackAgent } from '../support/resolve.js';
+import { useRig } from '../support/rig.js';
 
 describe('the OpenAI Node SDK against an OpenAI-compatible function through the gateway', () => {
-  let nats: NatsServer;
-  let container: Server;
-  let worker: RunningWorker;
-  let gw: RunningGateway;
-  let agent: Agent;
-  let fid: string;
   /** While set, the container writes each streamed word only once this resolves for it. */
   let gate: ((index: number) => Promise<void>) | undefined;
   const KEY = 'nvapi-sdk-client';
+  /** The OpenAI example's handler, as the function's container. */
+  const startExample = async () => {
+    const handle = openAiEcho({ pace: (index) => (gate ? gate(index) : Promise.resolve()) });
+    const server = await TestServer.start((req, res) => void handle(req, res).catch((err: Error) => res.destroy(err)));
+    return { port: server.port, close: () => server.close() };
+  };
+  const rig = useRig({
+    container: { start: startExample },
+    worker: { env: { INFERENCE_URL: '/v1/chat/completions', LOG_LEVEL: 'warn' } },
+    gateway: { env: { GATEWAY_API_KEYS: `sdk:${KEY}` }, awaitStatus: 'ACTIVE', apiKey: KEY },
+  });
+  const agent = loopbackAgent();
+  afterAll(() => agent.close());
+  const fid = () => rig.worker.env.FUNCTION_ID!;
 
   /** An SDK client that reaches the function by its host name, `<functionId>.localhost`. */
   const byHost = () =>
     new OpenAI({
       apiKey: KEY,
-      baseURL: `http://${fid}.localhost:${gw.gateway.port}/v1`,
+      baseURL: `http://${fid()}.localhost:${rig.gateway.gateway.port}/v1`,
       fetch: undiciFetch as unknown as typeof fetch,
       fetchOptions: { dispatcher: agent } as never,
       maxRetries: 0,
     });
   /** An SDK client that names the function in the `function-id` header. */
   const byHeader = () =>
-    new OpenAI({ apiKey: KEY, baseURL: `${gw.url}/v1`, defaultHeaders: { 'function-id': fid }, maxRetries: 0 });
-
-  beforeAll(async () => {
-    nats = await NatsServer.start();
-    const handle = openAiEcho({ pace: (index) => (gate ? gate(index) : Promise.resolve()) });
-    container = createServer((req, res) => void handle(req, res).catch((err: Error) => res.destroy(err)));
-    await new Promise<void>((resolve) => container.listen(0, '127.0.0.1', resolve));
-    worker = await startWorker(
-      await workerEnv(nats.url, (container.address() as AddressInfo).port, {
-        INFERENCE_URL: '/v1/chat/completions',
-        LOG_LEVEL: 'warn',
-      }),
-    );
-    fid = worker.env.FUNCTION_ID!;
-    gw = await startGateway(nats.url, { GATEWAY_API_KEYS: `sdk:${KEY}` });
-    agent = loopbackAgent();
-    await waitForStatus(gw.url, fid, worker.env.FUNCTION_VERSION_ID!, 'ACTIVE', 20_000, {
-      authorization: `Bearer ${KEY}`,
+    new OpenAI({
+      apiKey: KEY,
+      baseURL: `${rig.gateway.url}/v1`,
+      defaultHeaders: { 'function-id': fid() },
+      maxRetries: 0,
     });
-  });
-
-  afterAll(async () => {
-    await agent?.close();
-    await gw?.stop();
-    await worker?.stop();
-    container?.closeAllConnections();
-    await new Promise((resolve) => container?.close(resolve));
-    await nats?.dispose();
-  });
 
   for (const [form, client] of [
     ['host', byHost],

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { gate } from '../support/container.js';
 import { useRig } from '../support/rig.js';
 
 describe('the gateway pexec API in front of a real worker', () => {
@@ -32,10 +33,9 @@ describe('the gateway pexec API in front of a real worker', () => {
   });
 
   it('answers 202 when the poll window ends first, then delivers the result to one status poll and 404 after', async () => {
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
+    const released = gate();
     rig.container.route = async (req, res) => {
-      await released;
+      await released.opened;
       res.writeHead(200, { 'content-type': 'text/plain' }).end('done at last');
     };
     const first = await pexec({ headers: { 'NVCF-POLL-SECONDS': '1' }, body: 'slow' });
@@ -50,7 +50,7 @@ describe('the gateway pexec API in front of a real worker', () => {
     const stillRunning = await status(requestId, { 'NVCF-POLL-SECONDS': '1' });
     expect(stillRunning.status).toBe(202);
     expect(stillRunning.headers.get('nvcf-reqid')).toBe(requestId);
-    release();
+    released.open();
     const done = await status(requestId, { 'NVCF-POLL-SECONDS': '30' });
     expect(done.status).toBe(200);
     expect(done.headers.get('nvcf-status')).toBe('fulfilled');

@@ -3,13 +3,10 @@ import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from 'nats';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../src/dev/nats-server.js';
+import { describe, expect, it } from 'vitest';
 import { streams } from '../../src/shared/protocol.js';
-import { TestContainer, echo } from '../support/container.js';
-import { startWorker, workerEnv, type RunningWorker } from '../support/env.js';
-import { startGateway, waitForStatus, type RunningGateway } from '../support/gateway.js';
+import { gate } from '../support/container.js';
+import { useRig } from '../support/rig.js';
 
 /**
  * A client that asks for a result, reads only its first bytes and resets the connection. Python,
@@ -30,24 +27,22 @@ s.close()
 
 const drained = (res: ServerResponse) => once(res, 'drain');
 
-/** A promise and the function that settles it, for a container that waits on the test. */
-function gate(): { opened: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const opened = new Promise<void>((resolve) => (open = resolve));
-  return { opened, open };
-}
-
 describe('how the gateway reads and hands out results', () => {
-  let nats: NatsServer;
-  let container: TestContainer;
-  let worker: RunningWorker;
-  let gw: RunningGateway;
-  let nc: NatsConnection;
-  let fid: string;
+  const rig = useRig({
+    worker: { env: { MAX_REQUEST_CONCURRENCY: '4', LOG_LEVEL: 'warn' } },
+    gateway: { env: { LOG_LEVEL: 'warn' }, awaitStatus: 'ACTIVE' },
+  });
   const pexec = (headers: Record<string, string> = {}, body = '{}') =>
-    fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}`, { method: 'POST', headers, body, redirect: 'manual' });
+    fetch(`${rig.gateway.url}/v2/nvcf/pexec/functions/${rig.worker.env.FUNCTION_ID}`, {
+      method: 'POST',
+      headers,
+      body,
+      redirect: 'manual',
+    });
   const status = (requestId: string, pollSeconds = 1) =>
-    fetch(`${gw.url}/v2/nvcf/pexec/status/${requestId}`, { headers: { 'nvcf-poll-seconds': String(pollSeconds) } });
+    fetch(`${rig.gateway.url}/v2/nvcf/pexec/status/${requestId}`, {
+      headers: { 'nvcf-poll-seconds': String(pollSeconds) },
+    });
   /** Polls until the answer is no longer 202. */
   const finalOf = async (requestId: string) => {
     let res: Response;
@@ -56,38 +51,16 @@ describe('how the gateway reads and hands out results', () => {
     return res;
   };
 
-  beforeAll(async () => {
-    nats = await NatsServer.start();
-    container = await TestContainer.start(echo);
-    worker = await startWorker(
-      await workerEnv(nats.url, container.port, { MAX_REQUEST_CONCURRENCY: '4', LOG_LEVEL: 'warn' }),
-    );
-    fid = worker.env.FUNCTION_ID!;
-    gw = await startGateway(nats.url, { LOG_LEVEL: 'warn' });
-    nc = await connect({ servers: nats.url });
-    await waitForStatus(gw.url, fid, worker.env.FUNCTION_VERSION_ID!, 'ACTIVE');
-  });
-  beforeEach(() => {
-    container.route = echo;
-  });
-  afterAll(async () => {
-    await nc?.close();
-    await gw?.stop();
-    await worker?.stop();
-    await container?.close();
-    await nats?.dispose();
-  });
-
   it('leaves no consumer on the results stream, however many status polls it answers', async () => {
     const done = gate();
-    container.route = async (req, res) => {
+    rig.container.route = async (req, res) => {
       await done.opened;
       res.writeHead(200).end(req.body);
     };
     const first = await pexec({ 'nvcf-poll-seconds': '1' }, '"polled"');
     expect(first.status).toBe(202);
     const requestId = first.headers.get('nvcf-reqid')!;
-    const jsm = await nc.jetstreamManager();
+    const jsm = await rig.nc.jetstreamManager();
     const consumers = async () => (await jsm.streams.info(streams.results)).state.consumer_count;
     const before = await consumers();
     const polls = await Promise.all(Array.from({ length: 40 }, () => status(requestId, 1)));
@@ -104,7 +77,7 @@ describe('how the gateway reads and hands out results', () => {
     // The largest body that stays inline: more than loopback's socket buffers hold.
     const big = Buffer.alloc(5 * 1024 * 1024, 'r');
     const done = gate();
-    container.route = async (_req, res) => {
+    rig.container.route = async (_req, res) => {
       await done.opened;
       res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(big);
     };
@@ -112,7 +85,7 @@ describe('how the gateway reads and hands out results', () => {
     expect(first.status).toBe(202);
     const requestId = first.headers.get('nvcf-reqid')!;
     done.open();
-    const jsm = await nc.jetstreamManager();
+    const jsm = await rig.nc.jetstreamManager();
     await expect
       .poll(
         () =>
@@ -125,7 +98,7 @@ describe('how the gateway reads and hands out results', () => {
       .toBe(true);
     // A client with a small receive buffer that reads the status line and goes away.
     const seen = await new Promise<string>((resolve) =>
-      execFile('python3', ['-c', DROPPING_CLIENT, new URL(gw.url).port, requestId], (err, stdout) =>
+      execFile('python3', ['-c', DROPPING_CLIENT, new URL(rig.gateway.url).port, requestId], (err, stdout) =>
         resolve(err ? `the client failed: ${err.message}` : stdout.trim()),
       ),
     );
@@ -138,7 +111,7 @@ describe('how the gateway reads and hands out results', () => {
 
   it('ends a request with a clear problem when one of its response messages cannot be read', async () => {
     const done = gate();
-    container.route = async (_req, res) => {
+    rig.container.route = async (_req, res) => {
       await done.opened;
       res.writeHead(200).end('too late');
     };
@@ -146,7 +119,7 @@ describe('how the gateway reads and hands out results', () => {
       const first = await pexec({ 'nvcf-poll-seconds': '1' });
       expect(first.status).toBe(202);
       const requestId = first.headers.get('nvcf-reqid')!;
-      await nc.jetstream().publish(`nvcf.rs.gw-test.${requestId}.final`, new TextEncoder().encode('not a frame'));
+      await rig.nc.jetstream().publish(`nvcf.rs.gw-test.${requestId}.final`, new TextEncoder().encode('not a frame'));
       const broken = await status(requestId, 10);
       expect(broken.status).toBe(502);
       expect(broken.headers.get('content-type')).toBe('application/problem+json');
@@ -159,7 +132,7 @@ describe('how the gateway reads and hands out results', () => {
   });
 
   it("relays a container's own 302 with its Location in compatibility mode", async () => {
-    container.route = (_req, res) => {
+    rig.container.route = (_req, res) => {
       res.writeHead(302, { location: 'https://example.org/elsewhere?x=1' }).end();
     };
     const res = await pexec();
@@ -169,7 +142,7 @@ describe('how the gateway reads and hands out results', () => {
 
   it('answers a waiting caller with each progress step as it happens, under a 60 s window', async () => {
     const steps = [gate(), gate(), gate()];
-    container.route = async (req, res) => {
+    rig.container.route = async (req, res) => {
       const file = join(String(req.headers['nvcf-large-output-dir']), 'progress');
       const id = String(req.headers['nvcf-reqid']);
       for (const [i, progress] of [10, 50, 90].entries()) {
@@ -206,12 +179,12 @@ describe('how the gateway reads and hands out results', () => {
   it('holds back a stream for a client that does not read it: the gateway keeps what the client has not read in NATS, not in memory', async () => {
     const event = Buffer.from(`data: ${'x'.repeat(1024 * 1024 - 8)}\n\n`);
     const total = 192;
-    container.route = async (_req, res) => {
+    rig.container.route = async (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       for (let i = 0; i < total && !res.destroyed; i++) if (!res.write(event)) await drained(res);
       res.end();
     };
-    const jsm = await nc.jetstreamManager();
+    const jsm = await rig.nc.jetstreamManager();
     const storedBytes = async () => (await jsm.streams.info(streams.results)).state.bytes;
     const before = { stored: await storedBytes(), memory: process.memoryUsage().arrayBuffers };
     const res = await pexec({ accept: 'text/event-stream' });

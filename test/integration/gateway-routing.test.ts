@@ -1,21 +1,32 @@
-import { request, type Agent } from 'undici';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../src/dev/nats-server.js';
-import { TestContainer } from '../support/container.js';
-import { startWorker, workerEnv, type RunningWorker } from '../support/env.js';
-import { startGateway, waitForStatus, type RunningGateway } from '../support/gateway.js';
+import { gate } from '../support/container.js';
 import { loopbackAgent } from '../support/resolve.js';
+import { useRig } from '../support/rig.js';
 
 describe('calls routed by host name or function-id header, as NVCF routes them', () => {
-  let nats: NatsServer;
-  let container: TestContainer;
-  let worker: RunningWorker;
-  let gw: RunningGateway;
-  let agent: Agent;
-  let fid: string;
-  let fvid: string;
   const KEY = 'nvapi-routing';
   const auth = { authorization: `Bearer ${KEY}` };
+  const rig = useRig({
+    container: (req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ method: req.method, url: req.url, body: req.body.toString('utf8') }));
+    },
+    worker: { env: { MAX_REQUEST_CONCURRENCY: '4', LOG_LEVEL: 'warn' } },
+    gateway: {
+      env: { GATEWAY_API_KEY: KEY, GATEWAY_INVOCATION_REGION: 'eu-local-1' },
+      awaitStatus: 'ACTIVE',
+      apiKey: KEY,
+    },
+  });
+  const agent = loopbackAgent();
+  afterAll(() => agent.close());
+  let fid: string;
+  let fvid: string;
+  beforeAll(() => {
+    fid = rig.worker.env.FUNCTION_ID!;
+    fvid = rig.worker.env.FUNCTION_VERSION_ID!;
+  });
 
   /** A call to `http://<host>:<port><path>` that reaches the gateway whatever the host, as `curl --resolve` does. */
   const call = (
@@ -23,36 +34,12 @@ describe('calls routed by host name or function-id header, as NVCF routes them',
     path: string,
     init: { method?: string; headers?: Record<string, string>; body?: string } = {},
   ) =>
-    request(`http://${host}:${gw.gateway.port}${path}`, {
+    request(`http://${host}:${rig.gateway.gateway.port}${path}`, {
       dispatcher: agent,
       method: (init.method ?? 'GET') as 'GET',
       headers: { ...auth, ...init.headers },
       body: init.body ?? null,
     });
-
-  beforeAll(async () => {
-    nats = await NatsServer.start();
-    container = await TestContainer.start((req, res) => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ method: req.method, url: req.url, body: req.body.toString('utf8') }));
-    });
-    worker = await startWorker(
-      await workerEnv(nats.url, container.port, { MAX_REQUEST_CONCURRENCY: '4', LOG_LEVEL: 'warn' }),
-    );
-    fid = worker.env.FUNCTION_ID!;
-    fvid = worker.env.FUNCTION_VERSION_ID!;
-    gw = await startGateway(nats.url, { GATEWAY_API_KEY: KEY, GATEWAY_INVOCATION_REGION: 'eu-local-1' });
-    agent = loopbackAgent();
-    await waitForStatus(gw.url, fid, fvid, 'ACTIVE', 20_000, auth);
-  });
-
-  afterAll(async () => {
-    await agent?.close();
-    await gw?.stop();
-    await worker?.stop();
-    await container?.close();
-    await nats?.dispose();
-  });
 
   it('sends a host-routed GET to the container at its own path and query, not the inference URL', async () => {
     const res = await call(`${fid}.localhost`, '/query?name=John&x=%2F');
@@ -106,43 +93,37 @@ describe('calls routed by host name or function-id header, as NVCF routes them',
   });
 
   it('sets NVCF-INVOCATION-REGION for the container and drops the value a client sent', async () => {
-    const before = container.seen.length;
+    const before = rig.container.seen.length;
     await (await call(`${fid}.localhost`, '/region', { headers: { 'NVCF-INVOCATION-REGION': 'spoofed' } })).body.dump();
-    const seen = container.seen.slice(before).find((r) => r.url === '/region')!;
+    const seen = rig.container.seen.slice(before).find((r) => r.url === '/region')!;
     expect(seen.rawHeaders.filter(([n]) => n.toLowerCase() === 'nvcf-invocation-region')).toEqual([
       ['NVCF-INVOCATION-REGION', 'eu-local-1'],
     ]);
   });
 
   it('answers a slow routed call 202 when NVCF-POLL-SECONDS is 0 (taken as 1), then the result to a status poll', async () => {
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    const original = container.route;
-    container.route = async (req, res) => {
-      await released;
+    const released = gate();
+    rig.container.route = async (req, res) => {
+      await released.opened;
       res.writeHead(200, { 'content-type': 'text/plain' }).end(`finally ${req.url}`);
     };
-    try {
-      const first = await call(`${fid}.localhost`, '/slow?step=1', { headers: { 'NVCF-POLL-SECONDS': '0' } });
-      expect(first.statusCode).toBe(202);
-      expect(first.headers['nvcf-status']).toBe('in-progress');
-      const requestId = first.headers['nvcf-reqid'] as string;
-      await first.body.dump();
-      release();
-      const done = await call('127.0.0.1', `/v2/nvcf/pexec/status/${requestId}`, {
-        headers: { 'NVCF-POLL-SECONDS': '30' },
-      });
-      expect(done.statusCode).toBe(200);
-      expect(await done.body.text()).toBe('finally /slow?step=1');
-      expect(done.headers['nvcf-function-id']).toBe(fid);
-    } finally {
-      container.route = original;
-    }
+    const first = await call(`${fid}.localhost`, '/slow?step=1', { headers: { 'NVCF-POLL-SECONDS': '0' } });
+    expect(first.statusCode).toBe(202);
+    expect(first.headers['nvcf-status']).toBe('in-progress');
+    const requestId = first.headers['nvcf-reqid'] as string;
+    await first.body.dump();
+    released.open();
+    const done = await call('127.0.0.1', `/v2/nvcf/pexec/status/${requestId}`, {
+      headers: { 'NVCF-POLL-SECONDS': '30' },
+    });
+    expect(done.statusCode).toBe(200);
+    expect(await done.body.text()).toBe('finally /slow?step=1');
+    expect(done.headers['nvcf-function-id']).toBe(fid);
   });
 
   describe('browsers', () => {
     const preflight = (host: string, path: string, origin = 'https://app.example') =>
-      request(`http://${host}:${gw.gateway.port}${path}`, {
+      request(`http://${host}:${rig.gateway.gateway.port}${path}`, {
         dispatcher: agent,
         method: 'OPTIONS',
         headers: {
@@ -154,7 +135,7 @@ describe('calls routed by host name or function-id header, as NVCF routes them',
       });
 
     it('answers a preflight on an API path and on a routed call without the API key, and never forwards it', async () => {
-      const before = container.seen.length;
+      const before = rig.container.seen.length;
       for (const [host, path] of [
         ['127.0.0.1', `/v2/nvcf/pexec/functions/${fid}`],
         ['127.0.0.1', '/v2/nvcf/pexec/status/00000000-0000-4000-8000-000000000000'],
@@ -176,11 +157,11 @@ describe('calls routed by host name or function-id header, as NVCF routes them',
           expect(allowed).toContain(name);
         await res.body.dump();
       }
-      expect(container.seen.length).toBe(before);
+      expect(rig.container.seen.length).toBe(before);
     });
 
     it('lets a page read NVCF-REQID, NVCF-STATUS and the other polling headers of an answer', async () => {
-      const res = await fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}`, {
+      const res = await fetch(`${rig.gateway.url}/v2/nvcf/pexec/functions/${fid}`, {
         method: 'POST',
         headers: { ...auth, origin: 'https://app.example', 'content-type': 'application/json' },
         body: '{}',
@@ -194,45 +175,36 @@ describe('calls routed by host name or function-id header, as NVCF routes them',
     });
 
     it('keeps one Access-Control-Allow-Origin when the container sends its own', async () => {
-      const original = container.route;
-      container.route = (_req, res) => {
+      rig.container.route = (_req, res) => {
         res.writeHead(200, { 'access-control-allow-origin': '*', 'content-type': 'text/plain' }).end('cors too');
       };
-      try {
-        const res = await call(`${fid}.localhost`, '/with-cors', { headers: { origin: 'https://app.example' } });
-        expect(res.statusCode).toBe(200);
-        expect(res.headers['access-control-allow-origin']).toBe('*');
-        expect(await res.body.text()).toBe('cors too');
-      } finally {
-        container.route = original;
-      }
+      const res = await call(`${fid}.localhost`, '/with-cors', { headers: { origin: 'https://app.example' } });
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['access-control-allow-origin']).toBe('*');
+      expect(await res.body.text()).toBe('cors too');
     });
 
     it('allows only the configured origins when GATEWAY_CORS_ORIGINS lists them', async () => {
-      const strict = await startGateway(nats.url, {
+      const strict = await rig.startGateway({
         GATEWAY_ID: 'gw-cors',
         GATEWAY_CORS_ORIGINS: 'https://app.example, http://localhost:3000',
       });
-      try {
-        const ok = await fetch(`${strict.url}/v2/nvcf/functions`, {
-          method: 'OPTIONS',
-          headers: { origin: 'http://localhost:3000', 'access-control-request-method': 'GET' },
-        });
-        expect(ok.status).toBe(204);
-        expect(ok.headers.get('access-control-allow-origin')).toBe('http://localhost:3000');
-        expect(ok.headers.get('vary')).toBe('Origin');
-        const refused = await fetch(`${strict.url}/v2/nvcf/functions`, {
-          method: 'OPTIONS',
-          headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET' },
-        });
-        expect(refused.status).toBe(403);
-        expect(refused.headers.get('access-control-allow-origin')).toBeNull();
-        const plain = await fetch(`${strict.url}/v2/nvcf/functions`, { headers: { origin: 'https://evil.example' } });
-        expect(plain.headers.get('access-control-allow-origin')).toBeNull();
-        await plain.body?.cancel();
-      } finally {
-        await strict.stop();
-      }
+      const ok = await fetch(`${strict.url}/v2/nvcf/functions`, {
+        method: 'OPTIONS',
+        headers: { origin: 'http://localhost:3000', 'access-control-request-method': 'GET' },
+      });
+      expect(ok.status).toBe(204);
+      expect(ok.headers.get('access-control-allow-origin')).toBe('http://localhost:3000');
+      expect(ok.headers.get('vary')).toBe('Origin');
+      const refused = await fetch(`${strict.url}/v2/nvcf/functions`, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET' },
+      });
+      expect(refused.status).toBe(403);
+      expect(refused.headers.get('access-control-allow-origin')).toBeNull();
+      const plain = await fetch(`${strict.url}/v2/nvcf/functions`, { headers: { origin: 'https://evil.example' } });
+      expect(plain.headers.get('access-control-allow-origin')).toBeNull();
+      await plain.body?.cancel();
     });
   });
 });

@@ -1,44 +1,15 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, readdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { invocationFor } from '../support/env.js';
 import { startRig } from '../support/rig.js';
 
 const USER = 'sidecar';
 const PASSWORD = 'secret-pw-4f7d2a9c';
 
-/** A nats-server that only lets in USER/PASSWORD: the launcher of the dev command has no auth. */
-async function natsWithPassword(): Promise<{ url: string; child: ChildProcess }> {
-  const dir = await mkdtemp(join(tmpdir(), 'nvcf-nats-auth-'));
-  const args = ['-js', '-a', '127.0.0.1', '-p', '-1', '-sd', join(dir, 'store'), '--ports_file_dir', dir];
-  const child = spawn('nats-server', [...args, '--user', USER, '--pass', PASSWORD], { stdio: 'ignore' });
-  for (let i = 0; i < 500; i++) {
-    const file = (await readdir(dir)).find((f) => f.endsWith('.ports'));
-    if (file) {
-      const ports = JSON.parse(await readFile(join(dir, file), 'utf8')) as { nats: string[] };
-      return { url: `nats://127.0.0.1:${new URL(ports.nats[0]!).port}`, child };
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  child.kill('SIGKILL');
-  throw new Error('nats-server with auth did not start');
-}
-
 describe("the worker's NATS credentials", () => {
-  let nats: { url: string; child: ChildProcess };
-  beforeAll(async () => {
-    nats = await natsWithPassword();
-  });
-  afterAll(() => {
-    nats?.child.kill('SIGTERM');
-  });
-
   it('appear in no message of any stream or bucket after a request ran', async () => {
+    // A nats-server that lets in only USER; the rig's client logs in as it too.
     const rig = await startRig({
-      nats: { url: nats.url },
-      client: { user: USER, pass: PASSWORD },
+      nats: { auth: { user: USER, password: PASSWORD } },
       worker: { env: { NATS_USER: USER, NATS_PASSWORD: PASSWORD } },
     });
     try {

@@ -9,6 +9,7 @@ import { createLogger } from '../../src/shared/log.js';
 import { loadWorkerConfig } from '../../src/worker/config.js';
 import { janitorFor } from '../../src/worker/janitor.js';
 import { invocationFor } from '../support/env.js';
+import { gate } from '../support/container.js';
 import { useRig } from '../support/rig.js';
 import { readZip } from '../support/zip.js';
 
@@ -59,10 +60,9 @@ describe('a hostile container or publisher cannot reach past its own request', (
   });
 
   it('does not let a frame answer another live request through its reply subject, and terms it', async () => {
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
+    const released = gate();
     rig.container.route = async (req, res) => {
-      if (req.body.toString() === 'victim') await released;
+      if (req.body.toString() === 'victim') await released.opened;
       res.writeHead(200, { 'content-type': 'text/plain' }).end(req.body);
     };
     const victim = invocationFor(rig.worker.env);
@@ -74,7 +74,7 @@ describe('a hostile container or publisher cannot reach past its own request', (
     const deadline = Date.now() + 10_000;
     while (!rig.worker.logs.messages().some((m) => /reply subject does not belong/.test(m)) && Date.now() < deadline)
       await sleep(20);
-    release();
+    released.open();
     const result = await rig.client.result(victimReply, 30_000);
     expect(result.status).toBe(200);
     expect(result.body.toString()).toBe('victim');

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { closedPort } from '../support/http.js';
 import { useRig } from '../support/rig.js';
 import { runInTerminal } from '../support/terminal.js';
 
@@ -14,15 +14,6 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-/** A port nothing listens on (it was free a moment ago). */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** Whether `pid` has ended, waiting a little: a killed child is a zombie until its new parent reaps it. */

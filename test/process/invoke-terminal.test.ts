@@ -1,41 +1,16 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { RunningWorker } from '../support/env.js';
 import { waitForStatus } from '../support/gateway.js';
-import { useRig, type ExternalContainer } from '../support/rig.js';
+import { startProgressExample } from '../support/examples.js';
+import { closedPort } from '../support/http.js';
+import { useRig } from '../support/rig.js';
 import { runInTerminal } from '../support/terminal.js';
 
 const BAR = /\[[#.]{20}\] +\d+%/;
-
-/** Runs examples/02-progress/server.py on a free port, as the rig's container. */
-async function startProgressExample(): Promise<ExternalContainer> {
-  const child = spawn('python3', ['examples/02-progress/server.py'], {
-    env: { ...process.env, PORT: '0' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('error', reject);
-    child.stdout.on('data', (d: Buffer) => {
-      const match = /listening on http:\/\/[^:]+:(\d+)/.exec(d.toString());
-      if (match) resolve(Number(match[1]));
-    });
-  });
-  return { port, close: () => void child.kill() };
-}
-
-/** A port nothing listens on (it was free a moment ago). */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('nvcf-sidecar invoke, as a person sees it', () => {
   // The progress example is the rig's function; a second worker serves a plain JSON container.

@@ -1,25 +1,9 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { useRig, type ExternalContainer } from '../support/rig.js';
-
-/** Runs examples/02-progress/server.py on a free port, as the rig's container. */
-async function startProgressExample(): Promise<ExternalContainer> {
-  const child = spawn('python3', ['examples/02-progress/server.py'], {
-    env: { ...process.env, PORT: '0' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('error', reject);
-    child.stdout.on('data', (d: Buffer) => {
-      const match = /listening on http:\/\/[^:]+:(\d+)/.exec(d.toString());
-      if (match) resolve(Number(match[1]));
-    });
-  });
-  return { port, close: () => void child.kill() };
-}
+import { startProgressExample } from '../support/examples.js';
+import { useRig } from '../support/rig.js';
 
 describe('nvcf-sidecar invoke', () => {
   const rig = useRig({

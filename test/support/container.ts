@@ -86,11 +86,17 @@ export const sleepyEcho: Route = async (req, res) => {
  * for tests of what happens around a request still in flight.
  */
 export function heldEcho(): { route: Route; release: () => void } {
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => (release = resolve));
+  const held = gate();
   const route: Route = async (req, res) => {
-    await released;
+    await held.opened;
     res.writeHead(200, { 'content-type': 'application/json' }).end(req.body);
   };
-  return { route, release };
+  return { route, release: held.open };
+}
+
+/** A promise and the function that settles it, for a container that waits on the test. */
+export function gate(): { opened: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
 }

@@ -30,7 +30,8 @@
  *
  * NATS: a private single-node nats-server whenever a part needs one; `nats: { url }` points every
  * part at servers someone else runs (a cluster: its URLs joined by commas, as NATS_URL takes
- * them), which the rig then neither starts nor stops.
+ * them), which the rig then neither starts nor stops. `nats: { auth: { user, password } }` starts
+ * one that lets in only that user; the rig's client, workers and gateways then log in as it.
  */
 import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
 import type { RequestListener } from 'node:http';
@@ -55,6 +56,8 @@ export interface GatewayOptions {
   env?: Record<string, string>;
   /** Return only once the gateway reports the rig's worker function in this status. */
   awaitStatus?: 'ACTIVE' | 'DEPLOYING';
+  /** The API key to ask for that status with, for a gateway started with keys. */
+  apiKey?: string;
 }
 
 /** A container the rig does not run itself (an example server, say), closed at dispose. */
@@ -91,6 +94,8 @@ const alive = (p: WorkerProcess) => p.child.exitCode === null && p.child.signalC
 interface Parts {
   natsServer?: NatsServer;
   natsUrl?: string;
+  /** NATS_USER and NATS_PASSWORD for a nats-server started with `auth`. */
+  natsLogin?: Record<string, string>;
   nc?: NatsConnection;
   client?: TestClient;
   storage?: TestStorage;
@@ -143,7 +148,9 @@ export class Rig {
     try {
       if (o.nats ?? Boolean(o.worker || o.gateway || o.client)) await this.startNats(o.nats);
       if ((o.client ?? true) && this.parts.natsUrl) {
+        const login = this.parts.natsLogin;
         const nc = await connect({
+          ...(login && { user: login.NATS_USER, pass: login.NATS_PASSWORD }),
           ...(typeof o.client === 'object' ? o.client : {}),
           servers: this.parts.natsUrl.split(','),
         });
@@ -162,13 +169,15 @@ export class Rig {
       } else if (container) await this.startContainer(container === true ? echo : container);
       if (o.gateway) await this.startGateway(typeof o.gateway === 'object' ? o.gateway.env : {});
       if (o.worker) await this.startWorker(typeof o.worker === 'object' ? o.worker : {});
-      const status = typeof o.gateway === 'object' ? o.gateway.awaitStatus : undefined;
-      if (status)
+      const { awaitStatus, apiKey } = typeof o.gateway === 'object' ? o.gateway : {};
+      if (awaitStatus)
         await waitForStatus(
           this.gateway.url,
           this.worker.env.FUNCTION_ID!,
           this.worker.env.FUNCTION_VERSION_ID!,
-          status,
+          awaitStatus,
+          20_000,
+          apiKey ? { authorization: `Bearer ${apiKey}` } : {},
         );
       return this;
     } catch (err) {
@@ -183,7 +192,12 @@ export class Rig {
       return;
     }
     const nats = await NatsServer.start(typeof options === 'object' ? options : {});
-    Object.assign(this.parts, { natsServer: nats, natsUrl: nats.url });
+    const auth = typeof options === 'object' ? options.auth : undefined;
+    Object.assign(this.parts, {
+      natsServer: nats,
+      natsUrl: nats.url,
+      natsLogin: auth && { NATS_USER: auth.user, NATS_PASSWORD: auth.password },
+    });
     this.defer(() => nats.dispose());
   }
 
@@ -211,7 +225,7 @@ export class Rig {
   /** The env of a worker against the rig's NATS and container, with `extra` over the defaults. */
   workerEnv(extra: Record<string, string> = {}): Promise<Record<string, string>> {
     const port = extra.INFERENCE_PORT ? Number(extra.INFERENCE_PORT) : this.containerPort;
-    return workerEnv(extra.NATS_URL ?? this.natsUrl, port, extra);
+    return workerEnv(extra.NATS_URL ?? this.natsUrl, port, { ...this.parts.natsLogin, ...extra });
   }
 
   /** A worker in this process; the first one started is `rig.worker`. */
@@ -242,7 +256,7 @@ export class Rig {
 
   /** A gateway in this process; the first one started is `rig.gateway`. */
   async startGateway(env: Record<string, string> = {}): Promise<RunningGateway> {
-    const gateway = await startGateway(this.natsUrl, env);
+    const gateway = await startGateway(this.natsUrl, { ...this.parts.natsLogin, ...env });
     this.defer(() => gateway.stop());
     this.parts.gateway ??= gateway;
     return gateway;

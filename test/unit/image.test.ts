@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHealthServer } from '../../src/shared/probe-servers.js';
 import { loadWorkerConfig } from '../../src/worker/config.js';
+import { closedPort } from '../support/http.js';
 import { readRepoFile, repoPath } from '../support/manifests.js';
 
 interface Instruction {
@@ -160,14 +161,6 @@ describe('the image health check', { timeout: 20_000 }, () => {
     servers.push(server);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     return (server.address() as AddressInfo).port;
-  };
-  /** A port nothing listens on: bound, then released. */
-  const closedPort = async () => {
-    const server = createServer();
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const { port } = server.address() as AddressInfo;
-    await new Promise((r) => server.close(r));
-    return port;
   };
   const check = (env: Record<string, string>) =>
     promisify(execFile)(process.execPath, [repoPath('ops/docker-healthcheck.mjs')], { env: { ...process.env, ...env } })
