@@ -4,9 +4,12 @@ import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { NvcfError } from '../shared/errors.js';
 
-export class NatsServerMissingError extends Error {
+/** No nats-server binary to start: installing one (or pointing NATS_URL elsewhere) is the fix. */
+export class NatsServerMissingError extends NvcfError {
   override name = 'NatsServerMissingError';
+  readonly retry = 'give-up';
 }
 
 export interface NatsServerOptions {

@@ -1,13 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { titleOf } from '../shared/errors.js';
-import { PROBLEM_CONTENT_TYPE } from '../shared/errors.js';
+import { NvcfError, PROBLEM_CONTENT_TYPE, titleOf, type RetryMeaning } from '../shared/errors.js';
 
 /**
  * An error a route throws to answer the client with problem+json. Like NVCF's invocation
  * service's own problems, the gateway's have no custom `type` (RFC 9457: absent means
  * about:blank), so a client tells them from the worker's and the container's, which have one.
  */
-export class HttpProblem extends Error {
+export class HttpProblem extends NvcfError {
   override name = 'HttpProblem';
   constructor(
     readonly status: number,
@@ -16,7 +15,14 @@ export class HttpProblem extends Error {
   ) {
     super(detail);
   }
+
+  /** What the client may do: call again after a timeout, a full queue or an outage; not after a refusal. */
+  get retry(): RetryMeaning {
+    return RETRYABLE_STATUSES.has(this.status) ? 'retry' : 'give-up';
+  }
 }
+
+const RETRYABLE_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
 
 export function problemBody(status: number, detail: string, requestId?: string): string {
   const title = titleOf(status);

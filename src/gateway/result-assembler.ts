@@ -1,3 +1,4 @@
+import { NvcfError } from '../shared/errors.js';
 import type { Frame, HeaderList, OutputFile, ResponseMeta, SkippedFile } from '../shared/protocol.js';
 
 export type ResultEvent =
@@ -15,8 +16,10 @@ export type ResultEvent =
       manifest?: { files: OutputFile[]; skipped: SkippedFile[]; fileCount: number; skippedCount: number };
     };
 
-export class ResultAssemblyError extends Error {
+/** The response messages of a request do not add up to an answer; reading them again cannot fix that. */
+export class ResultAssemblyError extends NvcfError {
   override name = 'ResultAssemblyError';
+  readonly retry = 'give-up';
 }
 
 /**

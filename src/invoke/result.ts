@@ -4,11 +4,18 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { NvcfError } from '../shared/errors.js';
 import type { StatusLine } from './status-line.js';
 import { extractZip } from './unzip.js';
 
-/** A failure to report as it stands (the gateway's or the container's own words). */
-export class CallFailed extends Error {}
+/**
+ * A failure to report as it stands (the gateway's or the container's own words). The command
+ * does not call again on its own: the person reading the message decides.
+ */
+export class CallFailed extends NvcfError {
+  override name = 'CallFailed';
+  readonly retry = 'give-up';
+}
 
 /** The problem's `detail` when the answer is problem+json, else the start of the body. */
 export async function problemDetail(res: Response): Promise<string> {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { NvcfError } from './errors.js';
 
 /**
  * The one command-line convention every `nvcf-sidecar` command follows: `node:util` parseArgs
@@ -15,8 +16,10 @@ export const EXIT = {
 } as const;
 
 /** A mistake in how the command was called; the command prints it with its usage and exits 2. */
-export class UsageError extends Error {
+export class UsageError extends NvcfError {
   override name = 'UsageError';
+  /** The same command line fails the same way. */
+  readonly retry = 'give-up';
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>;

@@ -1,5 +1,15 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { HttpProblem } from '../../src/gateway/http.js';
 import { SidecarError, problemForContainer, problemForError } from '../../src/shared/errors.js';
+
+const src = fileURLToPath(new URL('../../src', import.meta.url));
+const sources = (dir: string): string[] =>
+  readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? sources(join(dir, entry.name)) : entry.name.endsWith('.ts') ? [join(dir, entry.name)] : [],
+  );
 
 describe('problem details', () => {
   it('take the detail from a container error object that is not a string', () => {
@@ -34,5 +44,26 @@ describe('problem details', () => {
   it('say whether the work should be retried', () => {
     expect(new SidecarError('DRAINING', 'x').disposition).toBe('retry');
     expect(new SidecarError('INFERENCE_CONNECTION', 'x').disposition).toBe('answer');
+  });
+});
+
+describe('the error family', () => {
+  it('has every error class of the project in it, so a catcher can ask any of them whether to retry', () => {
+    const outside = sources(src).flatMap((file) =>
+      [...readFileSync(file, 'utf8').matchAll(/class (\w+) extends (?:Error|TypeError|RangeError)\b/g)]
+        .filter((m) => m[1] !== 'NvcfError')
+        .map((m) => `${relative(src, file)}: ${m[1]}`),
+    );
+    expect(outside).toEqual([]);
+  });
+
+  it('tells a gateway client to call again after a full queue or an outage, not after a refusal', () => {
+    expect([429, 503, 504].map((status) => new HttpProblem(status, 'x').retry)).toEqual(['retry', 'retry', 'retry']);
+    expect([400, 401, 404, 413].map((status) => new HttpProblem(status, 'x').retry)).toEqual([
+      'give-up',
+      'give-up',
+      'give-up',
+      'give-up',
+    ]);
   });
 });
