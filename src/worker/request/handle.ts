@@ -1,14 +1,10 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { JetStreamClient, JetStreamManager, JsMsg } from 'nats';
+import type { JsMsg } from 'nats';
 import { downloadAssets } from './asset-download.js';
-import type { CancelRegistry } from '../cancels.js';
-import type { WorkerConfig } from '../config.js';
 import { SidecarError } from '../../shared/errors.js';
-import type { ContainerClient } from './container-client.js';
 import { containerRequestHeaders, wantsPassThrough } from '../../shared/headers.js';
 import type { Logger } from '../../shared/log.js';
-import type { Outcome, WorkerMetrics } from '../metrics.js';
 import { RequestOutputs } from '../outputs/output-dir.js';
 import {
   DEFAULT_REQUEST_LIFETIME_MS,
@@ -17,26 +13,10 @@ import {
   decodeInvocation,
   type Invocation,
 } from '../../shared/protocol.js';
+import type { HandledOutcome, HandlerDeps } from './handler-deps.js';
 import { ResponsePublisher, alreadyAnswered } from './publisher.js';
 import { discard, relayCompatible, relayStream, type Relayed } from './relay.js';
 import { RETRY_DELAY_MS, answerMalformed, publisherFor, settleFailure } from './settle.js';
-
-export interface HandlerDeps {
-  config: WorkerConfig;
-  js: JetStreamClient;
-  jsm: JetStreamManager;
-  container: ContainerClient;
-  cancels: CancelRegistry;
-  /** The real path of BASE_RESPONSE_DIR, resolved once at start. */
-  realResponseDir: string;
-  /** The consumer's max_deliver: the delivery after which JetStream gives up on a message. */
-  maxDeliver: number;
-  log: Logger;
-  metrics: WorkerMetrics;
-  bodyLimit: number;
-}
-
-export type HandledOutcome = Outcome | 'returned';
 
 /**
  * One delivery from the work queue, start to end: decode, guard, prepare, call the container,

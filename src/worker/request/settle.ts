@@ -8,7 +8,7 @@ import {
   replyAddressOf,
   type Invocation,
 } from '../../shared/protocol.js';
-import type { HandledOutcome, HandlerDeps } from './handle.js';
+import type { HandledOutcome, HandlerDeps } from './handler-deps.js';
 import { ResponsePublisher } from './publisher.js';
 import { publishProblem } from './relay.js';
 
