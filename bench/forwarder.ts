@@ -1,7 +1,8 @@
 import { connect } from 'nats';
 import { Pool, type Dispatcher } from 'undici';
 import { ensureResults, ensureWorkQueue } from '../src/shared/nats.js';
-import { encodeFrame, streams } from '../src/shared/protocol.js';
+import { streams } from '../src/shared/protocol.js';
+import { encodeFrame } from '../src/shared/frame-codec.js';
 
 /**
  * Scenario 1(b), the floor of this design: pull from the work queue, call the container with

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect, type NatsConnection, type JetStreamClient, type Subscription } from 'nats';
-import { encodeFrame, subjects, type ResponseMeta } from '../../src/shared/protocol.js';
+import { subjects, type ResponseMeta } from '../../src/shared/protocol.js';
+import { encodeFrame } from '../../src/shared/frame-codec.js';
 
 const decoder = new TextDecoder();
 

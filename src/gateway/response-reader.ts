@@ -1,5 +1,6 @@
 import type { JetStreamManager, NatsConnection, StoredMsg, Subscription } from 'nats';
-import { decodeResponse, streams, subjects, type Frame, type ResponseMeta } from '../shared/protocol.js';
+import { streams, subjects, type ResponseMeta } from '../shared/protocol.js';
+import { decodeResponse, type Frame } from '../shared/frame-codec.js';
 import { isNatsNotFound } from '../shared/nats-errors.js';
 
 /** A stored response message: decoded, or the reason it could not be. */

@@ -1,5 +1,5 @@
 import { WORKER_OWNED } from '../../src/shared/headers.js';
-import { encodeFrame } from '../../src/shared/protocol.js';
+import { encodeFrame } from '../../src/shared/frame-codec.js';
 import type { Random } from './random.js';
 
 /**

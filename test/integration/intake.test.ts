@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { encodeFrame, streams } from '../../src/shared/protocol.js';
+import { streams } from '../../src/shared/protocol.js';
+import { encodeFrame } from '../../src/shared/frame-codec.js';
 import { echo } from '../support/container.js';
 import { invocationFor } from '../support/env.js';
 import { useRig } from '../support/rig.js';

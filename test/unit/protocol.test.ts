@@ -8,7 +8,7 @@ import {
   encodeFrame,
   replyAddressOf,
   responseMetaProblem,
-} from '../../src/shared/protocol.js';
+} from '../../src/shared/frame-codec.js';
 import { WorkerState, functionStatus } from '../../src/shared/worker-state.js';
 
 const invocation = () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeResponse, encodeFrame } from '../../src/shared/protocol.js';
+import { decodeResponse, encodeFrame } from '../../src/shared/frame-codec.js';
 import { ResultAssembler, ResultAssemblyError } from '../../src/gateway/result-assembler.js';
 
 const frame = (meta: Record<string, unknown>, body = '') =>

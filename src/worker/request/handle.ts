@@ -6,13 +6,8 @@ import { SidecarError } from '../../shared/errors.js';
 import { containerRequestHeaders, wantsPassThrough } from '../../shared/headers.js';
 import type { Logger } from '../../shared/log.js';
 import { RequestOutputs } from '../outputs/output-dir.js';
-import {
-  DEFAULT_REQUEST_LIFETIME_MS,
-  EXPIRY_GRACE_MS,
-  FrameError,
-  decodeInvocation,
-  type Invocation,
-} from '../../shared/protocol.js';
+import { DEFAULT_REQUEST_LIFETIME_MS, EXPIRY_GRACE_MS, type Invocation } from '../../shared/protocol.js';
+import { FrameError, decodeInvocation } from '../../shared/frame-codec.js';
 import type { HandledOutcome, HandlerDeps } from './handler-deps.js';
 import { ResponsePublisher, alreadyAnswered } from './publisher.js';
 import { discard, relayCompatible, relayStream, type Relayed } from './relay.js';

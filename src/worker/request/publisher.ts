@@ -4,8 +4,6 @@ import { SidecarError } from '../../shared/errors.js';
 import { isNatsNotFound } from '../../shared/nats-errors.js';
 import {
   PROTOCOL_VERSION,
-  encodeFrame,
-  responseMetaProblem,
   streams,
   subjects,
   type HeaderList,
@@ -13,6 +11,7 @@ import {
   type ResponseKind,
   type ResponseMetaInput,
 } from '../../shared/protocol.js';
+import { encodeFrame, responseMetaProblem } from '../../shared/frame-codec.js';
 
 /** How long a durable publish keeps retrying through a NATS outage before giving up. */
 const PUBLISH_RETRY_MS = 60_000;

@@ -1,13 +1,8 @@
 import type { JsMsg } from 'nats';
 import { SidecarError, problemForError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
-import {
-  ForeignReplyError,
-  FrameError,
-  decodeInvocation,
-  replyAddressOf,
-  type Invocation,
-} from '../../shared/protocol.js';
+import { type Invocation } from '../../shared/protocol.js';
+import { ForeignReplyError, FrameError, decodeInvocation, replyAddressOf } from '../../shared/frame-codec.js';
 import type { HandledOutcome, HandlerDeps } from './handler-deps.js';
 import { ResponsePublisher } from './publisher.js';
 import { publishProblem } from './relay.js';
