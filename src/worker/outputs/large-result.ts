@@ -1,65 +1,17 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { lstat, stat, type FileHandle } from 'node:fs/promises';
-import { extname, join } from 'node:path';
-import { Readable } from 'node:stream';
+import { lstat, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SidecarError } from '../../shared/errors.js';
-import {
-  chunksOf,
-  digest,
-  FileReadError,
-  openOutput,
-  readWhole,
-  REMOVED_BEFORE_READ,
-  type Opened,
-} from './file-rules.js';
+import { digest, openOutput, REMOVED_BEFORE_READ, type Opened } from './file-rules.js';
 import type { OutputFile, SkippedFile } from '../../shared/protocol.js';
 import { isRetryable, UploadAttempt } from './upload.js';
-import type { EntryOptions } from '../../zip/writer.js';
+import { addOutputFile, addResponseBody, type BodySource, type Shipped } from './zip-entries.js';
 
 /** Retries of a failed upload (NVCF's worker tries three more times), starting at 100 ms. */
 const UPLOAD_RETRIES = 3;
 const FIRST_RETRY_DELAY_MS = 100;
 /** Files opened, checked and read at once: hides the file system's latency when there are thousands. */
 const FILES_AT_ONCE = 8;
-/** Files up to this size are read whole and added from memory; larger ones are streamed. */
-const READ_WHOLE_BYTES = 64 * 1024;
-const TINY_FILE_BYTES = 4 * 1024;
-/** Already-compressed formats gain nothing from deflate and would only cost CPU. */
-const STORED_EXTENSIONS = new Set([
-  '.png',
-  '.jpg',
-  '.jpeg',
-  '.gif',
-  '.webp',
-  '.avif',
-  '.mp4',
-  '.webm',
-  '.mov',
-  '.mkv',
-  '.mp3',
-  '.ogg',
-  '.opus',
-  '.flac',
-  '.aac',
-  '.m4a',
-  '.zip',
-  '.gz',
-  '.tgz',
-  '.bz2',
-  '.xz',
-  '.zst',
-  '.7z',
-  '.npz',
-  '.safetensors',
-]);
-
-export type BodySource = { bytes: Uint8Array } | { file: string };
-
-/** What was shipped of one output file; its size and mtime say whether it changed since. */
-type Shipped = { size: number; mtimeMs: number; sha256: string };
-
 export interface Manifest {
   files: OutputFile[];
   skipped: SkippedFile[];
@@ -152,7 +104,7 @@ export class LargeResult {
     }
     for (let retry = 0; ; retry++) {
       try {
-        await this.addBody(attempt, body);
+        await addResponseBody(attempt, this.options.requestId, body);
         await attempt.zip.end();
         await attempt.done;
         return this.manifest();
@@ -202,7 +154,7 @@ export class LargeResult {
     try {
       // Put back at once, before anything else can run: a sweep adding the name meanwhile must not find it pending.
       if (seenEarly && opened.size === 0) return void this.files.delete(name);
-      shipped = await this.addFile(attempt, name, opened).catch((err: Error) =>
+      shipped = await addOutputFile(attempt, name, opened).catch((err: Error) =>
         this.reject(name, `unreadable: ${err.message}`),
       );
     } finally {
@@ -211,45 +163,6 @@ export class LargeResult {
     if (shipped === undefined) return;
     this.files.set(name, shipped);
     this.options.onShipped({ name, size: shipped.size, sha256: shipped.sha256 });
-  }
-
-  /**
-   * Adds one open file to the zip, reading only the bytes it had when opened, and hashes it on
-   * the way. If the zip breaks meanwhile (the upload failed), the file is still recorded: the
-   * next attempt ships it from disk. Throws only when the file itself cannot be read; if that
-   * happens mid-entry, the zip holds half an entry and the upload starts over at the end.
-   */
-  private async addFile(
-    attempt: UploadAttempt,
-    name: string,
-    { handle, size, mtimeMs }: Extract<Opened, { handle: FileHandle }>,
-  ): Promise<Shipped> {
-    if (size <= READ_WHOLE_BYTES) {
-      const bytes = await readWhole(handle, size);
-      const shipped = { size: bytes.length, mtimeMs, sha256: createHash('sha256').update(bytes).digest('hex') };
-      // If the archive broke, the file is still fine: the next attempt ships it from disk.
-      if (!attempt.broken)
-        await attempt.zip
-          .addBuffer(name, bytes, entryOptions(name, bytes.length, mtimeMs))
-          .catch((err: Error) => attempt.abort(err));
-      return shipped;
-    }
-    if (attempt.broken) return { mtimeMs, ...(await digest(handle, size)) };
-    const hash = createHash('sha256');
-    try {
-      const written = await attempt.zip.addStream(name, Readable.from(chunksOf(handle, size, name)), {
-        expectedSize: size,
-        observe: (chunk) => hash.update(chunk),
-        ...entryOptions(name, size, mtimeMs),
-      });
-      return { size: written.size, mtimeMs, sha256: hash.digest('hex') };
-    } catch (err) {
-      // Half an entry is in this zip either way: the upload starts over at the end.
-      attempt.abort(err as Error);
-      if (err instanceof FileReadError && err.file === name) throw err.cause;
-      // The archive broke (the upload failed or ended early), not the file: record it for the next attempt.
-      return { mtimeMs, ...(await digest(handle, size)) };
-    }
   }
 
   /**
@@ -282,19 +195,12 @@ export class LargeResult {
       try {
         if (opened.size !== recorded.size)
           throw new Error(`${name} changed since it was first shipped: now ${opened.size} bytes`);
-        const again = await this.addFile(attempt, name, opened);
+        const again = await addOutputFile(attempt, name, opened);
         if (again.sha256 !== recorded.sha256) throw new Error(`${name} changed since it was first shipped`);
       } finally {
         await opened.handle.close().catch(() => undefined);
       }
     }).catch((err: Error) => attempt.abort(err));
-  }
-
-  private async addBody(attempt: UploadAttempt, body: BodySource): Promise<void> {
-    const name = `${this.options.requestId}.response`;
-    if ('bytes' in body) return attempt.zip.addBuffer(name, body.bytes, { compressionLevel: 1 });
-    const { size } = await stat(body.file);
-    await attempt.zip.addStream(name, createReadStream(body.file), { expectedSize: size, compressionLevel: 1 });
   }
 
   /** Runs `visit` for every shipped file, a few at once; the first failure stops it. */
@@ -339,15 +245,4 @@ function uploadFailed(cause: unknown): SidecarError {
   return new SidecarError('LARGE_RESULT_FAILED', `uploading the large result failed: ${(cause as Error).message}`, {
     cause,
   });
-}
-
-/**
- * Fast deflate (level 1) for everything but formats that are compressed already and tiny files,
- * whose few bytes are not worth a compressor each.
- */
-function entryOptions(name: string, size: number, mtimeMs: number): EntryOptions {
-  const mtime = new Date(mtimeMs);
-  return size < TINY_FILE_BYTES || STORED_EXTENSIONS.has(extname(name).toLowerCase())
-    ? { mtime }
-    : { mtime, compressionLevel: 1 };
 }
