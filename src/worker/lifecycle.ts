@@ -1,14 +1,13 @@
 import { appendFile, chmod, mkdir, realpath } from 'node:fs/promises';
 import type { Server } from 'node:http';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Events, type NatsConnection, type Subscription } from 'nats';
 import { closeServer, createHealthServer, createMetricsServer, listen } from '../shared/probe-servers.js';
 import { CancelRegistry } from './cancels.js';
 import type { WorkerConfig } from './config.js';
-import { SidecarError } from '../shared/errors.js';
 import { ContainerClient } from './request/container-client.js';
 import { handleDelivery } from './request/handle.js';
 import { refuseDelivery, RETRY_DELAY_MS } from './request/settle.js';
+import { drainIntake, type DrainReport } from './drain.js';
 import { HealthMonitor, waitUntilHealthy } from './container-health.js';
 import { Heartbeat, type WorkerStateName } from './heartbeat.js';
 import { Intake, type GateState } from './intake.js';
@@ -24,12 +23,6 @@ import { streams, subjects } from '../shared/protocol.js';
  * heartbeat. This file wires the stages; each stage lives in its own module.
  */
 export type LifecycleState = 'starting' | 'waiting' | 'running' | 'unhealthy' | 'draining' | 'stopped' | 'failed';
-
-export interface DrainReport {
-  finished: number;
-  returned: number;
-  aborted: number;
-}
 
 export class Worker {
   private stateNow: LifecycleState = 'starting';
@@ -250,31 +243,16 @@ export class Worker {
     return this.monitor?.healthy === false ? 'unhealthy' : 'open';
   }
 
-  /**
-   * Not ready → stop pulling (unstarted work goes straight back) → let running requests finish
-   * within the grace → abort what is left (handed back for another worker to run).
-   */
+  /** Not ready first, so nothing new arrives; then the intake drains within the grace. */
   private async drain(): Promise<DrainReport> {
     this.setState('draining');
-    const intake = this.intake;
-    if (!intake) return { finished: 0, returned: 0, aborted: 0 };
-    this.log.info({ inFlight: intake.inFlight, graceMs: this.config.drainGraceMs }, 'draining');
-    await intake.stop();
-    const graceTimer = new AbortController();
-    const graceOver = sleep(this.config.drainGraceMs, 'grace-over' as const, { signal: graceTimer.signal }).catch(
-      () => 'idle' as const,
-    );
-    const outcome = await Promise.race([intake.idle().then(() => 'idle' as const), graceOver]);
-    graceTimer.abort();
-    let aborted = 0;
-    if (outcome === 'grace-over') {
-      aborted = this.cancels.abortAll(
-        new SidecarError('DRAINING', 'the worker is shutting down and its drain grace ran out'),
-      );
-      this.log.warn({ aborted }, 'drain grace over; aborting the requests still running');
-      await intake.idle();
-    }
-    return { finished: this.finishedWhileDraining - aborted, returned: intake.returnedCount + aborted, aborted };
+    if (!this.intake) return { finished: 0, returned: 0, aborted: 0 };
+    return drainIntake(this.intake, {
+      graceMs: this.config.drainGraceMs,
+      cancels: this.cancels,
+      log: this.log,
+      finished: () => this.finishedWhileDraining,
+    });
   }
 
   private async fail(message: string): Promise<number> {
