@@ -5,7 +5,7 @@ import { exitSoonIfStillAlive, installSignalHandlers } from '../shared/signals.j
 import { GATEWAY_FLAGS, loadGatewayConfig } from './config.js';
 import { Gateway } from './server.js';
 
-export const GATEWAY_USAGE = `usage: nvcf-sidecar gateway [options]
+const GATEWAY_USAGE = `usage: nvcf-sidecar gateway [options]
 
 the NVCF invocation API over NATS; every option also has an environment variable (docs/harness.md)
 ${Object.entries(GATEWAY_FLAGS)

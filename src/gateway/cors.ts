@@ -9,7 +9,7 @@ import { requestHeader } from './http.js';
  */
 
 /** What a page may read of an answer; the rest stays hidden from scripts. */
-export const EXPOSED_HEADERS = [
+const EXPOSED_HEADERS = [
   'NVCF-REQID',
   'NVCF-STATUS',
   'NVCF-PERCENT-COMPLETE',

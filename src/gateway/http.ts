@@ -66,7 +66,7 @@ export function sendJson(
 }
 
 /** The whole request body, or a 413 problem as soon as it passes `limit` bytes. */
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limit)
     throw new HttpProblem(413, `the request body is ${declared} bytes; this gateway accepts at most ${limit}`);

@@ -15,7 +15,7 @@ export interface RoutedTarget {
 }
 
 /** The gateway's own API lives here; a call under it is never routed to a function. */
-export const API_PREFIX = '/v2/nvcf/';
+const API_PREFIX = '/v2/nvcf/';
 
 const UUID_LENGTH = 36;
 

@@ -59,6 +59,6 @@ export class UrlSigner {
   }
 }
 
-export function storagePath(kind: ObjectKind, id: string): string {
+function storagePath(kind: ObjectKind, id: string): string {
   return `/v2/nvcf/storage/${kind}/${id}`;
 }

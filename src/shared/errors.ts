@@ -139,7 +139,7 @@ export function titleOf(status: number): string {
 }
 
 /** "Unprocessable Entity" → "unprocessable-entity": the last part of a problem type URN. */
-export function slug(title: string): string {
+function slug(title: string): string {
   return title
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, '-')

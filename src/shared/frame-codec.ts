@@ -63,7 +63,7 @@ export class ForeignReplyError extends FrameError {
 }
 
 /** A reply subject belongs to a request when it ends in `.<requestId>`, as `subjects.replyTo` builds it. */
-export function replyToBelongs(replyTo: string, requestId: string): boolean {
+function replyToBelongs(replyTo: string, requestId: string): boolean {
   return replyTo.endsWith(`.${requestId}`);
 }
 

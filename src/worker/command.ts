@@ -4,7 +4,7 @@ import { exitSoonIfStillAlive, installSignalHandlers } from '../shared/signals.j
 import { ConfigError, loadWorkerConfig } from './config.js';
 import { Worker } from './lifecycle.js';
 
-export const WORKER_USAGE = `usage: nvcf-sidecar worker
+const WORKER_USAGE = `usage: nvcf-sidecar worker
 
 the worker sidecar, run next to an inference container. It takes no options: like NVCF's own
 worker it is configured by environment variables (FUNCTION_ID, FUNCTION_VERSION_ID, NATS_URL,

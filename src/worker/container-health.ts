@@ -33,7 +33,7 @@ export async function probeContainer(settings: ProbeSettings): Promise<ProbeResu
 }
 
 /** NVCF probes every 500 ms while it waits for the container to come up. */
-export const STARTUP_PROBE_INTERVAL_MS = 500;
+const STARTUP_PROBE_INTERVAL_MS = 500;
 
 /**
  * Probes until the container is healthy or `readyTimeoutMs` passes. Resolves with undefined

@@ -9,10 +9,10 @@ export type Outcome =
  * steps between 1 s and 2 min (2, 5, 10, 20, 30, 60) are where model runs, downloads and
  * uploads of real jobs spread out, so they are drawn finely there.
  */
-export const SECONDS_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600];
+const SECONDS_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600];
 
 /** Bytes, from a small JSON input to multi-gigabyte weights and results (ASSET_MAX_BYTES is 5 GiB). */
-export const BYTES_BUCKETS = [1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 5e9, 1e10, 5e10];
+const BYTES_BUCKETS = [1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 5e9, 1e10, 5e10];
 
 /** Every metric the worker exports, named in one place, on a registry of its own. */
 export function createWorkerMetrics(registry = new Registry()) {

@@ -6,7 +6,7 @@ import type { Engine } from './launch.js';
 import { instanceCount, type DeploymentRecord, type VersionRecord } from './schema.js';
 
 /** An instance that fails this many times in a row without ever serving is given up on (NVCF's restart-loop detection). */
-export const MAX_FAILED_STARTS = 3;
+const MAX_FAILED_STARTS = 3;
 const RESTART_BASE_MS = 500;
 const RESTART_MAX_MS = 10_000;
 

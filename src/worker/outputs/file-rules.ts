@@ -12,7 +12,7 @@ import type { SkippedFile } from '../../shared/protocol.js';
  * swapped for a link between the check and the open is still caught.
  */
 
-export const PARTIAL_SUFFIX = '.partial';
+const PARTIAL_SUFFIX = '.partial';
 export const PROGRESS_FILE = 'progress';
 
 export type OutputKind = 'final' | 'partial' | 'progress' | 'unsafe-name';
@@ -37,7 +37,7 @@ export function classify(name: string): OutputKind {
 export const REMOVED_BEFORE_READ = 'removed before it was read';
 
 /** Why a regular file with more than one name is not shipped. */
-export const HARD_LINK = 'hard link (the file has more than one name)';
+const HARD_LINK = 'hard link (the file has more than one name)';
 
 export type Opened = { handle: FileHandle; size: number; mtimeMs: number } | { skipped: string };
 

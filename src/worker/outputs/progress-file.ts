@@ -5,7 +5,7 @@ import { readSmallOutput } from './file-rules.js';
 import type { HeaderList } from '../../shared/protocol.js';
 
 /** NVCF's documented bound on a partial response ("smaller than 250KB"), enforced here. */
-export const MAX_PARTIAL_RESPONSE_BYTES = 250_000;
+const MAX_PARTIAL_RESPONSE_BYTES = 250_000;
 /** The whole file: the partial response plus room for the id, the progress and whitespace. */
 const MAX_PROGRESS_FILE_BYTES = MAX_PARTIAL_RESPONSE_BYTES + 16 * 1024;
 /** A file written in place can be caught half-written; read again this many times, this far apart. */
