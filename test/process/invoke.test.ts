@@ -155,7 +155,7 @@ describe('nvcf-sidecar invoke --list', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const { port } = closed.address() as AddressInfo;
     await new Promise((resolve) => closed.close(resolve));
-    const cli = rig.spawnSidecar(['invoke', '--list', '--gateway', `http://127.0.0.1:${port}`]);
+    const cli = rig.spawnSidecar(['invoke', '--list', '--gateway', `http://127.0.0.1:${port}`], {});
     const exit = await cli.exit;
     expect(exit.code).toBe(1);
     expect(cli.stderr()).toContain(`cannot reach the gateway at http://127.0.0.1:${port}: ECONNREFUSED`);
