@@ -72,6 +72,34 @@ export function drained(res: ServerResponse): Promise<void> {
   });
 }
 
+/** An answer at least this large can still sit in the kernel's socket buffers when Node calls it sent. */
+export const RECEIPT_PROOF_BYTES = 64 * 1024;
+
+/**
+ * After `sentWhole`: whether the client has really read the whole answer. Node's 'finish' says
+ * only that the bytes reached the kernel, and several MiB can wait in socket buffers; a gateway
+ * killed then loses them (measured on loopback: a 4 MiB answer to a slow reader, 'finish' when the
+ * client had 1.3 MiB, and a kill -9 cut it 41 KiB short). So the proof is the client's next move
+ * on the connection: another request, or a close in order after reading; a reset says it did not
+ * read it all. The server closing an idle keep-alive connection itself (after its keep-alive
+ * timeout) counts as delivered: the process lived on and closed the connection in order.
+ */
+export function clientHasWhole(res: ServerResponse): Promise<boolean> {
+  const socket = res.socket;
+  if (!socket || socket.destroyed) return Promise.resolve(Boolean(socket) && !socket?.errored);
+  return new Promise((resolve) => {
+    const settle = (whole: boolean) => {
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      resolve(whole);
+    };
+    const onData = () => settle(true);
+    const onClose = (hadError: boolean) => settle(!hadError);
+    socket.on('data', onData);
+    socket.on('close', onClose);
+  });
+}
+
 /**
  * True once everything written was handed to the client's connection, false when the client
  * went away first. (Handed to the kernel is as close to "received" as a server can see.) Node

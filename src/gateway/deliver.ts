@@ -1,5 +1,14 @@
 import type { ServerResponse } from 'node:http';
-import { answerProblem, answerStillRunning, drained, locationFor, sentWhole, writeHead } from './answers.js';
+import {
+  RECEIPT_PROOF_BYTES,
+  answerProblem,
+  answerStillRunning,
+  clientHasWhole,
+  drained,
+  locationFor,
+  sentWhole,
+  writeHead,
+} from './answers.js';
 import type { GatewayContext } from './context.js';
 import type { Lease, PendingRequest } from './requests.js';
 import type { ResultEvent } from './result-assembler.js';
@@ -68,7 +77,8 @@ async function deliverFinal(
   const { requestId } = record;
   writeHead(res, requestId, final.status, locationFor(ctx, requestId, final), final.body.length);
   res.end(final.body);
-  if (!(await sentWhole(res))) {
+  const whole = (await sentWhole(res)) && (final.body.length < RECEIPT_PROOF_BYTES || (await clientHasWhole(res)));
+  if (!whole) {
     await lease.release();
     ctx.log.info({ requestId }, 'the client went away mid-body; the result stays for its next poll');
     return 'kept';

@@ -3,10 +3,12 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, extname, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { EXIT, UsageError, packageVersion, parseCommandArgs } from '../shared/command-line.js';
+import { printFunctions } from './list.js';
 import { CallFailed, problemDetail, refuseNonEmptyOut, unpack, writeBody } from './result.js';
 import { StatusLine } from './status-line.js';
 
 export const INVOKE_USAGE = `usage: nvcf-sidecar invoke <functionId> [options]
+       nvcf-sidecar invoke --list [--gateway URL] [--api-key KEY]
 
   -d, --data DATA             request body (sent as application/json); @FILE reads it from FILE
   -H, --header 'N: V'         an extra request header (repeatable)
@@ -16,6 +18,7 @@ export const INVOKE_USAGE = `usage: nvcf-sidecar invoke <functionId> [options]
   --poll-seconds N            how long each status poll may wait (default 5)
   --gateway URL               gateway address (env NVCF_GATEWAY_URL, default http://127.0.0.1:8090)
   --api-key KEY               bearer key (env NVCF_API_KEY)
+  --list                      list the gateway's functions (id, version, name, status) instead of calling one
   -h, --help                  show this text
   --version                   print nvcf-sidecar's version
 
@@ -31,8 +34,18 @@ const OPTIONS = {
   'poll-seconds': { type: 'string' },
   gateway: { type: 'string' },
   'api-key': { type: 'string' },
+  list: { type: 'boolean' },
   version: { type: 'boolean' },
 } as const;
+
+/** What `--list` needs: where the gateway is. */
+interface ListOptions {
+  list: true;
+  gateway: string;
+  apiKey: string | undefined;
+}
+
+const CALL_ONLY = ['data', 'header', 'function-version', 'asset', 'out', 'poll-seconds'] as const;
 
 interface InvokeOptions {
   functionId: string;
@@ -50,10 +63,18 @@ interface InvokeOptions {
 async function readOptions(
   args: readonly string[],
   env: NodeJS.ProcessEnv,
-): Promise<InvokeOptions | 'help' | 'version'> {
+): Promise<InvokeOptions | ListOptions | 'help' | 'version'> {
   const { values, positionals, help } = parseCommandArgs(args, OPTIONS);
   if (help) return 'help';
   if (values.version) return 'version';
+  const gateway = (values.gateway ?? env.NVCF_GATEWAY_URL ?? 'http://127.0.0.1:8090').replace(/\/+$/, '');
+  const apiKey = values['api-key'] ?? (env.NVCF_API_KEY || undefined);
+  if (values.list) {
+    if (positionals.length > 0) throw new UsageError(`--list calls no function; unexpected "${positionals[0]}"`);
+    const stray = CALL_ONLY.find((name) => values[name] !== undefined);
+    if (stray) throw new UsageError(`--${stray} is for calling a function, not for --list`);
+    return { list: true, gateway, apiKey };
+  }
   const [functionId, ...extra] = positionals;
   if (!functionId) throw new UsageError('which function? give its id');
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
@@ -78,8 +99,8 @@ async function readOptions(
     assets,
     out: values.out,
     pollSeconds,
-    gateway: (values.gateway ?? env.NVCF_GATEWAY_URL ?? 'http://127.0.0.1:8090').replace(/\/+$/, ''),
-    apiKey: values['api-key'] ?? (env.NVCF_API_KEY || undefined),
+    gateway,
+    apiKey,
   };
 }
 
@@ -120,6 +141,15 @@ export async function runInvoke(args: readonly string[], env: NodeJS.ProcessEnv)
   }
   if (options === 'help') return (process.stdout.write(`${INVOKE_USAGE}\n`), EXIT.ok);
   if (options === 'version') return (process.stdout.write(`${packageVersion()}\n`), EXIT.ok);
+  if ('list' in options) {
+    try {
+      await printFunctions(options.gateway, options.apiKey);
+      return EXIT.ok;
+    } catch (err) {
+      process.stderr.write(`nvcf-sidecar invoke: ${describe(err, options.gateway)}\n`);
+      return EXIT.failed;
+    }
+  }
   const status = new StatusLine();
   try {
     await call(options, status);

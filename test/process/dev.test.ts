@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { DEV_FUNCTION_ID, DEV_VERSION_ID } from '../../src/dev/command.js';
 import { useRig } from '../support/rig.js';
 
 const run = promisify(execFile);
@@ -35,6 +36,22 @@ describe('nvcf-sidecar dev --demo', () => {
     const exit = await dev.exit;
     expect(exit.code).toBe(0);
     for (const pid of pids) expect(alive(pid)).toBe(false);
+  });
+
+  it('lists its function in GET /v2/nvcf/functions as ACTIVE, under its fixed ids', async () => {
+    const dev = rig.spawnSidecar(['dev', '--demo', '--port', '0'], {});
+    await dev.waitForLog((l) => String(l.msg).startsWith('ready.'), 30_000);
+    const gateway = /^gateway +(\S+)/m.exec(dev.lines.map((l) => String(l.msg)).join('\n'))![1]!;
+    const res = await fetch(`${gateway}/v2/nvcf/functions`);
+    expect(res.status).toBe(200);
+    const { functions } = (await res.json()) as {
+      functions: { id: string; versionId: string; name: string; status: string }[];
+    };
+    expect(functions).toContainEqual(
+      expect.objectContaining({ id: DEV_FUNCTION_ID, versionId: DEV_VERSION_ID, name: 'echo-demo', status: 'ACTIVE' }),
+    );
+    dev.child.kill('SIGINT');
+    expect((await dev.exit).code).toBe(0);
   });
 
   it('says how to get nats-server when it is not on PATH', async () => {

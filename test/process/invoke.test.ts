@@ -2,7 +2,14 @@ import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import {
+  deployFunction,
+  registerFunction,
+  undeployFunction,
+  waitUntilActive,
+} from '../../src/gateway/lifecycle/client.js';
 import { startProgressExample } from '../support/examples.js';
+import { closedPort } from '../support/http.js';
 import { useRig } from '../support/rig.js';
 
 describe('nvcf-sidecar invoke', () => {
@@ -97,5 +104,40 @@ describe('nvcf-sidecar invoke with assets and streams', () => {
     const exit = await cli.exit;
     expect(exit.code).toBe(0);
     expect(cli.stdout()).toBe('data: one\n\ndata: two\n\ndata: three\n\n');
+  });
+});
+
+describe('nvcf-sidecar invoke --list', () => {
+  const rig = useRig({ gateway: true });
+
+  it('lists a function deployed through the lifecycle API as ACTIVE, with its id, version and name', async () => {
+    const target = { url: rig.gateway.url };
+    // The echo example stands in for the container; the harness gives it INFERENCE_PORT.
+    const registered = await registerFunction(target, {
+      name: 'listed-echo',
+      inferenceUrl: '/echo',
+      localCommand: ['sh', '-c', `PORT=$INFERENCE_PORT exec ${process.execPath} examples/01-echo/server.mjs`],
+    });
+    await deployFunction(target, registered);
+    // Starting a worker under tsx takes seconds, far longer on a loaded machine: the bound only stops a hung test.
+    await waitUntilActive(target, registered, 150_000);
+
+    const cli = rig.spawnSidecar(['invoke', '--list'], { NVCF_GATEWAY_URL: rig.gateway.url });
+    const exit = await cli.exit;
+    expect(exit.code).toBe(0);
+    const lines = cli.stdout().trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^FUNCTION ID +VERSION ID +NAME +STATUS$/);
+    const row = lines.find((line) => line.startsWith(registered.id));
+    expect(row?.split(/ +/)).toEqual([registered.id, registered.versionId, 'listed-echo', 'ACTIVE']);
+
+    await undeployFunction(target, registered);
+  }, 180_000);
+
+  it('exits 1 with the cause when the gateway cannot be reached', async () => {
+    const port = await closedPort();
+    const cli = rig.spawnSidecar(['invoke', '--list', '--gateway', `http://127.0.0.1:${port}`], {});
+    const exit = await cli.exit;
+    expect(exit.code).toBe(1);
+    expect(cli.stderr()).toContain(`cannot reach the gateway at http://127.0.0.1:${port}: ECONNREFUSED`);
   });
 });
