@@ -3,7 +3,7 @@ import { link, mkdir, readdir, readFile, rm, stat, symlink, utimes, writeFile } 
 import { join } from 'node:path';
 import { WORKER_OWNED } from '../../src/shared/headers.js';
 import { TestContainer } from '../support/container.js';
-import { SPOOF, type ContainerAct } from './fuzz-cases.js';
+import { SPOOF, type ContainerAct } from './fuzz-acts.js';
 
 /**
  * The fuzz run's inference container: it does to its output directory what the request body

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { WORKER_OWNED } from '../../src/shared/headers.js';
-import { SPOOF, containerAct } from './fuzz-cases.js';
+import { SPOOF, containerAct } from './fuzz-acts.js';
 import type { Random } from './random.js';
 
 /**
