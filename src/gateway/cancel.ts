@@ -1,3 +1,5 @@
+import { isNatsNotFound } from '../shared/nats-errors.js';
+import { streams, subjects } from '../shared/protocol.js';
 import type { GatewayContext } from './context.js';
 import type { PendingRequest } from './requests.js';
 
@@ -20,4 +22,15 @@ export async function cancelRequest(
     ctx.requests.remove(record.requestId),
   ]);
   ctx.log.info({ requestId: record.requestId, reason }, 'request cancelled');
+}
+
+/** True when the request's final response is stored: it has finished, whoever fetches it. */
+export async function hasFinal(ctx: GatewayContext, record: Pick<PendingRequest, 'replyTo'>): Promise<boolean> {
+  try {
+    await ctx.jsm.streams.getMessage(streams.results, { last_by_subj: subjects.response(record.replyTo, 'final') });
+    return true;
+  } catch (err) {
+    if (isNatsNotFound(err)) return false;
+    throw err;
+  }
 }

@@ -29,6 +29,13 @@ export type Result = Extract<ResultEvent, { type: 'head' | 'final' }>;
 /** Reads on a stream: the next events, or an error that ends it. Returns [] once `gone` aborts. */
 export type ReadOn = (gone: AbortSignal) => Promise<ResultEvent[] | Error>;
 
+/**
+ * Results this gateway has written but not yet seen received (see clientHasWhole), with the
+ * commit or release that follows. A poll for one of them waits for that first: it may be the very
+ * request that proves the client has the answer, and it should then find it delivered.
+ */
+const settling = new Map<string, Promise<unknown>>();
+
 /** Hands a result to this call's client, at most once across every call and gateway. */
 export async function deliverResult(
   ctx: GatewayContext,
@@ -46,6 +53,7 @@ export async function deliverResult(
 
 /** The lease on the result, or undefined when this call answered otherwise (404, or 202: poll again). */
 async function reserve(ctx: GatewayContext, requestId: string, res: ServerResponse): Promise<Lease | undefined> {
+  await settling.get(requestId);
   const reservation = await ctx.requests.reserve(requestId, DELIVERY_LEASE_MS);
   switch (reservation.outcome) {
     case 'reserved':
@@ -77,15 +85,23 @@ async function deliverFinal(
   const { requestId } = record;
   writeHead(res, requestId, final.status, locationFor(ctx, requestId, final), final.body.length);
   res.end(final.body);
-  const whole = (await sentWhole(res)) && (final.body.length < RECEIPT_PROOF_BYTES || (await clientHasWhole(res)));
-  if (!whole) {
-    await lease.release();
-    ctx.log.info({ requestId }, 'the client went away mid-body; the result stays for its next poll');
-    return 'kept';
+  const settled = (async (): Promise<Outcome> => {
+    const whole = (await sentWhole(res)) && (final.body.length < RECEIPT_PROOF_BYTES || (await clientHasWhole(res)));
+    if (!whole) {
+      await lease.release();
+      ctx.log.info({ requestId }, 'the client went away mid-body; the result stays for its next poll');
+      return 'kept';
+    }
+    await commit(ctx, requestId, lease);
+    ctx.log.info({ requestId, status: final.status }, 'result delivered');
+    return 'delivered';
+  })();
+  settling.set(requestId, settled);
+  try {
+    return await settled;
+  } finally {
+    settling.delete(requestId);
   }
-  await commit(ctx, requestId, lease);
-  ctx.log.info({ requestId, status: final.status }, 'result delivered');
-  return 'delivered';
 }
 
 async function deliverStream(

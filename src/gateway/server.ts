@@ -7,7 +7,7 @@ import type { Logger } from '../shared/log.js';
 import { connectNats, ensureResults } from '../shared/nats.js';
 import { AssetCatalog } from './asset-store.js';
 import type { GatewayConfig } from './config.js';
-import { cancelRequest } from './cancel.js';
+import { cancelRequest, hasFinal } from './cancel.js';
 import type { GatewayContext } from './context.js';
 import { Queues } from './queues.js';
 import { answerMetrics, createGatewayMetrics, trackCall } from './metrics.js';
@@ -149,10 +149,16 @@ export class Gateway {
       const now = Date.now();
       for await (const record of ctx.requests.all()) {
         if (record.gatewayId !== this.config.gatewayId || ctx.waiting.has(record.requestId)) continue;
+        // A result being handed out is not abandoned (its client may still be reading it from a
+        // gateway that died mid-answer).
+        if ((record.deliveringUntil ?? 0) > now) continue;
         // Neither the gateway's own downtime nor a NATS outage counts: polls failed or were not recorded then.
         const idleSince = Math.max(record.lastSeenAt, this.startedAt, this.reconnectedAt);
-        if (now - idleSince > abandonAfterMs(record.pollSeconds))
-          await cancelRequest(ctx, record, 'nobody polled for the result');
+        if (now - idleSince <= abandonAfterMs(record.pollSeconds)) continue;
+        // A finished request has nothing left to stop: cancelling it would only throw away an
+        // answer its client may still fetch. RESULT_RETENTION bounds how long it is kept.
+        if (await hasFinal(ctx, record)) continue;
+        await cancelRequest(ctx, record, 'nobody polled for the result');
       }
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'sweeping abandoned requests failed');
