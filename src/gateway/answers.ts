@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { ServerResponse } from 'node:http';
 import type { HeaderList } from '../shared/protocol.js';
 import type { GatewayContext } from './context.js';
@@ -84,8 +85,8 @@ export const RECEIPT_PROOF_BYTES = 64 * 1024;
  * read it all. The server closing an idle keep-alive connection itself (after its keep-alive
  * timeout) counts as delivered: the process lived on and closed the connection in order.
  */
-export function clientHasWhole(res: ServerResponse): Promise<boolean> {
-  const socket = res.socket;
+export function clientHasWhole(socket: Socket | null): Promise<boolean> {
+  // The socket is taken before the answer ends: Node detaches it from the response once finished.
   if (!socket || socket.destroyed) return Promise.resolve(Boolean(socket) && !socket?.errored);
   return new Promise((resolve) => {
     const settle = (whole: boolean) => {

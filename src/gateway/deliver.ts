@@ -84,9 +84,10 @@ async function deliverFinal(
 ): Promise<Outcome> {
   const { requestId } = record;
   writeHead(res, requestId, final.status, locationFor(ctx, requestId, final), final.body.length);
+  const socket = res.socket;
   res.end(final.body);
   const settled = (async (): Promise<Outcome> => {
-    const whole = (await sentWhole(res)) && (final.body.length < RECEIPT_PROOF_BYTES || (await clientHasWhole(res)));
+    const whole = (await sentWhole(res)) && (final.body.length < RECEIPT_PROOF_BYTES || (await clientHasWhole(socket)));
     if (!whole) {
       await lease.release();
       ctx.log.info({ requestId }, 'the client went away mid-body; the result stays for its next poll');
