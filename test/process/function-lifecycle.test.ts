@@ -141,8 +141,15 @@ describe('deployments', { timeout: SLOW_TEST_MS }, () => {
     expect(first.json.echo).toEqual({ hello: 'world' });
 
     // Kill one instance's container outright; the other keeps answering while it is replaced.
+    // (A call that reaches the dead container before the harness notices is a 500
+    // urn:inference-connection, as on NVCF; so the calls go once the instance is seen down.)
     const victim = both[0];
     process.kill(victim.containerPid, 'SIGKILL');
+    await until('the killed instance seen down', async () => {
+      const d = (await call('GET', path)).json.deployment;
+      const slot = d.instances.find((i: Loose) => i.index === victim.index);
+      return slot.state !== 'ready' || slot.containerPid !== victim.containerPid ? true : undefined;
+    });
     const answers = await Promise.all(Array.from({ length: 6 }, (_, n) => invoke(id, { n })));
     expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200, 200]);
     expect(answers.map((a) => a.json.echo.n)).toEqual([0, 1, 2, 3, 4, 5]);
