@@ -17,6 +17,8 @@ export interface ScenarioRow {
   misreported: number;
   /** Cut without a request id: the caller can never learn the outcome. */
   orphaned: number;
+  /** Of the orphans, those whose request was queued and ran: a caller that lost a live request. */
+  orphanedRan?: number;
   /** Orphans no server could have prevented (the gateway was killed): counted, explained, not failed. */
   orphansExpected?: boolean;
   /** The scenario's own harness failed before it could judge anything. */
@@ -62,6 +64,7 @@ export async function judgeLoad(
     duplicated: wrong + duplicatedFinals(finals.perRequest),
     misreported: told.length,
     orphaned: orphans.length,
+    orphanedRan: ran,
     maxLatencyMs: load.maxLatencyMs,
     elapsedMs: load.elapsedMs,
     notes,
