@@ -208,33 +208,66 @@ export interface Finals {
   statusByToken: Map<string, number>;
 }
 
-/** Every final message in NVCF_RS, read from the stream itself. */
-export async function readFinals(natsUrl: string): Promise<Finals> {
+/**
+ * Every final message in NVCF_RS, read from the stream itself, up to the last sequence the
+ * stream held when asked. On a cluster whose nodes were just killed and restarted, a reader
+ * can stall (its consumer placed on a replica that then lost leadership), so a reader that
+ * delivers nothing for a few seconds is replaced by a new one starting after the last message
+ * seen; a read that cannot finish within a minute throws rather than hangs the suite.
+ */
+export async function readFinals(natsUrl: string, timeoutMs = 60_000): Promise<Finals> {
   const nc = await connect({ servers: natsUrl.split(',') });
   const finals: Finals = { perRequest: new Map(), statusByToken: new Map() };
   try {
     const js = nc.jetstream();
     const jsm = await nc.jetstreamManager();
-    const info = await jsm.streams.info(streams.results);
-    if (info.state.messages === 0) return finals;
-    const consumer = await js.consumers.get(streams.results, { filterSubjects: 'nvcf.rs.>' });
-    const messages = await consumer.consume();
-    for await (const msg of messages) {
-      if (msg.subject.endsWith('.final')) {
-        const key = msg.subject.slice(0, -'.final'.length);
-        finals.perRequest.set(key, (finals.perRequest.get(key) ?? 0) + 1);
-        const text = Buffer.from(msg.data).toString();
-        const newline = text.indexOf('\n');
-        const status = Number((/"status":(\d+)/.exec(text.slice(0, newline)) ?? [])[1]);
-        const token = /"token":"([0-9a-f-]{36})"/.exec(text.slice(newline + 1))?.[1];
-        if (token) finals.statusByToken.set(token, status);
+    const { state } = await jsm.streams.info(streams.results);
+    if (state.messages === 0) return finals;
+    const deadline = Date.now() + timeoutMs;
+    let seen = state.first_seq - 1;
+    while (seen < state.last_seq) {
+      if (Date.now() > deadline)
+        throw new Error(`read NVCF_RS only to sequence ${seen} of ${state.last_seq} within ${timeoutMs} ms`);
+      const reader = await js.consumers
+        .get(streams.results, { filterSubjects: 'nvcf.rs.>', opt_start_seq: seen + 1 })
+        .catch(() => undefined);
+      if (!reader) {
+        await sleep(500);
+        continue;
       }
-      if (msg.info.pending === 0) break;
+      for (;;) {
+        const msg = await reader.next({ expires: 5_000 }).catch(() => null);
+        if (!msg) {
+          // Nothing came: either the reader stalled (a new one is made) or nothing is left to read.
+          const left = await reader.info(false).then(
+            (i) => i.num_pending,
+            () => undefined,
+          );
+          if (left === 0) seen = state.last_seq;
+          break;
+        }
+        seen = msg.seq;
+        if (msg.subject.endsWith('.final')) countFinal(finals, msg.subject, msg.data);
+        if (msg.info.pending === 0 || seen >= state.last_seq) {
+          seen = Math.max(seen, state.last_seq);
+          break;
+        }
+      }
     }
   } finally {
     await nc.close();
   }
   return finals;
+}
+
+function countFinal(finals: Finals, subject: string, data: Uint8Array): void {
+  const key = subject.slice(0, -'.final'.length);
+  finals.perRequest.set(key, (finals.perRequest.get(key) ?? 0) + 1);
+  const text = Buffer.from(data).toString();
+  const newline = text.indexOf('\n');
+  const status = Number((/"status":(\d+)/.exec(text.slice(0, newline)) ?? [])[1]);
+  const token = /"token":"([0-9a-f-]{36})"/.exec(text.slice(newline + 1))?.[1];
+  if (token) finals.statusByToken.set(token, status);
 }
 
 export function duplicatedFinals(counts: Map<string, number>): number {
