@@ -30,6 +30,21 @@ describe('function registration bodies', () => {
     expect(FunctionSpec.safeParse({ ...base, localEndpoint: 'http://127.0.0.1:8000' }).success).toBe(false);
     expect(FunctionSpec.safeParse({ ...base, name: '../escape' }).success).toBe(false);
   });
+  it('takes harness-only chosen ids as UUIDs, lower-cased, and keeps them out of the record', () => {
+    const spec = FunctionSpec.parse({
+      ...base,
+      id: 'DE7E1000-0000-4000-8000-000000000001',
+      versionId: 'de7e1000-0000-4000-8000-000000000002',
+    });
+    expect(spec.id).toBe('de7e1000-0000-4000-8000-000000000001');
+    expect(toRecord(spec, 'f', 'v', 'local')).toMatchObject({ id: 'f', versionId: 'v' });
+    expect(FunctionSpec.safeParse({ ...base, id: 'dev' }).success).toBe(false);
+  });
+
+  it('takes a shared folder for instance folders only as an absolute path', () => {
+    expect(FunctionSpec.parse({ ...base, localSharedDir: '/srv/shared' }).localSharedDir).toBe('/srv/shared');
+    expect(FunctionSpec.safeParse({ ...base, localSharedDir: 'shared' }).success).toBe(false);
+  });
 });
 
 describe('deployment bodies', () => {

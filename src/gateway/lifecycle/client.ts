@@ -26,6 +26,13 @@ export interface InstanceSummary {
   workerId?: string;
   restarts: number;
   lastError?: string;
+  /** Where the worker finds the container (a free port for a localCommand). */
+  port?: number;
+  containerPid?: number;
+  workerPid?: number;
+  healthPort?: number;
+  metricsPort?: number;
+  dir?: string;
 }
 
 export interface DeploymentSummary {
@@ -58,7 +65,7 @@ async function call<T>(target: GatewayTarget, method: string, path: string, body
   return (text ? JSON.parse(text) : undefined) as T;
 }
 
-/** POST /v2/nvcf/functions with NVCF's fields (and the harness's localCommand / localEndpoint). */
+/** POST /v2/nvcf/functions with NVCF's fields (and the harness-only ones: localCommand, localEndpoint, localSharedDir, id, versionId). */
 export async function registerFunction(target: GatewayTarget, spec: Record<string, unknown>): Promise<FunctionSummary> {
   return (await call<{ function: FunctionSummary }>(target, 'POST', '/v2/nvcf/functions', spec)).function;
 }
