@@ -153,7 +153,7 @@ export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): P
     const inference = options.demo ? new URL(`http://127.0.0.1:${instance.port}/echo`) : options.inferenceUrl;
     const healthUrl = new URL(options.healthPath, inference.origin);
     if (options.demo) say(`demo container  ${inference.href} (pid ${instance.containerPid})`);
-    say(`worker health   http://127.0.0.1:${instance.healthPort}/v1/health/ready`);
+    say(`worker health   http://127.0.0.1:${instance.healthPort}/v1/health/ready (pid ${instance.workerPid})`);
     say(`worker metrics  http://127.0.0.1:${instance.metricsPort}/metrics`);
     if (options.sharedDir) say(`shared folder   ${options.sharedDir} (kept at stop)`);
     say(`instance folder ${instance.dir} (assets in inputAssets/, outputs in response/)`);
