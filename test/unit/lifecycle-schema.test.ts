@@ -68,12 +68,15 @@ describe('deployment bodies', () => {
 });
 
 describe('who may start instances', () => {
-  it('allows a loopback gateway or one with an API key, and refuses an open one', () => {
+  it('allows a loopback gateway, one with an API key, or a call from this machine, and refuses an open one', () => {
     expect(mayStartInstances({ host: '127.0.0.1' })).toBe(true);
     expect(mayStartInstances({ host: '::1' })).toBe(true);
     expect(mayStartInstances({ host: '0.0.0.0', apiKey: 'secret' })).toBe(true);
     expect(mayStartInstances({ host: '0.0.0.0' })).toBe(false);
     expect(mayStartInstances({ host: '192.168.1.4' })).toBe(false);
+    expect(mayStartInstances({ host: '0.0.0.0', caller: '127.0.0.1' })).toBe(true);
+    expect(mayStartInstances({ host: '0.0.0.0', caller: '::ffff:127.0.0.1' })).toBe(true);
+    expect(mayStartInstances({ host: '0.0.0.0', caller: '172.17.0.1' })).toBe(false);
   });
 });
 

@@ -41,12 +41,20 @@ async function parse<S extends z.ZodType>(req: IncomingMessage, schema: S): Prom
   return parsed.data;
 }
 
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+|localhost)$/i;
+
 /**
  * A deployment runs commands and images on this machine: only for callers the gateway can
- * trust, that is with an API key, or on a loopback address where only this machine can call.
+ * trust, that is with an API key, or from this machine itself: the gateway listens on a loopback
+ * address, or the call comes from one (`dev` in a container listens on 0.0.0.0 and deploys
+ * through its own loopback).
  */
-export function mayStartInstances(config: { host: string; apiKey?: string | undefined }): boolean {
-  return Boolean(config.apiKey) || /^(127\.\d+\.\d+\.\d+|::1|localhost)$/i.test(config.host);
+export function mayStartInstances(config: {
+  host: string;
+  apiKey?: string | undefined;
+  caller?: string | undefined;
+}): boolean {
+  return Boolean(config.apiKey) || LOOPBACK.test(config.host) || LOOPBACK.test(config.caller ?? '');
 }
 
 function id(text: string, what: string): string {
@@ -179,10 +187,11 @@ async function deploy(
   update: boolean,
 ): Promise<void> {
   // Any client's key counts: with keys configured, every caller here has one.
-  if (!mayStartInstances({ host: ctx.config.host, apiKey: ctx.config.apiClients[0]?.name }))
+  const caller = req.socket.remoteAddress;
+  if (!mayStartInstances({ host: ctx.config.host, apiKey: ctx.config.apiClients[0]?.name, caller }))
     throw new HttpProblem(
       403,
-      `this gateway listens on ${ctx.config.host} without an API key, and a deployment runs commands on this machine: set GATEWAY_API_KEY`,
+      `this gateway listens on ${ctx.config.host} without an API key, and a deployment runs commands on this machine: set GATEWAY_API_KEY, or deploy from this machine`,
     );
   const record = await versionOrNotFound(ctx, functionId, versionId);
   const body = await parse(req, DeploymentBody);
