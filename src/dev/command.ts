@@ -30,7 +30,7 @@ API (one instance: a worker beside your running container, or beside the demo).
   --shared-dir DIR      where the instance's input asset and output folders go, for a container
                         in Docker: mount DIR at the same path (docker run -v DIR:DIR); kept at
                         stop. Default: a temporary folder, removed at stop
-  --log-level LEVEL     log level of the gateway and worker (default warn)
+  --log-level LEVEL     log level of the gateway, which logs the worker's warnings (default warn)
   -h, --help            show this text
   --version             print nvcf-sidecar's version
 NATS_URL, if set, is used instead of starting nats-server.

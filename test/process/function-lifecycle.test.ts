@@ -271,6 +271,11 @@ describe('deployments', { timeout: SLOW_TEST_MS }, () => {
     expect((await deployFunction(target, version, 1)).functionStatus).toBe('DEPLOYING');
     const active = await waitUntilActive(target, version, ACTIVE_WITHIN_MS);
     expect(active.instances).toHaveLength(1);
+    // The worker's own endpoints, as it logged them.
+    expect((await fetch(`http://127.0.0.1:${active.instances[0]!.healthPort}/v1/health/ready`)).status).toBe(200);
+    expect(await (await fetch(`http://127.0.0.1:${active.instances[0]!.metricsPort}/metrics`)).text()).toContain(
+      'nvcf_worker',
+    );
     expect(
       (await call('GET', `/v2/nvcf/deployments/functions/${version.id}/versions/${version.versionId}`)).json.deployment
         .instances[0].containerPid,
