@@ -259,12 +259,11 @@ export class Worker {
     this.failure = message;
     this.log.error({ err: message }, 'worker failed');
     this.setState('failed', message);
-    await appendFile(this.config.terminationLogPath, `${JSON.stringify({ message, isInternal: false })}\n`).catch(
-      (err: Error) =>
-        this.log.warn(
-          { err: err.message, path: this.config.terminationLogPath },
-          'could not write the termination log',
-        ),
+    // Its own mode: the worker's command clears the umask (shared-dir.ts).
+    await appendFile(this.config.terminationLogPath, `${JSON.stringify({ message, isInternal: false })}\n`, {
+      mode: 0o644,
+    }).catch((err: Error) =>
+      this.log.warn({ err: err.message, path: this.config.terminationLogPath }, 'could not write the termination log'),
     );
     return 1;
   }

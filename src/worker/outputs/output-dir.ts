@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { chmod, mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { SidecarError, errorCode } from '../../shared/errors.js';
@@ -10,6 +10,7 @@ import { ProgressReporter } from './progress-file.js';
 import type { OutputFile } from '../../shared/protocol.js';
 import type { ResponsePublisher, ResultManifest } from '../request/publisher.js';
 import { TreeWatcher } from './tree-watch.js';
+import { makeSharedDir } from '../shared-dir.js';
 
 /** Announcements of finished files are batched for this long, and at most this many per message. */
 const ANNOUNCE_DELAY_MS = 10;
@@ -80,9 +81,7 @@ export class RequestOutputs {
   static async open(options: RequestOutputsOptions): Promise<RequestOutputs> {
     const outputs = new RequestOutputs(options);
     try {
-      await mkdir(outputs.dir, { recursive: true, mode: 0o777 });
-      // mkdir's mode is filtered by the umask; the container may run as another user.
-      await chmod(outputs.dir, 0o777);
+      await makeSharedDir(outputs.dir);
     } catch (err) {
       throw new SidecarError('PREPARE_FAILED', `could not create the output directory: ${errorCode(err)}`, {
         cause: err,

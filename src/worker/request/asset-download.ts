@@ -1,5 +1,4 @@
 import { createWriteStream } from 'node:fs';
-import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -7,6 +6,7 @@ import { request } from 'undici';
 import { SidecarError, errorCode } from '../../shared/errors.js';
 import type { AssetReference } from '../../shared/protocol.js';
 import { observePhase } from '../metrics.js';
+import { makeSharedDir } from '../shared-dir.js';
 
 export interface AssetLimits {
   maxBytes: number;
@@ -27,8 +27,7 @@ export async function downloadAssets(
 ): Promise<void> {
   if (assets.length === 0) return;
   try {
-    await mkdir(dir, { recursive: true, mode: 0o777 });
-    await chmod(dir, 0o777);
+    await makeSharedDir(dir);
   } catch (err) {
     throw new SidecarError(
       'PREPARE_FAILED',
