@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { SidecarError, errorCode } from '../../shared/errors.js';
@@ -15,6 +15,12 @@ import { makeSharedDir } from '../shared-dir.js';
 /** Announcements of finished files are batched for this long, and at most this many per message. */
 const ANNOUNCE_DELAY_MS = 10;
 const ANNOUNCE_BATCH = 200;
+/**
+ * The watch starts this late: most requests are over sooner and write nothing, and then never
+ * pay for a watch. What is written meanwhile the watch's first look finds, and the final sweep
+ * (`settle`) finds every finished file whatever the watch saw.
+ */
+const WATCH_DELAY_MS = 20;
 /** Room for the manifest in the final message; longer lists are cut and counted. */
 const MANIFEST_BUDGET_BYTES = 256 * 1024;
 
@@ -59,6 +65,7 @@ export class RequestOutputs {
   /** Every shipped file's real path is checked against this: a directory swapped for a link leads nowhere. */
   private readonly realRoot: string;
   private watcher: TreeWatcher | undefined;
+  private watchTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private shipped = false;
 
@@ -87,17 +94,24 @@ export class RequestOutputs {
         cause: err,
       });
     }
-    if (options.watch) {
-      outputs.watcher = new TreeWatcher(
-        (path) => outputs.seen(path),
-        (path) => outputs.large?.has(entryName(outputs.dir, path) ?? '') ?? false,
-      );
-      outputs.watcher.watchDir(outputs.dir);
-    } else outputs.closed = true;
+    if (options.watch) outputs.watchTimer = setTimeout(() => outputs.startWatching(), WATCH_DELAY_MS);
+    else outputs.closed = true;
     return outputs;
   }
 
+  private startWatching(): void {
+    this.watchTimer = undefined;
+    if (this.closed) return;
+    this.watcher = new TreeWatcher(
+      (path) => this.seen(path),
+      (path) => this.large?.has(entryName(this.dir, path) ?? '') ?? false,
+    );
+    this.watcher.watchTree(this.dir);
+  }
+
   private stopWatching(): void {
+    clearTimeout(this.watchTimer);
+    this.watchTimer = undefined;
     this.watcher?.close();
     this.watcher = undefined;
   }
@@ -166,10 +180,14 @@ export class RequestOutputs {
     void this.progress.close();
   }
 
-  /** The end of the request: anything still running stops, and the directory goes. */
+  /**
+   * The end of the request: anything still running stops, and the directory goes. Most are
+   * empty, and one rmdir removes them; anything else takes the recursive removal (which removes
+   * links, never what they point to).
+   */
   async remove(): Promise<void> {
     this.abandon();
-    await rm(this.dir, { recursive: true, force: true });
+    await rmdir(this.dir).catch(() => rm(this.dir, { recursive: true, force: true }));
   }
 
   /** The one rule for large results: without a slot from the caller there is nowhere to put one. */
