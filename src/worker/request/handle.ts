@@ -73,7 +73,9 @@ export async function handleDelivery(msg: JsMsg, deps: HandlerDeps): Promise<Han
   try {
     const relayed = await run(invocation, body, publisher, controller.signal, assetDir, stage, deps, log);
     msg.ack();
-    log.info({ status: relayed.status, mode: relayed.mode }, 'request finished');
+    // Debug, not info: a line per request costs the worker more CPU than its own bookkeeping of
+    // the request (docs/performance.md); the metrics count every outcome.
+    log.debug({ status: relayed.status, mode: relayed.mode }, 'request finished');
     // A container error is the one body that is logged (its first KiB): the caller may see only
     // "Inference error", and whoever runs the container needs its own words. 5xx is its fault.
     if (relayed.containerError !== undefined)
