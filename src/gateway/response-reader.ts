@@ -29,16 +29,27 @@ export class ResponseReader {
   private wake: (() => void) | undefined;
   private readonly subscription: Subscription;
   private readonly filter: string;
+  /**
+   * Set for a reader made before its request was published: until it hears of a message or
+   * looks again anyway, the stream cannot hold one, and a read would be a wasted round trip.
+   */
+  private quiet: boolean;
 
+  /** `beforePublish`: the request is published only after this returns (see `quiet`). */
   constructor(
     nc: NatsConnection,
     private readonly jsm: JetStreamManager,
     replyTo: string,
+    beforePublish = false,
   ) {
     this.filter = subjects.responsesOf(replyTo);
+    this.quiet = beforePublish;
+    // nats.js sends the SUB at once (or first thing after a reconnect), ahead of the publish on
+    // the same connection, so the server knows of it before any worker can answer.
     this.subscription = nc.subscribe(this.filter, {
       callback: () => {
         this.heard = true;
+        this.quiet = false;
         this.wake?.();
       },
     });
@@ -46,6 +57,7 @@ export class ResponseReader {
 
   /** The next stored message after the last one read, or undefined when there is none yet. NATS errors throw. */
   async next(): Promise<StoredResponse | undefined> {
+    if (this.quiet) return undefined;
     let message;
     try {
       message = await (this.jsm as WithDirectGet).direct.getMessage(streams.results, {
@@ -75,7 +87,11 @@ export class ResponseReader {
           this.wake = undefined;
           resolve();
         };
-        const timer = setTimeout(done, LOOK_AGAIN_MS);
+        const timer = setTimeout(() => {
+          // A wake-up lost (a cluster route slower than the stream): read the stream anyway.
+          this.quiet = false;
+          done();
+        }, LOOK_AGAIN_MS);
         signal.addEventListener('abort', done, { once: true });
         this.wake = done;
       });

@@ -34,8 +34,9 @@ export async function answerWhenReady(
   record: PendingRequest,
   pollSeconds: number,
   res: ServerResponse,
+  reader = new ResponseReader(ctx.nc, ctx.jsm, record.replyTo),
 ): Promise<void> {
-  const call = new WaitingCall(ctx, record, pollSeconds, res);
+  const call = new WaitingCall(ctx, record, pollSeconds, res, reader);
   try {
     await call.answer();
   } finally {
@@ -47,7 +48,6 @@ class WaitingCall {
   private readonly stop = new AbortController();
   private ending: Ending | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
-  private readonly reader: ResponseReader;
   private readonly assembler = new ResultAssembler();
   private latest: Progress | undefined;
   private readonly log: Logger;
@@ -59,9 +59,9 @@ class WaitingCall {
     private readonly record: PendingRequest,
     private readonly pollSeconds: number,
     private readonly res: ServerResponse,
+    private readonly reader: ResponseReader,
   ) {
     this.log = ctx.log.child({ requestId: record.requestId });
-    this.reader = new ResponseReader(ctx.nc, ctx.jsm, record.replyTo);
     this.timers.push(setTimeout(() => void this.checkQueue(false), pollSeconds * 1000));
     // A stopping gateway ends the window at once: the 202 carries NVCF-REQID, so the caller polls again.
     if (ctx.shutdown.aborted) queueMicrotask(this.onShutdown);
