@@ -146,11 +146,13 @@ export async function invokeFunction(
     createdAt: now,
     lastSeenAt: now,
     pollSeconds,
+    // Taken before the publish: every response of this request lands above it.
+    resultsFrom: ctx.resultsFloor.take(),
     ...(caller ? { owner: caller.name } : {}),
   };
   await ctx.requests.create(record);
   // Listening before the publish: no answer can come before it, so the wait starts without a read.
-  const reader = new ResponseReader(ctx.nc, ctx.jsm, replyTo, true);
+  const reader = new ResponseReader(ctx, record, true);
   try {
     await enqueue(ctx, invocation, body, log);
   } catch (err) {

@@ -20,6 +20,8 @@ export const PendingRequest = z.object({
   lastSeenAt: z.number(),
   /** The poll window of that call, in seconds. */
   pollSeconds: z.number(),
+  /** NVCF_RS held nothing of this request up to this sequence (results-floor.ts); readers start after it. */
+  resultsFrom: z.number().optional(),
   /** Stream sequence of the latest progress a caller was shown: a poll waits for a newer one. */
   progressSeq: z.number().optional(),
   /** Set while one call writes the result to its client: others leave it alone until then. */

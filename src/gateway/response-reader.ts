@@ -1,7 +1,10 @@
-import type { JetStreamManager, NatsConnection, StoredMsg, Subscription } from 'nats';
+import type { JetStreamManager, StoredMsg, Subscription } from 'nats';
 import { streams, subjects, type ResponseMeta } from '../shared/protocol.js';
 import { decodeResponse, type Frame } from '../shared/frame-codec.js';
 import { isNatsNotFound } from '../shared/nats-errors.js';
+import type { GatewayContext } from './context.js';
+import type { PendingRequest } from './requests.js';
+import type { ResultsFloor } from './results-floor.js';
 
 /** A stored response message: decoded, or the reason it could not be. */
 export type StoredResponse = { seq: number; subject: string } & (
@@ -24,32 +27,44 @@ const LOOK_AGAIN_MS = 1_000;
  * message the subscription misses (a reconnect) is still read.
  */
 export class ResponseReader {
-  private nextSeq = 1;
+  private nextSeq: number;
+  private readonly firstSeq: number;
   private heard = false;
   private wake: (() => void) | undefined;
   private readonly subscription: Subscription;
   private readonly filter: string;
+  private readonly jsm: JetStreamManager;
+  private readonly floor: ResultsFloor;
   /**
    * Set for a reader made before its request was published: until it hears of a message or
    * looks again anyway, the stream cannot hold one, and a read would be a wasted round trip.
    */
   private quiet: boolean;
+  /** When a message was first heard that no read has found yet; see `next`. */
+  private unfoundSince: number | undefined;
+  private searchedFromStart = false;
 
-  /** `beforePublish`: the request is published only after this returns (see `quiet`). */
+  /**
+   * Reads from the request's `resultsFrom` (results-floor.ts), or from the start for a record
+   * without one. `beforePublish`: the request is published only after this returns (`quiet`).
+   */
   constructor(
-    nc: NatsConnection,
-    private readonly jsm: JetStreamManager,
-    replyTo: string,
+    ctx: Pick<GatewayContext, 'nc' | 'jsm' | 'resultsFloor'>,
+    request: Pick<PendingRequest, 'replyTo' | 'resultsFrom'>,
     beforePublish = false,
   ) {
-    this.filter = subjects.responsesOf(replyTo);
+    this.jsm = ctx.jsm;
+    this.floor = ctx.resultsFloor;
+    this.filter = subjects.responsesOf(request.replyTo);
+    this.firstSeq = this.nextSeq = (request.resultsFrom ?? 0) + 1;
     this.quiet = beforePublish;
     // nats.js sends the SUB at once (or first thing after a reconnect), ahead of the publish on
     // the same connection, so the server knows of it before any worker can answer.
-    this.subscription = nc.subscribe(this.filter, {
+    this.subscription = ctx.nc.subscribe(this.filter, {
       callback: () => {
         this.heard = true;
         this.quiet = false;
+        this.unfoundSince ??= Date.now();
         this.wake?.();
       },
     });
@@ -58,22 +73,38 @@ export class ResponseReader {
   /** The next stored message after the last one read, or undefined when there is none yet. NATS errors throw. */
   async next(): Promise<StoredResponse | undefined> {
     if (this.quiet) return undefined;
-    let message;
-    try {
-      message = await (this.jsm as WithDirectGet).direct.getMessage(streams.results, {
-        next_by_subj: this.filter,
-        seq: this.nextSeq,
-      });
-    } catch (err) {
-      if (isNatsNotFound(err)) return undefined;
-      throw err;
+    let message = await this.read(this.nextSeq);
+    // Nothing read yet, and a message heard of long ago still not found from the floor: the
+    // stream may have been made again, its sequences started over below it. One search from the
+    // start settles it.
+    if (
+      !message &&
+      this.nextSeq === this.firstSeq &&
+      this.firstSeq > 1 &&
+      !this.searchedFromStart &&
+      Date.now() - (this.unfoundSince ?? Infinity) > LOOK_AGAIN_MS
+    ) {
+      this.searchedFromStart = true;
+      message = await this.read(1);
     }
+    if (!message) return undefined;
+    this.unfoundSince = undefined;
     this.nextSeq = message.seq + 1;
+    this.floor.saw(message.seq);
     const where = { seq: message.seq, subject: message.subject };
     try {
       return { ...where, frame: decodeResponse(message.data) };
     } catch (err) {
       return { ...where, error: err as Error };
+    }
+  }
+
+  private async read(seq: number): Promise<StoredMsg | undefined> {
+    try {
+      return await (this.jsm as WithDirectGet).direct.getMessage(streams.results, { next_by_subj: this.filter, seq });
+    } catch (err) {
+      if (isNatsNotFound(err)) return undefined;
+      throw err;
     }
   }
 

@@ -34,7 +34,7 @@ export async function answerWhenReady(
   record: PendingRequest,
   pollSeconds: number,
   res: ServerResponse,
-  reader = new ResponseReader(ctx.nc, ctx.jsm, record.replyTo),
+  reader = new ResponseReader(ctx, record),
 ): Promise<void> {
   const call = new WaitingCall(ctx, record, pollSeconds, res, reader);
   try {
