@@ -1,7 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../shared/log.js';
-import { streams, subjects } from '../shared/protocol.js';
 import { answerProblem, answerProgress, answerStillRunning } from './answers.js';
 import { cancelRequest } from './cancel.js';
 import type { GatewayContext } from './context.js';
@@ -171,8 +170,8 @@ class WaitingCall {
   private async finish(outcome: Outcome): Promise<void> {
     if (outcome === 'delivered') {
       // Nobody can ask for it again: its messages only take room in the stream now.
-      await this.ctx.jsm.streams
-        .purge(streams.results, { filter: subjects.responsesOf(this.record.replyTo) })
+      await this.reader
+        .dropRead()
         .catch((err: Error) => this.log.debug({ err: err.message }, 'could not drop delivered responses'));
     } else if (outcome === 'cut') {
       await cancelRequest(this.ctx, this.record, 'the answer was cut short');
