@@ -13,7 +13,7 @@ import { Heartbeat, type WorkerStateName } from './heartbeat.js';
 import { Intake, type GateState } from './intake.js';
 import { janitorFor, type Janitor } from './janitor.js';
 import type { Logger } from '../shared/log.js';
-import { createWorkerMetrics, withRequestMetrics } from './metrics.js';
+import { createWorkerMetrics } from './metrics.js';
 import { connectNats, ensureResults, ensureWorkQueue, frameBodyLimit } from '../shared/nats.js';
 import { streams, subjects } from '../shared/protocol.js';
 
@@ -211,7 +211,7 @@ export class Worker {
           ackWaitMs: (info.config.ack_wait ?? 30e9) / 1_000_000,
           gate: () => this.gate(),
           handle: async (msg) => {
-            const outcome = await withRequestMetrics(this.metrics, () => handleDelivery(msg, deps));
+            const outcome = await handleDelivery(msg, deps);
             this.metrics.requests.inc({ outcome });
             if (this.stateNow === 'draining') this.finishedWhileDraining++;
           },

@@ -11,6 +11,7 @@ import type { OutputFile } from '../../shared/protocol.js';
 import type { ResponsePublisher, ResultManifest } from '../request/publisher.js';
 import { TreeWatcher } from './tree-watch.js';
 import { makeSharedDir } from '../shared-dir.js';
+import type { WorkerMetrics } from '../metrics.js';
 
 /** Announcements of finished files are batched for this long, and at most this many per message. */
 const ANNOUNCE_DELAY_MS = 10;
@@ -39,6 +40,7 @@ export interface RequestOutputsOptions {
   publisher: ResponsePublisher;
   log: Logger;
   signal: AbortSignal;
+  metrics?: WorkerMetrics;
 }
 
 /** Where the caller finds a large result, and what the zip holds. */
@@ -205,6 +207,7 @@ export class RequestOutputs {
       realRoot: this.realRoot,
       onShipped: (file) => this.queueAnnouncement(file),
       signal: this.options.signal,
+      metrics: this.options.metrics,
     });
     return this.large;
   }

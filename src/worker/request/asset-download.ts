@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { request } from 'undici';
 import { SidecarError, errorCode } from '../../shared/errors.js';
 import type { AssetReference } from '../../shared/protocol.js';
-import { observePhase } from '../metrics.js';
+import { observePhase, type WorkerMetrics } from '../metrics.js';
 import { makeSharedDir } from '../shared-dir.js';
 
 export interface AssetLimits {
@@ -24,6 +24,7 @@ export async function downloadAssets(
   dir: string,
   limits: AssetLimits,
   signal: AbortSignal,
+  metrics?: WorkerMetrics,
 ): Promise<void> {
   if (assets.length === 0) return;
   try {
@@ -66,6 +67,7 @@ export async function downloadAssets(
       }),
     );
     observePhase(
+      metrics,
       'asset_download',
       startedAt,
       sizes.reduce((sum, size) => sum + size, 0),

@@ -129,7 +129,7 @@ async function run(
   }
   deps.metrics.queueWait.observe(Math.max(0, startedAt - invocation.requestTime) / 1000);
   signal.throwIfAborted();
-  await downloadAssets(invocation.assets, assetDir, deps.config.assetLimits, signal);
+  await downloadAssets(invocation.assets, assetDir, deps.config.assetLimits, signal, deps.metrics);
 
   const { config } = deps;
   const passThrough = wantsPassThrough(invocation.headers, config.passThroughAlways);
@@ -144,6 +144,7 @@ async function run(
     publisher,
     log,
     signal,
+    metrics: deps.metrics,
   });
   try {
     const headers = containerRequestHeaders(
