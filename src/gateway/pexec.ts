@@ -165,7 +165,7 @@ export async function invokeFunction(
     'request queued',
   );
   res.setHeader('NVCF-REQID', requestId);
-  await answerWhenReady(ctx, record, pollSeconds, res, reader);
+  await answerWhenReady(ctx, record, pollSeconds, res, { reader });
 }
 
 /** GET /v2/nvcf/pexec/status/{requestId}: the same wait; after the result is out, 404. */

@@ -91,10 +91,28 @@ export class RequestStore {
     await this.kv.delete(requestId).catch(() => undefined);
   }
 
+  /** The result is delivered: later polls get 404. See `removeDelivered`. */
+  async delivered(requestId: string): Promise<void> {
+    await removeDelivered(this.kv, requestId);
+  }
+
   async *all(): AsyncGenerator<PendingRequest> {
     for (const key of await allKeys(this.kv)) {
       const entry = await this.get(key);
       if (entry) yield entry.record;
+    }
+  }
+}
+
+/** Deletes the record of a delivered result. Retried, since a leftover record means a second delivery. */
+async function removeDelivered(kv: KV, requestId: string): Promise<void> {
+  for (let wait = 250; ; wait = Math.min(wait * 2, 4_000)) {
+    try {
+      await kv.delete(requestId);
+      return;
+    } catch (err) {
+      if (wait >= 4_000) throw err;
+      await new Promise((resolve) => setTimeout(resolve, wait));
     }
   }
 }
@@ -136,18 +154,10 @@ export class Lease {
     }
   }
 
-  /** The client has the result whole: later polls get 404. Retried, since a leftover record means a second delivery. */
+  /** The client has the result whole: later polls get 404. */
   async commit(): Promise<void> {
     this.end();
-    for (let wait = 250; ; wait = Math.min(wait * 2, 4_000)) {
-      try {
-        await this.kv.delete(this.record.requestId);
-        return;
-      } catch (err) {
-        if (wait >= 4_000) throw err;
-        await new Promise((resolve) => setTimeout(resolve, wait));
-      }
-    }
+    await removeDelivered(this.kv, this.record.requestId);
   }
 
   /** The client did not take the result whole: the next poll may have it. */

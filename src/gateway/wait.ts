@@ -33,9 +33,9 @@ export async function answerWhenReady(
   record: PendingRequest,
   pollSeconds: number,
   res: ServerResponse,
-  reader = new ResponseReader(ctx, record),
+  queued?: { reader: ResponseReader },
 ): Promise<void> {
-  const call = new WaitingCall(ctx, record, pollSeconds, res, reader);
+  const call = new WaitingCall(ctx, record, pollSeconds, res, queued);
   try {
     await call.answer();
   } finally {
@@ -47,6 +47,7 @@ class WaitingCall {
   private readonly stop = new AbortController();
   private ending: Ending | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
+  private readonly reader: ResponseReader;
   private readonly assembler = new ResultAssembler();
   private latest: Progress | undefined;
   private readonly log: Logger;
@@ -58,8 +59,10 @@ class WaitingCall {
     private readonly record: PendingRequest,
     private readonly pollSeconds: number,
     private readonly res: ServerResponse,
-    private readonly reader: ResponseReader,
+    /** Set for the call that queued the request (deliver.ts), with the reader it made before the publish. */
+    private readonly queued: { reader: ResponseReader } | undefined,
   ) {
+    this.reader = queued?.reader ?? new ResponseReader(ctx, record);
     this.log = ctx.log.child({ requestId: record.requestId });
     this.timers.push(setTimeout(() => void this.checkQueue(false), pollSeconds * 1000));
     // A stopping gateway ends the window at once: the 202 carries NVCF-REQID, so the caller polls again.
@@ -75,7 +78,9 @@ class WaitingCall {
     const { requestId } = this.record;
     switch (news.kind) {
       case 'result':
-        return this.finish(await deliverResult(this.ctx, this.record, this.res, news.result, this.readOn));
+        return this.finish(
+          await deliverResult(this.ctx, this.record, this.res, news.result, this.readOn, this.queued !== undefined),
+        );
       case 'unreadable':
         return this.finish(await this.unreadable(news.error));
       case 'progress':
