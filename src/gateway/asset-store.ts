@@ -19,8 +19,8 @@ export type AssetRecord = z.infer<typeof AssetRecord>;
 export class AssetCatalog {
   private constructor(private readonly kv: KV) {}
 
-  static async open(nc: NatsConnection, ttlMs: number): Promise<AssetCatalog> {
-    return new AssetCatalog(await nc.jetstream().views.kv(buckets.assetRecords, { history: 1, ttl: ttlMs }));
+  static async open(nc: NatsConnection, ttlMs: number, replicas: number): Promise<AssetCatalog> {
+    return new AssetCatalog(await nc.jetstream().views.kv(buckets.assetRecords, { history: 1, ttl: ttlMs, replicas }));
   }
 
   async get(assetId: string): Promise<AssetRecord | undefined> {

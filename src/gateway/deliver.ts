@@ -10,8 +10,12 @@ import {
   writeHead,
 } from './answers.js';
 import type { GatewayContext } from './context.js';
+import { STREAM_READ_REPORT_MS, subjects } from '../shared/protocol.js';
 import type { Lease, PendingRequest } from './requests.js';
 import type { ResultEvent } from './result-assembler.js';
+
+/** Bytes of a stream written between two reports of the client's position to the worker. */
+const STREAM_READ_STEP = 256 * 1024;
 
 /** How long one call may hold a result while it writes it; renewed while the writing goes on. */
 const DELIVERY_LEASE_MS = 30_000;
@@ -125,6 +129,7 @@ async function deliverStream(
   const gone = new AbortController();
   const onClose = () => !res.writableFinished && gone.abort();
   res.on('close', onClose);
+  const position = new ReadPosition(ctx, requestId);
   try {
     writeHead(res, requestId, head.status, head.headers);
     res.flushHeaders();
@@ -138,7 +143,10 @@ async function deliverStream(
       if (gone.signal.aborted) break;
       let over = false;
       for (const event of events) {
-        if (event.type === 'data' && !res.write(event.bytes)) await drained(res);
+        if (event.type === 'data') {
+          if (!res.write(event.bytes)) await drained(res);
+          position.wrote(event.bytes.length);
+        }
         if (event.type !== 'final') continue;
         if (event.error) {
           ctx.log.warn({ requestId, err: event.error }, 'the streamed response broke off; cutting the client short');
@@ -154,13 +162,55 @@ async function deliverStream(
         return 'delivered';
       }
       if (over || res.destroyed) break;
+      position.report();
     }
   } finally {
+    position.stop();
     res.off('close', onClose);
   }
   // Part of a stream went out: it cannot be handed to anyone again, so the request ends here.
   await lease.release();
   return 'cut';
+}
+
+/**
+ * Tells the worker how much of a stream this gateway has written to its client, so it publishes
+ * only so far ahead (STREAM_AHEAD_BYTES): after every STREAM_READ_STEP bytes, after each batch,
+ * and again every STREAM_READ_REPORT_MS, since a core NATS report can be lost.
+ */
+class ReadPosition {
+  private written = 0;
+  private reported = 0;
+  private readonly repeat: NodeJS.Timeout;
+
+  constructor(
+    private readonly ctx: GatewayContext,
+    private readonly requestId: string,
+  ) {
+    this.repeat = setInterval(() => this.publish(), STREAM_READ_REPORT_MS);
+  }
+
+  wrote(bytes: number): void {
+    this.written += bytes;
+    if (this.written - this.reported >= STREAM_READ_STEP) this.report();
+  }
+
+  report(): void {
+    if (this.written !== this.reported) this.publish();
+  }
+
+  stop(): void {
+    clearInterval(this.repeat);
+  }
+
+  private publish(): void {
+    try {
+      this.ctx.nc.publish(subjects.streamRead(this.requestId), String(this.written));
+      this.reported = this.written;
+    } catch {
+      // NATS is closing; the worker is stopped by the request's end anyway.
+    }
+  }
 }
 
 async function commit(ctx: GatewayContext, requestId: string, lease: Lease | undefined): Promise<void> {

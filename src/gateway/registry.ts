@@ -36,10 +36,10 @@ export class FunctionRegistry {
     private readonly log: Logger,
   ) {}
 
-  static async open(nc: NatsConnection, log: Logger): Promise<FunctionRegistry> {
+  static async open(nc: NatsConnection, log: Logger, replicas: number): Promise<FunctionRegistry> {
     const views = nc.jetstream().views;
-    const workersKv = await views.kv(buckets.workers, { history: 1, ttl: WORKER_RECORD_TTL_MS });
-    const catalog = await views.kv(buckets.functions, { history: 1 });
+    const workersKv = await views.kv(buckets.workers, { history: 1, ttl: WORKER_RECORD_TTL_MS, replicas });
+    const catalog = await views.kv(buckets.functions, { history: 1, replicas });
     const registry = new FunctionRegistry(workersKv, catalog, log);
     await registry.start();
     return registry;

@@ -1,4 +1,5 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Events, type NatsConnection } from 'nats';
 import { listen } from '../shared/probe-servers.js';
@@ -25,8 +26,11 @@ import { buckets } from '../shared/protocol.js';
 const SWEEP_INTERVAL_MS = 2_000;
 /** How long a stopping gateway waits for its waiting calls to be answered 202 before it cuts connections. */
 const SHUTDOWN_ANSWER_MS = 5_000;
-/** How long a stopping gateway still answers calls on open connections, each with `Connection: close`. */
-const SHUTDOWN_LINGER_MS = 500;
+/**
+ * How long, at most, a stopping gateway keeps idle kept-alive connections open, answering any call
+ * that arrives on them with `Connection: close`, before it closes the ones still idle.
+ */
+const SHUTDOWN_LINGER_MS = 2_000;
 
 /**
  * The NVCF-compatible invocation API over NATS. All state a client call depends on lives in
@@ -44,6 +48,8 @@ export class Gateway {
   private readonly shutdown = new AbortController();
   /** Calls not yet answered in full: a stopping gateway answers them before it closes their connections. */
   private readonly inFlight = new Set<ServerResponse>();
+  /** Every open client connection, so a stopping gateway can tell idle ones from busy ones. */
+  private readonly sockets = new Set<Socket>();
   private readonly metrics = createGatewayMetrics();
   port = 0;
 
@@ -78,11 +84,11 @@ export class Gateway {
     await resultsFloor.refresh();
     const ttl = { assets: config.assetTtlMs, results: config.resultRetentionMs, bodies: config.resultRetentionMs };
     const [store, assets, registry, signer, lifecycleStore] = await Promise.all([
-      NatsBlobStore.open(nc, ttl),
-      AssetCatalog.open(nc, config.assetTtlMs),
-      FunctionRegistry.open(nc, this.log.child({ stage: 'registry' })),
+      NatsBlobStore.open(nc, ttl, replicas),
+      AssetCatalog.open(nc, config.assetTtlMs, replicas),
+      FunctionRegistry.open(nc, this.log.child({ stage: 'registry' }), replicas),
       UrlSigner.fromKv(state, () => config.publicUrl ?? this.url),
-      LifecycleStore.open(nc),
+      LifecycleStore.open(nc, replicas),
     ]);
     const controller = new DeploymentController(lifecycleStore, {
       gatewayId: config.gatewayId,
@@ -127,6 +133,10 @@ export class Gateway {
         if (!answerMetrics(this.metrics, req, res)) void route(ctx, req, res);
       },
     );
+    this.server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
     this.port = await listen(this.server, config.port, config.host);
     this.sweeper = setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS);
     this.sweeper.unref();
@@ -173,6 +183,15 @@ export class Gateway {
     for await (const status of nc.status()) if (status.type === Events.Reconnect) this.reconnectedAt = Date.now();
   }
 
+  /** Open connections with no call on them: a client may send its next call on one at any moment. */
+  private idleSockets(): number {
+    const busy = new Set<unknown>();
+    for (const res of this.inFlight) busy.add(res.socket);
+    let idle = 0;
+    for (const socket of this.sockets) if (!busy.has(socket)) idle++;
+    return idle;
+  }
+
   /** Closes the API and NATS; requests in flight stay in NATS for the next start. Safe to repeat. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
@@ -182,12 +201,15 @@ export class Gateway {
       this.ctx?.registry.stop();
       // A caller still inside its first pexec call has no request id yet: dropping its
       // connection would orphan the request. So every call is answered (a waiting one 202 at
-      // once) on a connection that then closes; for a moment calls still arriving on kept-alive
-      // connections are answered too, so the close of an idle connection rarely crosses a
-      // request on its way. Only calls running past SHUTDOWN_ANSWER_MS (event streams) are cut.
+      // once) on a connection that then closes. Closing an idle kept-alive connection can cross a
+      // call the client has just sent on it (reset before the gateway reads it, so the caller
+      // cannot tell whether it was queued); so idle connections stay open a while, and a call
+      // arriving on one is answered with `Connection: close`, until none is idle or
+      // SHUTDOWN_LINGER_MS has passed. Only calls running past SHUTDOWN_ANSWER_MS (event
+      // streams) are cut.
       for (const res of this.inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
       this.shutdown.abort();
-      await sleep(SHUTDOWN_LINGER_MS);
+      for (let waited = 0; this.idleSockets() > 0 && waited < SHUTDOWN_LINGER_MS; waited += 20) await sleep(20);
       const server = this.server;
       const closed = server?.listening
         ? new Promise<void>((resolve) => server.close(() => resolve()))

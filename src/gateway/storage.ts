@@ -28,10 +28,10 @@ export interface BlobStore {
 export class NatsBlobStore implements BlobStore {
   private constructor(private readonly buckets: Record<ObjectKind, ObjectStore>) {}
 
-  static async open(nc: NatsConnection, ttlMs: Record<ObjectKind, number>): Promise<NatsBlobStore> {
+  static async open(nc: NatsConnection, ttlMs: Record<ObjectKind, number>, replicas: number): Promise<NatsBlobStore> {
     const views = nc.jetstream().views;
     const open = (kind: ObjectKind) =>
-      views.os(buckets.objects(kind), { storage: StorageType.File, ttl: nanos(ttlMs[kind]) });
+      views.os(buckets.objects(kind), { storage: StorageType.File, ttl: nanos(ttlMs[kind]), replicas });
     const [assets, results, bodies] = await Promise.all([open('assets'), open('results'), open('bodies')]);
     return new NatsBlobStore({ assets, results, bodies });
   }

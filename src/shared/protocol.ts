@@ -27,6 +27,11 @@ export const subjects = {
   responsesOf: (replyTo: string) => `${replyTo}.>`,
   /** Core NATS (not stored): the payload is the request id to abort. */
   cancel: (functionVersionId: string) => `nvcf.cancel.${functionVersionId}`,
+  /**
+   * Core NATS (not stored): how many body bytes of a streamed response the gateway has written
+   * to its client (decimal). The worker keeps at most STREAM_AHEAD_BYTES published beyond it.
+   */
+  streamRead: (requestId: string) => `nvcf.read.${requestId}`,
 } as const;
 
 export const streams = {
@@ -69,6 +74,14 @@ export const RESULTS_MAX_BYTES = 4 * 1024 ** 3;
  * keep 36,000), while a reader a few updates behind still sees each recent step.
  */
 export const RESULTS_PER_SUBJECT = 8;
+/**
+ * Body bytes of a streamed response a worker may publish beyond what the gateway reports its
+ * client has been sent; past it the worker stops reading the container (whose writes then block),
+ * so a slow client holds this much in NVCF_RS, not the whole stream.
+ */
+export const STREAM_AHEAD_BYTES = 8 * 1024 * 1024;
+/** How often a gateway writing a stream repeats where its client is, so a lost report cannot stall it. */
+export const STREAM_READ_REPORT_MS = 1_000;
 /** Limits of the work queue stream and its shared consumer (created by whichever side comes first). */
 export const workQueueLimits = {
   /** Queue depth when the gateway does not set GATEWAY_QUEUE_MAX. */

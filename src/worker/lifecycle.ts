@@ -195,6 +195,7 @@ export class Worker {
         const maxDeliver = info.config.max_deliver && info.config.max_deliver > 0 ? info.config.max_deliver : Infinity;
         const deps = {
           config: this.config,
+          nc,
           js,
           jsm,
           container: this.container,

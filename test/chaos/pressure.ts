@@ -95,6 +95,12 @@ export function slowSseReader(size: PressureSize): Promise<PressureRow> {
     const growth = peak - before.rss;
     if (growth > SSE_GROWTH_LIMIT)
       failures.push(`gateway RSS grew ${mib(growth)} for one slow reader (limit ${mib(SSE_GROWTH_LIMIT)})`);
+    // The stream the workers publish into is shared by every request: one slow reader must not
+    // fill it with the rest of its stream (it would hold up every other request's answer).
+    if (streamAfter - streamBefore > read + SSE_GROWTH_LIMIT)
+      failures.push(
+        `NVCF_RS grew ${mib(streamAfter - streamBefore)} ahead of one slow reader that read ${mib(read)} (limit ${mib(SSE_GROWTH_LIMIT)} ahead)`,
+      );
     return {
       scenario: 'slow SSE reader',
       figures: [

@@ -148,8 +148,9 @@ ${pressureTable(pressure)}
 
 - **slow SSE reader**: one client asks for \`text/event-stream\` and reads 64 KiB a second while the
   container writes its events as fast as it is let. The gateway's RSS is sampled every 0.5 s;
-  growth past 64 MiB for one reader fails the run. The growth of \`NVCF_RS\` shows what the
-  workers published ahead of the reader.
+  growth past 64 MiB for one reader fails the run, and so does \`NVCF_RS\` growing more than
+  64 MiB beyond what the reader read: the stream is shared by every request, and a worker may
+  publish only 8 MiB of a stream ahead of its reader (docs/protocol.md, "Streams").
 - **poll storm**: 16 requests kept running while 64 clients poll their status with a 1 s window,
   back to back, for a minute. Consumers on \`NVCF_RS\` are counted before and 3 s after the
   storm: more than one per polling client left over fails the run. nats-server's RSS is read from
@@ -222,7 +223,12 @@ without the fix.
   (its body still arriving, or being queued) lost its connection and never learnt its request
   id; 14 to 32 callers per gateway-away run saw "other side closed". The gateway now answers
   every call in flight before closing its connection, says \`Connection: close\`, and answers
-  calls arriving on open connections for another 500 ms: 0 in the runs since.
+  calls arriving on open connections, each with \`Connection: close\`. Closing a kept-alive
+  connection that is idle can still cross a call the client has just sent on it (the call is
+  reset before the gateway reads it, so it is never queued): 7 of 1,000 calls when idle
+  connections were closed after 500 ms, 1 of 1,000 since they are kept up to 2 s, until none is
+  idle. Such calls never ran (the judge checks \`NVCF_RS\`); an orphan whose request ran fails the
+  run.
 
 **What the suite missed, and sees now.** An independent attack (real processes on loopback, a
 bearer key, a hostile container) found failures none of the scenarios above could see. Each now
@@ -240,9 +246,15 @@ has a scenario or fuzz check that failed on the code before its fix (figures fro
 - **Every status poll left a consumer on \`NVCF_RS\` for five minutes**: 274 consumers after
   274 polls in the poll storm.
 - **A slow SSE reader grew the gateway**: 108 → 255 MiB RSS while the container offered 256 MiB
-  to a client reading 64 KiB a second.
+  to a client reading 64 KiB a second. Once the gateway waited for its client, the gateway held,
+  but the workers still published the whole stream into \`NVCF_RS\` (514 MiB for 2 MiB read),
+  which every request shares; now the gateway reports how far its client has read, and the
+  worker stops reading the container 8 MiB beyond that (14 MiB for 3 MiB read).
 - **On a three-node cluster**, killing the node leading \`NVCF_RS\` and then the one leading
-  the work queue lost 4 of 80 requests (404 "already answered") and refused 25 with a 503.
+  the work queue lost 4 of 80 requests (404 "already answered") and refused 25 with a 503 The
+  hang of the suite's own reader of \`NVCF_RS\` after such kills (a consumer that stalls) was
+  fixed too; and the gateway now creates its key-value and object buckets with
+  \`NATS_STREAM_REPLICAS\` like its streams (they were left at one replica).
 - **Fuzz** (seed 7, 150 cases on the work queue, 40 through the gateway): an answer with 300
   headers was published as a final no reader can decode (the caller waited for ever); a frame
   naming another live request's reply subject answered that caller first; a hard link to a

@@ -14,11 +14,11 @@ export class LifecycleStore {
     private readonly deploymentsKv: KV,
   ) {}
 
-  static async open(nc: NatsConnection): Promise<LifecycleStore> {
+  static async open(nc: NatsConnection, replicas: number): Promise<LifecycleStore> {
     const views = nc.jetstream().views;
     const [versions, deployments] = await Promise.all([
-      views.kv(buckets.functionVersions, { history: 1 }),
-      views.kv(buckets.deployments, { history: 1 }),
+      views.kv(buckets.functionVersions, { history: 1, replicas }),
+      views.kv(buckets.deployments, { history: 1, replicas }),
     ]);
     return new LifecycleStore(versions, deployments);
   }

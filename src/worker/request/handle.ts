@@ -177,12 +177,13 @@ async function run(
     });
     stage.answered = true;
     try {
+      const pace = { nc: deps.nc, requestId: invocation.requestId, signal };
       const relayed = passThrough
-        ? await relayStream(answer, publisher)
+        ? await relayStream(answer, publisher, pace)
         : await relayCompatible(answer, publisher, {
-            requestId: invocation.requestId,
             maxResponseSizeBytes: invocation.maxResponseSizeBytes,
             outputs,
+            pace,
           });
       deps.metrics.inference.observe((Date.now() - calledAt) / 1000);
       return relayed;

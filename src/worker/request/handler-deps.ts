@@ -1,4 +1,4 @@
-import type { JetStreamClient, JetStreamManager } from 'nats';
+import type { JetStreamClient, JetStreamManager, NatsConnection } from 'nats';
 import type { CancelRegistry } from '../cancels.js';
 import type { WorkerConfig } from '../config.js';
 import type { Logger } from '../../shared/log.js';
@@ -8,6 +8,7 @@ import type { ContainerClient } from './container-client.js';
 /** What the worker hands each delivery: its settings, its NATS clients, its container and its books. */
 export interface HandlerDeps {
   config: WorkerConfig;
+  nc: NatsConnection;
   js: JetStreamClient;
   jsm: JetStreamManager;
   container: ContainerClient;

@@ -1,10 +1,12 @@
 import type { Readable } from 'node:stream';
+import type { NatsConnection } from 'nats';
 import { PROBLEM_CONTENT_TYPE, SidecarError, problemForContainer, type Problem } from '../../shared/errors.js';
 import type { ContainerAnswer } from './container-client.js';
 import { isEventStream, relayableResponseHeaders } from '../../shared/headers.js';
 import type { RequestOutputs } from '../outputs/output-dir.js';
 import type { HeaderList } from '../../shared/protocol.js';
 import type { ResponsePublisher } from './publisher.js';
+import { StreamCredit } from './stream-credit.js';
 
 export type Relayed = {
   status: number;
@@ -15,25 +17,46 @@ export type Relayed = {
 
 const LOGGED_ERROR_BYTES = 1024;
 
-/** Pass-through: status and headers now, then every chunk as it arrives, verbatim. */
-export async function relayStream(answer: ContainerAnswer, publisher: ResponsePublisher): Promise<Relayed> {
+/** What paces a stream to its reader: where the gateway's reports arrive, and the request's abort. */
+export interface StreamPace {
+  nc: NatsConnection;
+  requestId: string;
+  signal: AbortSignal;
+}
+
+/**
+ * Pass-through: status and headers now, then every chunk as it arrives, verbatim, never more
+ * than STREAM_AHEAD_BYTES ahead of what the gateway has written to its client.
+ */
+export async function relayStream(
+  answer: ContainerAnswer,
+  publisher: ResponsePublisher,
+  { nc, requestId, signal }: StreamPace,
+): Promise<Relayed> {
   const headers = relayableResponseHeaders(answer.headers);
   await publisher.head(answer.status, headers);
+  const credit = new StreamCredit(nc, requestId);
   let broke: string | undefined;
   try {
-    for await (const chunk of answer.body) await publisher.chunk(chunk as Buffer);
+    for await (const chunk of answer.body) {
+      await credit.room(signal);
+      credit.sent((chunk as Buffer).length);
+      await publisher.chunk(chunk as Buffer);
+    }
   } catch (err) {
     if (err instanceof SidecarError) throw err;
     broke = `the container's response body broke off: ${(err as Error).message}`;
+  } finally {
+    credit.close();
   }
   await publisher.endStream(answer.status, headers, broke);
   return { status: answer.status, mode: 'streamed' };
 }
 
 export interface CompatibilityOptions {
-  requestId: string;
   maxResponseSizeBytes: number;
   outputs: RequestOutputs;
+  pace: StreamPace;
 }
 
 /**
@@ -44,19 +67,19 @@ export interface CompatibilityOptions {
 export async function relayCompatible(
   answer: ContainerAnswer,
   publisher: ResponsePublisher,
-  { requestId, maxResponseSizeBytes, outputs }: CompatibilityOptions,
+  { maxResponseSizeBytes, outputs, pace }: CompatibilityOptions,
 ): Promise<Relayed> {
   const contentType = answer.headers['content-type'];
   if (isEventStream(Array.isArray(contentType) ? contentType[0] : contentType)) {
     outputs.abandon();
-    return relayStream(answer, publisher);
+    return relayStream(answer, publisher, pace);
   }
   if (answer.status >= 400) {
     outputs.abandon();
     const { parts, overflow } = await readUpTo(answer.body, maxResponseSizeBytes);
     if (overflow) discard(answer.body);
     const body = Buffer.concat(parts);
-    await publishProblem(publisher, problemForContainer(answer.status, body, requestId));
+    await publishProblem(publisher, problemForContainer(answer.status, body, pace.requestId));
     return {
       status: answer.status,
       mode: 'problem',
