@@ -1,39 +1,42 @@
-import { rmSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { isAbsolute, resolve } from 'node:path';
 import { loadGatewayConfig } from '../gateway/config.js';
+import { LifecycleCallFailed, type GatewayTarget } from '../gateway/lifecycle/client.js';
 import { Gateway } from '../gateway/server.js';
 import { EXIT, UsageError, packageVersion, parseCommandArgs } from '../shared/command-line.js';
+import { ConfigError } from '../shared/env.js';
 import { createLogger } from '../shared/log.js';
 import { exitSoonIfStillAlive, installSignalHandlers } from '../shared/signals.js';
-import { ConfigError, loadWorkerConfig } from '../worker/config.js';
-import { Worker } from '../worker/lifecycle.js';
 import { reportContainer } from './container-watch.js';
-import { startDemoContainer } from './demo-container.js';
-import { NatsServer, NatsServerMissingError, stopChild } from './nats-server.js';
+import {
+  DEV_FUNCTION_ID,
+  DeploymentFollower,
+  devFunctionSpec,
+  registerAndDeploy,
+  undeployAndForget,
+} from './deploy.js';
+import { NatsServer, NatsServerMissingError } from './nats-server.js';
 
-/** Fixed ids, so the curl line in the README works run after run. */
-export const DEV_FUNCTION_ID = 'de7e1000-0000-4000-8000-000000000001';
-export const DEV_VERSION_ID = 'de7e1000-0000-4000-8000-000000000002';
+export { DEV_FUNCTION_ID, DEV_VERSION_ID } from './deploy.js';
 
 export const DEV_USAGE = `usage: nvcf-sidecar dev [options]
 
-NATS, the gateway and one worker in one process, for a container on this machine.
-  --demo                also start the bundled echo container (examples/01-echo)
+NATS and the gateway, then your function registered and deployed through the gateway's lifecycle
+API (one instance: a worker beside your running container, or beside the demo).
+  --demo                deploy the bundled echo container (examples/01-echo) instead
   --inference-url URL   your container's inference endpoint (default http://127.0.0.1:8000/echo)
   --health-path PATH    its health endpoint, on the same port (default /v2/health/ready)
   --port N              gateway port (default 8090; 0 picks a free one)
   --concurrency N       requests the worker runs at once (default 4)
-  --shared-dir DIR      where input assets and output folders go, for a container in Docker:
-                        mount DIR at the same path (docker run -v DIR:DIR); default a temp folder
-  --log-level LEVEL     log level of the gateway and worker (default warn)
+  --shared-dir DIR      where the instance's input asset and output folders go, for a container
+                        in Docker: mount DIR at the same path (docker run -v DIR:DIR); kept at
+                        stop. Default: a temporary folder, removed at stop
+  --log-level LEVEL     log level of the gateway, which logs the worker's warnings (default warn)
   -h, --help            show this text
   --version             print nvcf-sidecar's version
 NATS_URL, if set, is used instead of starting nats-server.
-Ctrl-C: the gateway stops taking calls, the worker drains, then the demo container and nats-server
-stop and temporary state is removed; a second Ctrl-C exits at once (and still removes it).`;
+Ctrl-C: the function is undeployed (its worker drains while the gateway still answers), then the
+gateway and nats-server stop and temporary state is removed; a second Ctrl-C exits at once (and
+still kills every process and removes it).`;
 
 const OPTIONS = {
   demo: { type: 'boolean' },
@@ -51,7 +54,7 @@ interface DevOptions {
   inferenceUrl: URL;
   healthPath: string;
   port: string;
-  concurrency: string;
+  concurrency: number;
   sharedDir: string | undefined;
   logLevel: string;
 }
@@ -65,21 +68,33 @@ function readOptions(args: readonly string[]): DevOptions | 'help' | 'version' {
   if (!URL.canParse(url) || new URL(url).protocol !== 'http:')
     throw new UsageError(`--inference-url must be an http:// URL such as http://127.0.0.1:8000/echo, not "${url}"`);
   const sharedDir = values['shared-dir'];
+  const concurrency = Number(values.concurrency ?? '4');
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 16384)
+    throw new UsageError(`--concurrency must be a whole number from 1 to 16384, not "${values.concurrency}"`);
   return {
     demo: Boolean(values.demo),
     inferenceUrl: new URL(url),
     healthPath: values['health-path'] ?? '/v2/health/ready',
     port: values.port ?? '8090',
-    concurrency: values.concurrency ?? '4',
+    concurrency,
     sharedDir: sharedDir === undefined ? undefined : isAbsolute(sharedDir) ? sharedDir : resolve(sharedDir),
     logLevel: values['log-level'] ?? 'warn',
   };
 }
 
+/** A key the gateway will take, when the environment gives it keys (GATEWAY_API_KEY, or the first of GATEWAY_API_KEYS). */
+function ownKey(env: NodeJS.ProcessEnv): string | undefined {
+  const first = env.GATEWAY_API_KEYS?.split(',')[0]?.trim();
+  return env.GATEWAY_API_KEY || (first ? first.slice(first.indexOf(':') + 1).trim() : undefined);
+}
+
 /**
- * `nvcf-sidecar dev`: NATS, the gateway and one worker in one process, for a laptop. On Ctrl-C
- * the parts stop in the order that loses nothing: the gateway stops taking calls, the worker
- * drains (it still needs the container and NATS), then the demo container and nats-server.
+ * `nvcf-sidecar dev`: NATS and the gateway in one process, then the function registered and
+ * deployed through the gateway's own lifecycle API, as a deployment script would, so it shows in
+ * the console and in `GET /v2/nvcf/functions` like any other. On Ctrl-C the parts stop in the
+ * order that loses nothing: the function is undeployed and its worker drains while the gateway
+ * still answers (workers fetch assets and upload results through it), then the gateway stops,
+ * then nats-server.
  */
 export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
   let options;
@@ -98,17 +113,12 @@ export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): P
   const stopping = new AbortController();
   const uninstall = installSignalHandlers(() => stopping.abort(), log);
   const stopRequested = aborted(stopping.signal);
-  // Ordered stops for Ctrl-C, and what must go even when the process exits at once.
+  // Ordered stops for Ctrl-C; the gateway kills its instances itself when the process exits at once.
   let gateway: Gateway | undefined;
-  let worker: { stop: () => Promise<unknown> } | undefined;
-  let demo: Awaited<ReturnType<typeof startDemoContainer>> | undefined;
   let nats: NatsServer | undefined;
-  let tempRoot: string | undefined;
-  const onExit = () => {
-    demo?.child.kill('SIGKILL');
-    nats?.disposeNow();
-    if (tempRoot) rmSync(tempRoot, { recursive: true, force: true, maxRetries: 5 });
-  };
+  let target: GatewayTarget | undefined;
+  let deployed = false;
+  const onExit = () => nats?.disposeNow();
   process.once('exit', onExit);
   try {
     let natsUrl = env.NATS_URL;
@@ -117,14 +127,6 @@ export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): P
       natsUrl = nats.url;
       say(`nats-server     ${natsUrl} (pid ${nats.pid}, store ${nats.store})`);
     }
-    let inference = options.inferenceUrl;
-    if (options.demo) {
-      demo = await startDemoContainer();
-      inference = new URL(`http://127.0.0.1:${demo.port}/echo`);
-      say(`demo container  ${inference.href} (pid ${demo.child.pid})`);
-    }
-    const shared = options.sharedDir ?? (tempRoot = await mkdtemp(join(tmpdir(), 'nvcf-dev-')));
-
     gateway = new Gateway(
       loadGatewayConfig({
         ...env,
@@ -137,78 +139,68 @@ export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): P
     );
     await Promise.race([gateway.start(), stopRequested]);
     if (stopping.signal.aborted) return EXIT.ok;
+    say(`gateway         ${gateway.url} (console ${gateway.url}/console)`);
+    target = { url: gateway.url, apiKey: ownKey(env) };
 
+    await registerAndDeploy(target, devFunctionSpec(options), options.concurrency);
+    deployed = true;
+    const follower = new DeploymentFollower(target, stopping.signal);
+    void follower.run();
+    const up = await follower.wait((f) => Boolean(f.instance?.healthPort) || f.workerState() === 'failed');
+    if (!up) return EXIT.ok;
+    if (follower.workerState() === 'failed') return failed(follower, say);
+    const instance = follower.instance!;
+    const inference = options.demo ? new URL(`http://127.0.0.1:${instance.port}/echo`) : options.inferenceUrl;
     const healthUrl = new URL(options.healthPath, inference.origin);
-    const running = new Worker(
-      loadWorkerConfig({
-        FUNCTION_ID: DEV_FUNCTION_ID,
-        FUNCTION_VERSION_ID: DEV_VERSION_ID,
-        FUNCTION_NAME: options.demo ? 'echo-demo' : 'dev',
-        NCA_ID: 'local',
-        INFERENCE_HOST: inference.hostname,
-        INFERENCE_PORT: inference.port || '80',
-        INFERENCE_URL: `${inference.pathname}${inference.search}`,
-        INFERENCE_HEALTH_ENDPOINT: options.healthPath,
-        INFERENCE_HEALTH_INTERVAL: '1s',
-        MAX_REQUEST_CONCURRENCY: options.concurrency,
-        BASE_ASSET_DIR: join(shared, 'inputAssets'),
-        BASE_RESPONSE_DIR: join(shared, 'response'),
-        TERMINATION_LOG_PATH: join(shared, 'termination-log'),
-        HEALTH_PORT: '0',
-        METRICS_PORT: '0',
-        NATS_URL: natsUrl,
-        DRAIN_GRACE: '10s',
-        LOG_LEVEL: options.logLevel,
-      }),
-      log.child({ part: 'worker' }),
-    );
-    const workerDone = running.run();
-    worker = { stop: () => (running.requestStop(), workerDone) };
-    while (running.ports.metrics === 0 && running.state !== 'failed' && running.state !== 'stopped') await sleep(20);
-
-    say(`gateway         ${gateway.url}`);
-    say(`worker health   http://127.0.0.1:${running.ports.health}/v1/health/ready`);
-    say(`worker metrics  http://127.0.0.1:${running.ports.metrics}/metrics`);
-    say(`shared folder   ${shared} (assets in inputAssets/, outputs in response/)`);
+    if (options.demo) say(`demo container  ${inference.href} (pid ${instance.containerPid})`);
+    say(`worker health   http://127.0.0.1:${instance.healthPort}/v1/health/ready (pid ${instance.workerPid})`);
+    say(`worker metrics  http://127.0.0.1:${instance.metricsPort}/metrics`);
+    if (options.sharedDir) say(`shared folder   ${options.sharedDir} (kept at stop)`);
+    say(`instance folder ${instance.dir} (assets in inputAssets/, outputs in response/)`);
     say(`function ${DEV_FUNCTION_ID} -> ${inference.href}; waiting for ${healthUrl.href} ...`);
-    void reportContainer(() => running.state, healthUrl, say, stopping.signal);
+    void reportContainer(() => follower.workerState(), healthUrl, say, stopping.signal);
 
-    while (running.state !== 'running' && running.state !== 'failed' && running.state !== 'stopped') {
-      if (await Promise.race([stopRequested.then(() => true), sleep(100, false)])) return EXIT.ok;
-    }
-    if (running.state !== 'running') {
-      say(`the worker stopped: is your container up at ${healthUrl.href}?`);
-      return EXIT.failed;
-    }
+    const settled = (f: DeploymentFollower) => ['running', 'failed'].includes(f.workerState());
+    if (!(await follower.wait(settled))) return EXIT.ok;
+    if (follower.workerState() === 'failed') return failed(follower, say);
     say('ready. Try:');
     say(
       `  curl -s -X POST ${gateway.url}/v2/nvcf/pexec/functions/${DEV_FUNCTION_ID} -H 'Content-Type: application/json' -d '{"hello":"world"}'`,
     );
     say('Ctrl-C stops everything.');
-    return await Promise.race([stopRequested.then(() => EXIT.ok), workerDone]);
+    // The gateway replaces an instance that dies; only one that keeps failing ends `dev`.
+    if (!(await follower.wait((f) => f.workerState() === 'failed'))) return EXIT.ok;
+    return failed(follower, say);
   } catch (err) {
     const message =
-      err instanceof NatsServerMissingError || err instanceof ConfigError
+      err instanceof NatsServerMissingError || err instanceof ConfigError || err instanceof LifecycleCallFailed
         ? err.message
         : `dev failed: ${(err as Error).message}`;
     process.stderr.write(`nvcf-sidecar dev: ${message}\n`);
     return err instanceof ConfigError ? EXIT.badConfiguration : EXIT.failed;
   } finally {
     stopping.abort();
-    if (gateway || worker || demo || nats) say('stopping: the gateway takes no more calls');
+    if (deployed && target) {
+      say('stopping: the function is undeployed; the worker drains its requests');
+      await undeployAndForget(target);
+      await gateway?.undeployed().catch(() => undefined);
+    }
+    if (gateway) say('stopping: the gateway takes no more calls');
     await gateway?.stop().catch(() => undefined);
-    if (worker) say('stopping: the worker drains its requests');
-    await worker?.stop().catch(() => undefined);
-    if (demo) await stopChild(demo.child, 3_000).catch(() => undefined);
     if (nats) say('stopping: nats-server');
     await nats?.dispose().catch(() => undefined);
-    if (tempRoot) await rm(tempRoot, { recursive: true, force: true }).catch(() => undefined);
     process.off('exit', onExit);
-    if (nats || tempRoot) say(`stopped; removed ${[nats?.store, tempRoot].filter(Boolean).join(' and ')}`);
+    if (nats) say(`stopped; removed ${nats.store}`);
     uninstall();
     log.flush();
     exitSoonIfStillAlive();
   }
+}
+
+function failed(follower: DeploymentFollower, say: (line: string) => void): number {
+  const reason = follower.latest?.healthInfo.find((h) => h.error)?.error ?? follower.instance?.lastError;
+  say(`the deployment failed${reason ? `: ${reason}` : ''}`);
+  return EXIT.failed;
 }
 
 function aborted(signal: AbortSignal): Promise<void> {

@@ -51,6 +51,8 @@ export class Gateway {
   /** Every open client connection, so a stopping gateway can tell idle ones from busy ones. */
   private readonly sockets = new Set<Socket>();
   private readonly metrics = createGatewayMetrics();
+  /** A process that exits at once (second signal, uncaught error) takes the instances it started along. */
+  private readonly killInstances = () => this.ctx?.lifecycle.controller.killNow();
   port = 0;
 
   private readonly log: Logger;
@@ -96,6 +98,7 @@ export class Gateway {
       workerLogLevel: 'info',
       log: this.log.child({ stage: 'deployments' }),
     });
+    process.once('exit', this.killInstances);
     this.ctx = {
       config,
       nc,
@@ -192,6 +195,11 @@ export class Gateway {
     return idle;
   }
 
+  /** Resolves once the instances of the versions undeployed through the API have drained and stopped. */
+  async undeployed(): Promise<void> {
+    await this.ctx?.lifecycle.controller.undeployed();
+  }
+
   /** Closes the API and NATS; requests in flight stay in NATS for the next start. Safe to repeat. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
@@ -218,6 +226,7 @@ export class Gateway {
       server?.closeAllConnections();
       await closed;
       await this.nc?.drain().catch(() => undefined);
+      process.off('exit', this.killInstances);
       this.log.info('gateway stopped');
     })();
     return this.stopping;

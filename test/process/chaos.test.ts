@@ -125,7 +125,7 @@ describe('under crashes, restarts and hostile input', () => {
   );
 
   it(
-    'keeps the gateway bounded in memory for a client reading an event stream slowly',
+    'keeps the gateway and the results stream bounded for a client reading an event stream slowly: the container is held back',
     async () => {
       const row = await slowSseReader(pressure);
       expect(row.failures, row.figures.map((f) => f.join(': ')).join('; ')).toEqual([]);

@@ -81,6 +81,13 @@ describe.skipIf(!chromium)('the web console, in headless Chromium', { timeout: 1
     await page.waitForSelector('tr[data-function-name="console-echo"] .status-ACTIVE', { timeout: 60_000 });
     await waitForText('tr[data-function-name="console-echo"]', /1\/1 ready/);
     expect(await text('#instances tbody .instance-state')).toBe('ready');
+    // Links to the worker's own health and metrics endpoints, which answer.
+    const links = await page.$$eval('#instances tbody .instance-ports a', (as) =>
+      as.map((a) => ({ text: a.textContent ?? '', href: a.getAttribute('href') ?? '' })),
+    );
+    expect(links.map((l) => l.text.split(' ')[0])).toEqual(['health', 'metrics']);
+    expect((await fetch(links[0]!.href)).status).toBe(200);
+    expect(await (await fetch(links[1]!.href)).text()).toContain('nvcf_worker');
   });
 
   it('invokes the function and shows the request id and the answer', async () => {

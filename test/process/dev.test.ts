@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { DEV_FUNCTION_ID, DEV_VERSION_ID } from '../../src/dev/command.js';
+import { echo } from '../support/container.js';
 import { useRig } from '../support/rig.js';
 
 const run = promisify(execFile);
@@ -27,7 +28,8 @@ describe('nvcf-sidecar dev --demo', () => {
       .map((l) => /\(pid (\d+)/.exec(String(l.msg))?.[1])
       .filter(Boolean)
       .map(Number);
-    expect(pids).toHaveLength(2);
+    // nats-server, the demo container and the worker beside it.
+    expect(pids).toHaveLength(3);
     const { stdout } = await run('sh', ['-c', `${curlLine} -w '\\n%{http_code}'`]);
     const [body, code] = stdout.trim().split('\n');
     expect(code).toBe('200');
@@ -60,5 +62,83 @@ describe('nvcf-sidecar dev --demo', () => {
     expect(exit.code).toBe(1);
     expect(dev.stderr()).toContain('nats-server is not on PATH');
     expect(dev.stderr()).toContain('NATS_URL');
+  });
+});
+
+/** The first address `dev` printed on a line that starts with `label`. */
+function printed(dev: { lines: Record<string, unknown>[] }, label: string): string {
+  return new RegExp(`^${label} +(\\S+)`, 'm').exec(dev.lines.map((l) => String(l.msg)).join('\n'))![1]!;
+}
+
+describe('nvcf-sidecar dev with your own running container', () => {
+  const rig = useRig();
+
+  it('deploys a worker beside the container at --inference-url, lists it as a deployment, and leaves the container running at Ctrl-C', async () => {
+    const container = await rig.startContainer(echo);
+    const endpoint = `http://127.0.0.1:${container.port}`;
+    const dev = rig.spawnSidecar(
+      ['dev', '--inference-url', `${endpoint}/infer`, '--health-path', '/v2/health/ready', '--port', '0'],
+      {},
+    );
+    const curlLine = String((await dev.waitForLog((l) => String(l.msg).trim().startsWith('curl '), 45_000)).msg).trim();
+    const workerPid = Number(/worker health .*\(pid (\d+)\)/.exec(dev.stdout())![1]);
+    const { stdout } = await run('sh', ['-c', `${curlLine} -w '\\n%{http_code}'`]);
+    expect(stdout.trim().split('\n')).toEqual(['{"hello":"world"}', '200']);
+    expect(container.seen.map((r) => r.url)).toContain('/infer');
+
+    const gateway = printed(dev, 'gateway');
+    const { functions } = (await (await fetch(`${gateway}/v2/nvcf/functions`)).json()) as {
+      functions: Record<string, unknown>[];
+    };
+    expect(functions).toEqual([
+      expect.objectContaining({
+        id: DEV_FUNCTION_ID,
+        versionId: DEV_VERSION_ID,
+        name: 'dev',
+        status: 'ACTIVE',
+        inferenceUrl: '/infer',
+        localEndpoint: endpoint,
+      }),
+    ]);
+    const deployment = (await (
+      await fetch(`${gateway}/v2/nvcf/deployments/functions/${DEV_FUNCTION_ID}/versions/${DEV_VERSION_ID}`)
+    ).json()) as { deployment: { instances: Record<string, unknown>[] } };
+    // No container of its own: only the worker runs, calling yours.
+    const [instance, ...more] = deployment.deployment.instances;
+    expect(more).toEqual([]);
+    expect(instance).toMatchObject({ state: 'ready', workerPid, port: container.port });
+    expect(instance).not.toHaveProperty('containerPid');
+
+    dev.child.kill('SIGINT');
+    expect((await dev.exit).code).toBe(0);
+    expect(alive(workerPid)).toBe(false);
+    // The container is yours: dev did not start it, and leaves it running.
+    expect((await fetch(`${endpoint}/v2/health/ready`)).status).toBe(200);
+  });
+});
+
+describe('nvcf-sidecar dev on a NATS where another function has its id', () => {
+  const rig = useRig({ gateway: true });
+
+  it('refuses to take the fixed function id over, says why (409), and leaves the other function registered', async () => {
+    const res = await fetch(`${rig.gateway.url}/v2/nvcf/functions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        id: DEV_FUNCTION_ID,
+        name: 'someone-else',
+        inferenceUrl: '/infer',
+        localEndpoint: 'http://127.0.0.1:9',
+      }),
+    });
+    expect(res.status).toBe(200);
+    const dev = rig.spawnSidecar(['dev', '--demo', '--port', '0'], { NATS_URL: rig.natsUrl });
+    expect((await dev.exit).code).toBe(1);
+    expect(dev.stderr()).toContain('409');
+    expect(dev.stderr()).toContain(`function ${DEV_FUNCTION_ID} is already registered as someone-else`);
+    const { functions } = (await (await fetch(`${rig.gateway.url}/v2/nvcf/functions`)).json()) as {
+      functions: Record<string, unknown>[];
+    };
+    expect(functions).toEqual([expect.objectContaining({ id: DEV_FUNCTION_ID, name: 'someone-else' })]);
   });
 });

@@ -106,6 +106,39 @@ describe('the function lifecycle API', { timeout: SLOW_TEST_MS }, () => {
     expect(details.json.function).toMatchObject({ name: 'durable', status: 'INACTIVE' });
   });
 
+  it('registers under chosen ids (harness only), takes the same registration again, and refuses a clash with 409', async () => {
+    const ids = { id: 'c0ffee00-0000-4000-8000-000000000001', versionId: 'c0ffee00-0000-4000-8000-000000000002' };
+    const first = await call('POST', '/v2/nvcf/functions', { ...fromLocalCommand('chosen'), ...ids });
+    expect(first.status).toBe(200);
+    expect(first.json.function).toMatchObject({ ...ids, name: 'chosen', status: 'INACTIVE' });
+    // A script run twice: the same body with the same ids changes nothing.
+    const again = await call('POST', '/v2/nvcf/functions', { ...fromLocalCommand('chosen'), ...ids });
+    expect(again.status).toBe(200);
+    expect(again.json.function.createdAt).toBe(first.json.function.createdAt);
+
+    const otherName = await call('POST', '/v2/nvcf/functions', { ...fromLocalCommand('intruder'), id: ids.id });
+    expect(otherName.status).toBe(409);
+    expect(otherName.json.detail).toMatch(`function ${ids.id} is already registered as chosen`);
+    const otherSettings = await call('POST', '/v2/nvcf/functions', {
+      ...fromLocalCommand('chosen', { MODE: 'other' }),
+      ...ids,
+    });
+    expect(otherSettings.status).toBe(409);
+    expect(otherSettings.json.detail).toMatch(
+      `function version ${ids.versionId} is already registered with other settings`,
+    );
+    const otherFunction = await call('POST', '/v2/nvcf/functions', {
+      ...fromLocalCommand('chosen'),
+      versionId: ids.versionId,
+    });
+    expect(otherFunction.status).toBe(409);
+    expect(otherFunction.json.detail).toMatch('already registered under another function');
+
+    const listed = (await call('GET', '/v2/nvcf/functions')).json.functions.filter((f: Loose) => f.id === ids.id);
+    expect(listed).toEqual([expect.objectContaining({ ...ids, name: 'chosen' })]);
+    expect((await call('DELETE', `/v2/nvcf/functions/${ids.id}/versions/${ids.versionId}`)).status).toBe(204);
+  });
+
   it('refuses a malformed function with a 400 that names the field', async () => {
     const bad = await call('POST', '/v2/nvcf/functions', { name: 'no image', inferenceUrl: '/x' });
     expect(bad.status).toBe(400);
@@ -238,6 +271,11 @@ describe('deployments', { timeout: SLOW_TEST_MS }, () => {
     expect((await deployFunction(target, version, 1)).functionStatus).toBe('DEPLOYING');
     const active = await waitUntilActive(target, version, ACTIVE_WITHIN_MS);
     expect(active.instances).toHaveLength(1);
+    // The worker's own endpoints, as it logged them.
+    expect((await fetch(`http://127.0.0.1:${active.instances[0]!.healthPort}/v1/health/ready`)).status).toBe(200);
+    expect(await (await fetch(`http://127.0.0.1:${active.instances[0]!.metricsPort}/metrics`)).text()).toContain(
+      'nvcf_worker',
+    );
     expect(
       (await call('GET', `/v2/nvcf/deployments/functions/${version.id}/versions/${version.versionId}`)).json.deployment
         .instances[0].containerPid,

@@ -30,6 +30,21 @@ describe('function registration bodies', () => {
     expect(FunctionSpec.safeParse({ ...base, localEndpoint: 'http://127.0.0.1:8000' }).success).toBe(false);
     expect(FunctionSpec.safeParse({ ...base, name: '../escape' }).success).toBe(false);
   });
+  it('takes harness-only chosen ids as UUIDs, lower-cased, and keeps them out of the record', () => {
+    const spec = FunctionSpec.parse({
+      ...base,
+      id: 'DE7E1000-0000-4000-8000-000000000001',
+      versionId: 'de7e1000-0000-4000-8000-000000000002',
+    });
+    expect(spec.id).toBe('de7e1000-0000-4000-8000-000000000001');
+    expect(toRecord(spec, 'f', 'v', 'local')).toMatchObject({ id: 'f', versionId: 'v' });
+    expect(FunctionSpec.safeParse({ ...base, id: 'dev' }).success).toBe(false);
+  });
+
+  it('takes a shared folder for instance folders only as an absolute path', () => {
+    expect(FunctionSpec.parse({ ...base, localSharedDir: '/srv/shared' }).localSharedDir).toBe('/srv/shared');
+    expect(FunctionSpec.safeParse({ ...base, localSharedDir: 'shared' }).success).toBe(false);
+  });
 });
 
 describe('deployment bodies', () => {
@@ -53,12 +68,15 @@ describe('deployment bodies', () => {
 });
 
 describe('who may start instances', () => {
-  it('allows a loopback gateway or one with an API key, and refuses an open one', () => {
+  it('allows a loopback gateway, one with an API key, or a call from this machine, and refuses an open one', () => {
     expect(mayStartInstances({ host: '127.0.0.1' })).toBe(true);
     expect(mayStartInstances({ host: '::1' })).toBe(true);
     expect(mayStartInstances({ host: '0.0.0.0', apiKey: 'secret' })).toBe(true);
     expect(mayStartInstances({ host: '0.0.0.0' })).toBe(false);
     expect(mayStartInstances({ host: '192.168.1.4' })).toBe(false);
+    expect(mayStartInstances({ host: '0.0.0.0', caller: '127.0.0.1' })).toBe(true);
+    expect(mayStartInstances({ host: '0.0.0.0', caller: '::ffff:127.0.0.1' })).toBe(true);
+    expect(mayStartInstances({ host: '0.0.0.0', caller: '172.17.0.1' })).toBe(false);
   });
 });
 

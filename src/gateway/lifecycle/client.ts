@@ -1,10 +1,26 @@
+import { NvcfError, type RetryMeaning } from '../../shared/errors.js';
 import type { FunctionStatus } from '../../shared/worker-state.js';
 
 /**
  * A small client of the lifecycle API, for commands that drive a gateway (`dev` registering and
- * deploying in one step, `invoke` listing functions). Every failure is an Error carrying the
- * gateway's problem `detail`.
+ * deploying in one step, `invoke` listing functions). Every refusal is a LifecycleCallFailed
+ * carrying the status and the gateway's problem `detail`.
  */
+
+/** The gateway answered a lifecycle call with an error status. */
+export class LifecycleCallFailed extends NvcfError {
+  override name = 'LifecycleCallFailed';
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+
+  get retry(): RetryMeaning {
+    return this.status === 429 || this.status >= 503 ? 'retry' : 'give-up';
+  }
+}
 export interface GatewayTarget {
   url: string;
   apiKey?: string | undefined;
@@ -26,6 +42,13 @@ export interface InstanceSummary {
   workerId?: string;
   restarts: number;
   lastError?: string;
+  /** Where the worker finds the container (a free port for a localCommand). */
+  port?: number;
+  containerPid?: number;
+  workerPid?: number;
+  healthPort?: number;
+  metricsPort?: number;
+  dir?: string;
 }
 
 export interface DeploymentSummary {
@@ -53,12 +76,12 @@ async function call<T>(target: GatewayTarget, method: string, path: string, body
     } catch {
       // not problem+json: the raw text says what there is to say
     }
-    throw new Error(`${method} ${path} answered ${res.status}: ${detail}`);
+    throw new LifecycleCallFailed(`${method} ${path} answered ${res.status}: ${detail}`, res.status);
   }
   return (text ? JSON.parse(text) : undefined) as T;
 }
 
-/** POST /v2/nvcf/functions with NVCF's fields (and the harness's localCommand / localEndpoint). */
+/** POST /v2/nvcf/functions with NVCF's fields (and the harness-only ones: localCommand, localEndpoint, localSharedDir, id, versionId). */
 export async function registerFunction(target: GatewayTarget, spec: Record<string, unknown>): Promise<FunctionSummary> {
   return (await call<{ function: FunctionSummary }>(target, 'POST', '/v2/nvcf/functions', spec)).function;
 }
@@ -95,6 +118,18 @@ export async function getDeployment(
 ): Promise<DeploymentSummary> {
   const path = deploymentPath(version.id, version.versionId);
   return (await call<{ deployment: DeploymentSummary }>(target, 'GET', path)).deployment;
+}
+
+/** DELETE /v2/nvcf/functions/{fid}/versions/{vid}: forgets a version that is not deployed. */
+export async function deleteVersion(
+  target: GatewayTarget,
+  version: Pick<FunctionSummary, 'id' | 'versionId'>,
+): Promise<void> {
+  await call(
+    target,
+    'DELETE',
+    `/v2/nvcf/functions/${encodeURIComponent(version.id)}/versions/${encodeURIComponent(version.versionId)}`,
+  );
 }
 
 export async function undeployFunction(

@@ -24,7 +24,7 @@ export class DeploymentController {
   private engine: Promise<Engine | undefined> | undefined;
   private stopping = false;
   /** Undeployments still draining: a stopping gateway waits for them too. */
-  private readonly draining = new Set<Promise<void>>();
+  private readonly draining = new Map<RunningDeployment, Promise<void>>();
 
   constructor(
     private readonly store: LifecycleStore,
@@ -68,8 +68,15 @@ export class DeploymentController {
     const running = this.running.get(versionId);
     this.running.delete(versionId);
     if (!running) return;
-    const done: Promise<void> = running.stop().finally(() => this.draining.delete(done));
-    this.draining.add(done);
+    this.draining.set(
+      running,
+      running.stop().finally(() => this.draining.delete(running)),
+    );
+  }
+
+  /** Resolves once every undeployed version's instances have drained and stopped. */
+  async undeployed(): Promise<void> {
+    await Promise.all(this.draining.values());
   }
 
   /** The live status of a version this gateway runs, undefined if it runs none of it. */
@@ -89,6 +96,15 @@ export class DeploymentController {
     this.stopping = true;
     const all = [...this.running.values()];
     this.running.clear();
-    await Promise.all([...all.map((r) => r.stop()), ...this.draining]);
+    await Promise.all([...all.map((r) => r.stop()), ...this.draining.values()]);
+  }
+
+  /**
+   * For a process that exits now (a second Ctrl-C, an uncaught error): kills every instance
+   * without a drain, synchronously, so none is left running behind it.
+   */
+  killNow(): void {
+    this.stopping = true;
+    for (const running of [...this.running.values(), ...this.draining.keys()]) running.killNow();
   }
 }

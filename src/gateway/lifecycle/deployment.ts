@@ -46,6 +46,8 @@ export class RunningDeployment {
   private generation = 0;
   /** Instances scaled away, still draining. */
   private readonly draining = new Set<Promise<void>>();
+  /** Every instance not yet stopped: what `killNow` must reach. */
+  private readonly live = new Set<Instance>();
 
   constructor(
     private record: VersionRecord,
@@ -84,7 +86,7 @@ export class RunningDeployment {
     }
     for (const slot of removed) {
       if (!slot.instance) continue;
-      const done: Promise<void> = slot.instance.stop().finally(() => this.draining.delete(done));
+      const done: Promise<void> = this.retire(slot.instance).finally(() => this.draining.delete(done));
       this.draining.add(done);
     }
   }
@@ -107,6 +109,7 @@ export class RunningDeployment {
       onChange: (changed) => this.changed(slot, changed),
     });
     slot.instance = instance;
+    this.live.add(instance);
     instance.start().catch((err: Error) => {
       instance.lastError = `the instance could not start: ${err.message}`;
       this.changed(slot, instance, true);
@@ -118,7 +121,7 @@ export class RunningDeployment {
     if (instance.state === 'ready') slot.failedStarts = 0;
     if (instance.state !== 'down' && !failedToStart) return;
     slot.lastError = instance.lastError;
-    void instance.stop();
+    void this.retire(instance);
     if (this.stopped || !this.slots.includes(slot)) return;
     if (!instance.everReady) slot.failedStarts++;
     if (slot.failedStarts >= MAX_FAILED_STARTS) {
@@ -164,6 +167,17 @@ export class RunningDeployment {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const slot of this.slots) clearTimeout(slot.timer);
-    await Promise.all([...this.slots.map((slot) => slot.instance?.stop()), ...this.draining]);
+    await Promise.all([...this.slots.map((slot) => slot.instance && this.retire(slot.instance)), ...this.draining]);
+  }
+
+  private retire(instance: Instance): Promise<void> {
+    return instance.stop().finally(() => this.live.delete(instance));
+  }
+
+  /** Kills every instance at once, synchronously: for a process that exits now. */
+  killNow(): void {
+    this.stopped = true;
+    for (const slot of this.slots) clearTimeout(slot.timer);
+    for (const instance of this.live) instance.killNow();
   }
 }

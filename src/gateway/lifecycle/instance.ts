@@ -1,10 +1,11 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../../shared/log.js';
 import type { NatsSettings } from '../../shared/nats.js';
-import { Tail, freePort, startContainer, startWorker, stopProcess, type Engine } from './launch.js';
+import { Tail, freePort, signal, startContainer, startWorker, stopProcess, type Engine } from './launch.js';
 import type { DeploymentSpecification, VersionRecord } from './schema.js';
 
 /**
@@ -36,6 +37,11 @@ export interface InstanceView {
   port: number;
   containerPid?: number | undefined;
   workerPid?: number | undefined;
+  /** The worker's /v1/health/ready and /metrics ports on 127.0.0.1, once it listens. */
+  healthPort?: number | undefined;
+  metricsPort?: number | undefined;
+  /** The folder holding its inputAssets/ and response/ (mounted at the same path into an image). */
+  dir?: string | undefined;
   startedAt: string;
   lastError?: string | undefined;
 }
@@ -48,6 +54,7 @@ export class Instance {
   private readonly workerTail = new Tail(10);
   private root = '';
   private port = 0;
+  private admin: { healthPort?: number; metricsPort?: number } = {};
   private readonly startedAt = new Date().toISOString();
   private stopping: Promise<void> | undefined;
   lastError: string | undefined;
@@ -66,6 +73,8 @@ export class Instance {
       port: this.port,
       containerPid: this.container?.pid,
       workerPid: this.worker?.pid,
+      ...this.admin,
+      dir: this.root || undefined,
       startedAt: this.startedAt,
       lastError: this.lastError,
     };
@@ -73,7 +82,14 @@ export class Instance {
 
   async start(): Promise<void> {
     const { options } = this;
-    this.root = await mkdtemp(join(tmpdir(), 'nvcf-instance-'));
+    const shared = options.record.localSharedDir;
+    if (shared) {
+      // Inside the user's shared folder, named after the worker; a container running as another
+      // user must reach the folders below (which the worker makes writable by anyone).
+      await mkdir(shared, { recursive: true });
+      this.root = await mkdtemp(join(shared, `${options.workerId}-`));
+      await chmod(this.root, 0o755);
+    } else this.root = await mkdtemp(join(tmpdir(), 'nvcf-instance-'));
     const dirs = {
       assets: join(this.root, 'inputAssets'),
       responses: join(this.root, 'response'),
@@ -126,20 +142,37 @@ export class Instance {
     });
   }
 
-  /** The worker logs each change of its state: that is how the instance knows it is serving. */
+  /**
+   * The worker's JSON log: its state changes say whether the instance serves, `admin listening`
+   * gives its health and metrics ports, and its warnings and errors go to the gateway's log (the
+   * only log a `dev` user sees).
+   */
   private workerLine(line: string): void {
     if (!line.startsWith('{')) return;
-    let parsed: { msg?: unknown; to?: unknown };
+    let parsed: Record<string, unknown>;
     try {
-      parsed = JSON.parse(line) as { msg?: unknown; to?: unknown };
+      parsed = JSON.parse(line) as Record<string, unknown>;
     } catch {
       return;
     }
-    if (parsed.msg !== 'worker state' || this.stopping || this.stateNow === 'down') return;
+    const { msg, level } = parsed;
+    if (level === 'warn' || level === 'error' || level === 'fatal') this.relay(parsed);
+    if (msg === 'admin listening')
+      this.admin = { healthPort: Number(parsed.healthPort), metricsPort: Number(parsed.metricsPort) };
+    if (msg !== 'worker state' || this.stopping || this.stateNow === 'down') return;
     if (parsed.to === 'running') {
       this.everReady = true;
       this.set('ready');
     } else if (parsed.to === 'unhealthy') this.set('unhealthy');
+  }
+
+  /** Logs a worker's line again as the gateway's, keeping its fields but none the gateway's own lines carry already. */
+  private relay(line: Record<string, unknown>): void {
+    const { log } = this.options;
+    const own = new Set(['level', 'time', 'pid', 'hostname', 'msg', ...Object.keys(log.bindings())]);
+    const fields = Object.fromEntries(Object.entries(line).filter(([key]) => !own.has(key)));
+    const level = line.level === 'warn' ? 'warn' : 'error';
+    log[level]({ ...fields, workerId: this.options.workerId }, typeof line.msg === 'string' ? line.msg : '');
   }
 
   private set(state: InstanceState): void {
@@ -161,10 +194,23 @@ export class Instance {
       if (this.stateNow !== 'down') this.stateNow = 'stopping';
       if (this.worker) await stopProcess(this.worker, WORKER_STOP_MS, false);
       if (this.container) await stopProcess(this.container, CONTAINER_STOP_MS, true);
-      if (this.root) await rm(this.root, { recursive: true, force: true }).catch(() => undefined);
+      // A folder in the user's shared folder is theirs to look at afterwards.
+      if (this.root && !this.options.record.localSharedDir)
+        await rm(this.root, { recursive: true, force: true }).catch(() => undefined);
       if (this.stateNow !== 'down') this.stateNow = 'stopped';
     })();
     return this.stopping;
+  }
+
+  /**
+   * For a process that must exit now (a second Ctrl-C): kills the worker and the container
+   * without a drain, and removes what `stop` would, synchronously (it runs in an 'exit' handler).
+   */
+  killNow(): void {
+    if (this.worker) signal(this.worker, 'SIGKILL', false);
+    if (this.container) signal(this.container, 'SIGKILL', true);
+    if (this.root && !this.options.record.localSharedDir)
+      rmSync(this.root, { recursive: true, force: true, maxRetries: 5 });
   }
 }
 

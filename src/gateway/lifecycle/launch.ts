@@ -153,9 +153,19 @@ export function workerEnv(plan: WorkerPlan): Record<string, string> {
   return env;
 }
 
+/**
+ * In a process group of its own: a Ctrl-C at the gateway's terminal (sent to the whole foreground
+ * group) must reach only the gateway, which then drains each worker with one SIGTERM; a worker
+ * that got the Ctrl-C too would take that SIGTERM for a second signal and exit without draining.
+ */
 export function startWorker(plan: WorkerPlan): ChildProcess {
   const { args, cwd } = workerCommand();
-  return spawn(process.execPath, args, { cwd, env: workerEnv(plan), stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(process.execPath, args, {
+    cwd,
+    env: workerEnv(plan),
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
 }
 
 /** Signals a process and, for a container started in its own group, everything it started. */

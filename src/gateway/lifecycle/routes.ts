@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isDeepStrictEqual } from 'node:util';
 import type { z } from 'zod';
 import type { GatewayContext } from '../context.js';
 import { UUID_PATTERN } from '../../shared/protocol.js';
@@ -40,12 +41,20 @@ async function parse<S extends z.ZodType>(req: IncomingMessage, schema: S): Prom
   return parsed.data;
 }
 
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+|localhost)$/i;
+
 /**
  * A deployment runs commands and images on this machine: only for callers the gateway can
- * trust, that is with an API key, or on a loopback address where only this machine can call.
+ * trust, that is with an API key, or from this machine itself: the gateway listens on a loopback
+ * address, or the call comes from one (`dev` in a container listens on 0.0.0.0 and deploys
+ * through its own loopback).
  */
-export function mayStartInstances(config: { host: string; apiKey?: string | undefined }): boolean {
-  return Boolean(config.apiKey) || /^(127\.\d+\.\d+\.\d+|::1|localhost)$/i.test(config.host);
+export function mayStartInstances(config: {
+  host: string;
+  apiKey?: string | undefined;
+  caller?: string | undefined;
+}): boolean {
+  return Boolean(config.apiKey) || LOOPBACK.test(config.host) || LOOPBACK.test(config.caller ?? '');
 }
 
 function id(text: string, what: string): string {
@@ -70,20 +79,62 @@ async function register(
   functionId?: string,
 ): Promise<void> {
   const spec = await parse(req, FunctionSpec);
-  let fid: string = randomUUID();
+  const all = await ctx.lifecycle.store.versions();
+  let fid = spec.id ?? randomUUID();
   if (functionId !== undefined) {
     fid = id(functionId, 'function');
-    const versions = (await ctx.lifecycle.store.versions()).filter((v) => v.id === fid);
-    if (versions.length === 0)
+    if (spec.id !== undefined && spec.id !== fid)
+      throw new HttpProblem(400, `invalid request body: id ${spec.id} is not the function ${fid} of the path`);
+    if (!all.some((v) => v.id === fid))
       throw new HttpProblem(404, `function ${fid} not found: register it with POST /v2/nvcf/functions first`);
   }
-  const record = toRecord(spec, fid, randomUUID(), LOCAL_NCA_ID);
+  const record = toRecord(spec, fid, spec.versionId ?? randomUUID(), LOCAL_NCA_ID);
+  const same = sameRegistration(all, record, functionId === undefined && spec.id !== undefined);
+  if (same) {
+    // The same registration again (a script run twice with its chosen ids): nothing changes.
+    const deployed = Boolean(await ctx.lifecycle.store.deployment(same.versionId));
+    return sendJson(res, 200, { function: functionView(same, statusOf(ctx, same, deployed)) });
+  }
   await ctx.lifecycle.store.putVersion(record);
   ctx.log.info(
     { functionId: record.id, functionVersionId: record.versionId, name: record.name },
     'function version registered',
   );
   sendJson(res, 200, { function: functionView(record, 'INACTIVE') });
+}
+
+/**
+ * For the harness-only chosen ids: the version already registered with exactly these settings,
+ * if any; a 409 when a chosen id is taken by something else (another function's version, other
+ * settings, or a new function whose id another function of another name has).
+ */
+function sameRegistration(
+  all: readonly VersionRecord[],
+  record: VersionRecord,
+  chosenFunctionId: boolean,
+): VersionRecord | undefined {
+  const existing = all.find((v) => v.versionId === record.versionId);
+  if (existing) {
+    const { createdAt: _a, ...was } = existing;
+    const { createdAt: _b, ...now } = record;
+    if (isDeepStrictEqual(was, now)) return existing;
+    if (existing.id !== record.id)
+      throw new HttpProblem(
+        409,
+        `function version ${record.versionId} is already registered under another function (${existing.id}, ${existing.name})`,
+      );
+    throw new HttpProblem(
+      409,
+      `function version ${record.versionId} is already registered with other settings (as ${existing.name}); delete it first (DELETE /v2/nvcf/functions/${existing.id}/versions/${existing.versionId})`,
+    );
+  }
+  const other = chosenFunctionId ? all.find((v) => v.id === record.id && v.name !== record.name) : undefined;
+  if (other)
+    throw new HttpProblem(
+      409,
+      `function ${record.id} is already registered as ${other.name}; choose another id, or add a version with POST /v2/nvcf/functions/${record.id}/versions`,
+    );
+  return undefined;
 }
 
 /** Registered versions with their status, then versions only their workers know of. */
@@ -136,10 +187,11 @@ async function deploy(
   update: boolean,
 ): Promise<void> {
   // Any client's key counts: with keys configured, every caller here has one.
-  if (!mayStartInstances({ host: ctx.config.host, apiKey: ctx.config.apiClients[0]?.name }))
+  const caller = req.socket.remoteAddress;
+  if (!mayStartInstances({ host: ctx.config.host, apiKey: ctx.config.apiClients[0]?.name, caller }))
     throw new HttpProblem(
       403,
-      `this gateway listens on ${ctx.config.host} without an API key, and a deployment runs commands on this machine: set GATEWAY_API_KEY`,
+      `this gateway listens on ${ctx.config.host} without an API key, and a deployment runs commands on this machine: set GATEWAY_API_KEY, or deploy from this machine`,
     );
   const record = await versionOrNotFound(ctx, functionId, versionId);
   const body = await parse(req, DeploymentBody);

@@ -1,4 +1,6 @@
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
+import { UUID_PATTERN } from '../../shared/protocol.js';
 
 /**
  * Request bodies of the lifecycle API, in NVCF's field names, and the records kept for them.
@@ -20,6 +22,10 @@ const path = z
   // NVCF's own examples write model URLs without the leading slash.
   .transform((p) => (p.startsWith('/') ? p : `/${p}`));
 const port = z.number().int().min(1).max(65535);
+const uuid = z
+  .string()
+  .regex(UUID_PATTERN, 'must be a UUID')
+  .transform((u) => u.toLowerCase());
 
 /** ISO 8601 durations as NVCF writes health timeouts (`PT10S`), or plain seconds. */
 const isoSeconds = z
@@ -71,6 +77,19 @@ export const FunctionSpec = z
     localCommand: z.array(z.string().min(1).max(4096)).min(1).max(256).optional(),
     /** Harness only: a container already running at this http:// origin; only workers are started for it. */
     localEndpoint: z.url({ protocol: /^http$/ }).optional(),
+    /**
+     * Harness only: an absolute folder the container also sees at the same path (mounted with
+     * `-v DIR:DIR`); each instance's asset and output folders are made in it and kept.
+     */
+    localSharedDir: z
+      .string()
+      .max(1024)
+      .refine((d) => isAbsolute(d) && !d.includes('\0'), 'must be an absolute path')
+      .optional(),
+    /** Harness only: the function id to register under instead of a new one (so a script's ids stay fixed). */
+    id: uuid.optional(),
+    /** Harness only: the version id to register under instead of a new one. */
+    versionId: uuid.optional(),
   })
   .strip()
   .superRefine((spec, ctx) => {
@@ -95,7 +114,7 @@ export const FunctionSpec = z
 export type FunctionSpec = z.output<typeof FunctionSpec>;
 
 /** A registered function version, as stored in the `nvcf_function_versions` bucket. */
-export interface VersionRecord extends Omit<FunctionSpec, 'health' | 'healthUri'> {
+export interface VersionRecord extends Omit<FunctionSpec, 'health' | 'healthUri' | 'id' | 'versionId'> {
   id: string;
   versionId: string;
   ncaId: string;
@@ -104,7 +123,7 @@ export interface VersionRecord extends Omit<FunctionSpec, 'health' | 'healthUri'
 }
 
 export function toRecord(spec: FunctionSpec, id: string, versionId: string, ncaId: string): VersionRecord {
-  const { health, healthUri, helmChart: _h, helmChartServiceName: _s, ...rest } = spec;
+  const { health, healthUri, helmChart: _h, helmChartServiceName: _s, id: _i, versionId: _v, ...rest } = spec;
   return {
     ...rest,
     id,

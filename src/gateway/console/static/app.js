@@ -14,6 +14,24 @@ function cell(text, className) {
   return td;
 }
 
+/** The worker's health and metrics endpoints, as links (they listen on the gateway's machine). */
+function workerPorts(instance) {
+  const td = cell(instance.healthPort ? '' : '–', 'instance-ports');
+  const links = [
+    ['health', instance.healthPort, '/v1/health/ready'],
+    ['metrics', instance.metricsPort, '/metrics'],
+  ];
+  for (const [label, port, path] of links) {
+    if (!port) continue;
+    const a = document.createElement('a');
+    a.href = `http://${location.hostname}:${port}${path}`;
+    a.textContent = `${label} :${port}`;
+    if (td.childNodes.length > 0) td.append(' ');
+    td.append(a);
+  }
+  return td;
+}
+
 async function versionDetails(fn) {
   const path = `${encodeURIComponent(fn.id)}/versions/${encodeURIComponent(fn.versionId)}`;
   const [deployment, queues] = await Promise.all([
@@ -70,6 +88,7 @@ function renderDeployment(row) {
           cell(i.state, 'instance-state'),
           cell(i.restarts),
           cell(i.containerPid ?? '–'),
+          workerPorts(i),
           cell(i.lastError ?? ''),
         );
         return tr;
