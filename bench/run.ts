@@ -19,7 +19,7 @@ import { renderTable, type Report } from './table.js';
  * --quick (or BENCH_QUICK=1) shortens every run for a smoke check; its figures are noisier.
  * Scenarios 1 and 2 alternate the systems they compare (a, b, a, b …) for BENCH_ROUNDS rounds
  * (default 5) of BENCH_DURATION_MS (default 4 s) and report medians.
- * --profile writes the worker's CPU profile (node --cpu-prof) into <dir> when the run ends.
+ * --profile writes the worker's and the gateway's CPU profiles (node --cpu-prof) into <dir> when the run ends.
  */
 const args = process.argv.slice(2);
 const quick = args.includes('--quick') || process.env.BENCH_QUICK === '1';
@@ -51,7 +51,7 @@ const log = (text: string) =>
   process.stderr.write(`[bench ${((Date.now() - started.getTime()) / 1000).toFixed(0)}s] ${text}\n`);
 
 log(`starting nats-server, container, worker (dist/main.js), bare forwarder, gateway${quick ? ' (quick)' : ''}`);
-const rig = await startRig(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
+const rig = await startRig(profileDir);
 const sink = await UploadSink.start();
 const results: Record<string, unknown> = {};
 try {

@@ -34,9 +34,12 @@ const tsx = (script: string) => ['--import', 'tsx', script];
 /**
  * Every process of the benchmark on loopback: a private nats-server, the bench container, the
  * real worker (compiled, `node dist/main.js worker`), the bare forwarder and the gateway.
- * `workerNodeArgs` go to the worker's node only (for `--cpu-prof`, which NODE_OPTIONS refuses).
+ * `profileDir`: the worker and the gateway write their CPU profiles there (`node --cpu-prof`,
+ * which NODE_OPTIONS refuses), named `worker.cpuprofile` and `gateway.cpuprofile`.
  */
-export async function startRig(workerNodeArgs: string[] = []): Promise<Rig> {
+export async function startRig(profileDir?: string): Promise<Rig> {
+  const profiled = (name: string) =>
+    profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
   const scratch = await mkdtemp(join(tmpdir(), 'nvcf-bench-'));
   const nats = await NatsServer.start();
   const container = startNode(tsx('bench/containers/bench-container.ts'), {});
@@ -45,7 +48,7 @@ export async function startRig(workerNodeArgs: string[] = []): Promise<Rig> {
   const containerOrigin = `http://127.0.0.1:${port}`;
 
   const workerFn = newFn();
-  const worker = startNode([...workerNodeArgs, 'dist/main.js', 'worker'], {
+  const worker = startNode([...profiled('worker'), 'dist/main.js', 'worker'], {
     FUNCTION_ID: workerFn.functionId,
     FUNCTION_VERSION_ID: workerFn.functionVersionId,
     FUNCTION_NAME: 'bench',
@@ -75,7 +78,7 @@ export async function startRig(workerNodeArgs: string[] = []): Promise<Rig> {
   await forwarder.waitFor((l) => l.msg === 'forwarding');
   forwarder.quiet();
 
-  const gateway = startNode(['dist/main.js', 'gateway'], {
+  const gateway = startNode([...profiled('gateway'), 'dist/main.js', 'gateway'], {
     NATS_URL: nats.url,
     GATEWAY_PORT: '0',
     GATEWAY_ID: 'gwbench',

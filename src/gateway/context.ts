@@ -8,6 +8,7 @@ import type { LifecycleStore } from './lifecycle/store.js';
 import type { Queues } from './queues.js';
 import type { FunctionRegistry } from './registry.js';
 import type { RequestStore } from './requests.js';
+import type { ResultsFloor } from './results-floor.js';
 import type { UrlSigner } from './signing.js';
 import type { BlobStore } from './storage.js';
 
@@ -18,6 +19,8 @@ export interface GatewayContext {
   jsm: JetStreamManager;
   client: ProtocolClient;
   requests: RequestStore;
+  /** Where in NVCF_RS a new request's responses can start (results-floor.ts). */
+  resultsFloor: ResultsFloor;
   registry: FunctionRegistry;
   queues: Queues;
   store: BlobStore;

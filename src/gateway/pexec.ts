@@ -13,6 +13,7 @@ import type { VersionView } from './registry.js';
 import { answerStillRunning } from './answers.js';
 import { ensureAdmission, enqueue } from './enqueue.js';
 import { answerWhenReady } from './wait.js';
+import { ResponseReader } from './response-reader.js';
 
 const DEFAULT_POLL_SECONDS = 60;
 /** NVCF raises the default window for event streams, which run long by nature. */
@@ -145,12 +146,17 @@ export async function invokeFunction(
     createdAt: now,
     lastSeenAt: now,
     pollSeconds,
+    // Taken before the publish: every response of this request lands above it.
+    resultsFrom: ctx.resultsFloor.take(),
     ...(caller ? { owner: caller.name } : {}),
   };
   await ctx.requests.create(record);
+  // Listening before the publish: no answer can come before it, so the wait starts without a read.
+  const reader = new ResponseReader(ctx, record, true);
   try {
     await enqueue(ctx, invocation, body, log);
   } catch (err) {
+    reader.close();
     await Promise.all([ctx.requests.remove(requestId), discardParked()]);
     throw err;
   }
@@ -159,7 +165,7 @@ export async function invokeFunction(
     'request queued',
   );
   res.setHeader('NVCF-REQID', requestId);
-  await answerWhenReady(ctx, record, pollSeconds, res);
+  await answerWhenReady(ctx, record, pollSeconds, res, { reader });
 }
 
 /** GET /v2/nvcf/pexec/status/{requestId}: the same wait; after the result is out, 404. */

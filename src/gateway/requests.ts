@@ -20,6 +20,8 @@ export const PendingRequest = z.object({
   lastSeenAt: z.number(),
   /** The poll window of that call, in seconds. */
   pollSeconds: z.number(),
+  /** NVCF_RS held nothing of this request up to this sequence (results-floor.ts); readers start after it. */
+  resultsFrom: z.number().optional(),
   /** Stream sequence of the latest progress a caller was shown: a poll waits for a newer one. */
   progressSeq: z.number().optional(),
   /** Set while one call writes the result to its client: others leave it alone until then. */
@@ -89,10 +91,28 @@ export class RequestStore {
     await this.kv.delete(requestId).catch(() => undefined);
   }
 
+  /** The result is delivered: later polls get 404. See `removeDelivered`. */
+  async delivered(requestId: string): Promise<void> {
+    await removeDelivered(this.kv, requestId);
+  }
+
   async *all(): AsyncGenerator<PendingRequest> {
     for (const key of await allKeys(this.kv)) {
       const entry = await this.get(key);
       if (entry) yield entry.record;
+    }
+  }
+}
+
+/** Deletes the record of a delivered result. Retried, since a leftover record means a second delivery. */
+async function removeDelivered(kv: KV, requestId: string): Promise<void> {
+  for (let wait = 250; ; wait = Math.min(wait * 2, 4_000)) {
+    try {
+      await kv.delete(requestId);
+      return;
+    } catch (err) {
+      if (wait >= 4_000) throw err;
+      await new Promise((resolve) => setTimeout(resolve, wait));
     }
   }
 }
@@ -134,18 +154,10 @@ export class Lease {
     }
   }
 
-  /** The client has the result whole: later polls get 404. Retried, since a leftover record means a second delivery. */
+  /** The client has the result whole: later polls get 404. */
   async commit(): Promise<void> {
     this.end();
-    for (let wait = 250; ; wait = Math.min(wait * 2, 4_000)) {
-      try {
-        await this.kv.delete(this.record.requestId);
-        return;
-      } catch (err) {
-        if (wait >= 4_000) throw err;
-        await new Promise((resolve) => setTimeout(resolve, wait));
-      }
-    }
+    await removeDelivered(this.kv, this.record.requestId);
   }
 
   /** The client did not take the result whole: the next poll may have it. */

@@ -16,6 +16,7 @@ import { FunctionRegistry } from './registry.js';
 import { DeploymentController } from './lifecycle/controller.js';
 import { LifecycleStore } from './lifecycle/store.js';
 import { RequestStore, abandonAfterMs } from './requests.js';
+import { ResultsFloor } from './results-floor.js';
 import { route } from './routes.js';
 import { UrlSigner } from './signing.js';
 import { NatsBlobStore } from './storage.js';
@@ -81,6 +82,8 @@ export class Gateway {
     await ensureResults(jsm, config.resultRetentionMs, replicas);
     const state = await js.views.kv(buckets.gateway, { history: 1, replicas });
     const requestsKv = await js.views.kv(buckets.requests, { history: 1, ttl: config.resultRetentionMs, replicas });
+    const resultsFloor = new ResultsFloor(jsm);
+    await resultsFloor.refresh();
     const ttl = { assets: config.assetTtlMs, results: config.resultRetentionMs, bodies: config.resultRetentionMs };
     const [store, assets, registry, signer, lifecycleStore] = await Promise.all([
       NatsBlobStore.open(nc, ttl, replicas),
@@ -102,6 +105,7 @@ export class Gateway {
       jsm,
       client: new ProtocolClient(nc),
       requests: new RequestStore(requestsKv),
+      resultsFloor,
       registry,
       queues: new Queues(jsm),
       store,

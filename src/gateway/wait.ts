@@ -1,7 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../shared/log.js';
-import { streams, subjects } from '../shared/protocol.js';
 import { answerProblem, answerProgress, answerStillRunning } from './answers.js';
 import { cancelRequest } from './cancel.js';
 import type { GatewayContext } from './context.js';
@@ -34,8 +33,9 @@ export async function answerWhenReady(
   record: PendingRequest,
   pollSeconds: number,
   res: ServerResponse,
+  queued?: { reader: ResponseReader },
 ): Promise<void> {
-  const call = new WaitingCall(ctx, record, pollSeconds, res);
+  const call = new WaitingCall(ctx, record, pollSeconds, res, queued);
   try {
     await call.answer();
   } finally {
@@ -59,9 +59,11 @@ class WaitingCall {
     private readonly record: PendingRequest,
     private readonly pollSeconds: number,
     private readonly res: ServerResponse,
+    /** Set for the call that queued the request (deliver.ts), with the reader it made before the publish. */
+    private readonly queued: { reader: ResponseReader } | undefined,
   ) {
+    this.reader = queued?.reader ?? new ResponseReader(ctx, record);
     this.log = ctx.log.child({ requestId: record.requestId });
-    this.reader = new ResponseReader(ctx.nc, ctx.jsm, record.replyTo);
     this.timers.push(setTimeout(() => void this.checkQueue(false), pollSeconds * 1000));
     // A stopping gateway ends the window at once: the 202 carries NVCF-REQID, so the caller polls again.
     if (ctx.shutdown.aborted) queueMicrotask(this.onShutdown);
@@ -76,7 +78,9 @@ class WaitingCall {
     const { requestId } = this.record;
     switch (news.kind) {
       case 'result':
-        return this.finish(await deliverResult(this.ctx, this.record, this.res, news.result, this.readOn));
+        return this.finish(
+          await deliverResult(this.ctx, this.record, this.res, news.result, this.readOn, this.queued !== undefined),
+        );
       case 'unreadable':
         return this.finish(await this.unreadable(news.error));
       case 'progress':
@@ -171,8 +175,8 @@ class WaitingCall {
   private async finish(outcome: Outcome): Promise<void> {
     if (outcome === 'delivered') {
       // Nobody can ask for it again: its messages only take room in the stream now.
-      await this.ctx.jsm.streams
-        .purge(streams.results, { filter: subjects.responsesOf(this.record.replyTo) })
+      await this.reader
+        .dropRead()
         .catch((err: Error) => this.log.debug({ err: err.message }, 'could not drop delivered responses'));
     } else if (outcome === 'cut') {
       await cancelRequest(this.ctx, this.record, 'the answer was cut short');

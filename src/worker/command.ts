@@ -3,6 +3,7 @@ import { createLogger } from '../shared/log.js';
 import { exitSoonIfStillAlive, installSignalHandlers } from '../shared/signals.js';
 import { ConfigError, loadWorkerConfig } from './config.js';
 import { Worker } from './lifecycle.js';
+import { clearUmask } from './shared-dir.js';
 
 const WORKER_USAGE = `usage: nvcf-sidecar worker
 
@@ -31,6 +32,8 @@ export async function runWorker(args: readonly string[], env: NodeJS.ProcessEnv)
     return EXIT.badConfiguration;
   }
   const log = createLogger(config.logLevel).child({ workerId: config.workerId });
+  // This process runs only the worker: directories shared with the container need no chmod each.
+  clearUmask();
   const worker = new Worker(config, log);
   const uninstall = installSignalHandlers(() => worker.requestStop(), log);
   try {

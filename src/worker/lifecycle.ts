@@ -13,7 +13,7 @@ import { Heartbeat, type WorkerStateName } from './heartbeat.js';
 import { Intake, type GateState } from './intake.js';
 import { janitorFor, type Janitor } from './janitor.js';
 import type { Logger } from '../shared/log.js';
-import { createWorkerMetrics, withRequestMetrics } from './metrics.js';
+import { createWorkerMetrics } from './metrics.js';
 import { connectNats, ensureResults, ensureWorkQueue, frameBodyLimit } from '../shared/nats.js';
 import { streams, subjects } from '../shared/protocol.js';
 
@@ -212,7 +212,7 @@ export class Worker {
           ackWaitMs: (info.config.ack_wait ?? 30e9) / 1_000_000,
           gate: () => this.gate(),
           handle: async (msg) => {
-            const outcome = await withRequestMetrics(this.metrics, () => handleDelivery(msg, deps));
+            const outcome = await handleDelivery(msg, deps);
             this.metrics.requests.inc({ outcome });
             if (this.stateNow === 'draining') this.finishedWhileDraining++;
           },
@@ -260,12 +260,11 @@ export class Worker {
     this.failure = message;
     this.log.error({ err: message }, 'worker failed');
     this.setState('failed', message);
-    await appendFile(this.config.terminationLogPath, `${JSON.stringify({ message, isInternal: false })}\n`).catch(
-      (err: Error) =>
-        this.log.warn(
-          { err: err.message, path: this.config.terminationLogPath },
-          'could not write the termination log',
-        ),
+    // Its own mode: the worker's command clears the umask (shared-dir.ts).
+    await appendFile(this.config.terminationLogPath, `${JSON.stringify({ message, isInternal: false })}\n`, {
+      mode: 0o644,
+    }).catch((err: Error) =>
+      this.log.warn({ err: err.message, path: this.config.terminationLogPath }, 'could not write the termination log'),
     );
     return 1;
   }

@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export type Outcome =
@@ -81,20 +80,13 @@ export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;
 export type Phase = keyof WorkerMetrics['phases'];
 
 /**
- * The metrics of the worker whose request is running in this async context. Downloads and
- * uploads sit deep in a request's call tree, and several workers may share a process (tests,
- * `dev`): the context carries the right worker's metrics there without threading them through.
+ * Records a completed phase of a request: seconds since `startedAt` (performance.now()) and bytes
+ * moved. The request's worker's metrics are handed down to where its phases run, not found
+ * through an AsyncLocalStorage: one in use makes Node run a hook on every promise of the process
+ * (Node 20), which cost the worker more than the phases it was there to time.
  */
-const requestMetrics = new AsyncLocalStorage<WorkerMetrics>();
-
-/** Runs one request's handling with its worker's metrics in reach of its phases. */
-export function withRequestMetrics<T>(metrics: WorkerMetrics, run: () => T): T {
-  return requestMetrics.run(metrics, run);
-}
-
-/** Records a completed phase of the current request: seconds since `startedAt` (performance.now()) and bytes moved. */
-export function observePhase(phase: Phase, startedAt: number, bytes: number): void {
-  const histograms = requestMetrics.getStore()?.phases[phase];
+export function observePhase(metrics: WorkerMetrics | undefined, phase: Phase, startedAt: number, bytes: number): void {
+  const histograms = metrics?.phases[phase];
   histograms?.seconds.observe((performance.now() - startedAt) / 1000);
   histograms?.bytes.observe(bytes);
 }

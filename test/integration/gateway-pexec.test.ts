@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { gate } from '../support/container.js';
+import { streams } from '../../src/shared/protocol.js';
 import { useRig } from '../support/rig.js';
 
 describe('the gateway pexec API in front of a real worker', () => {
@@ -168,5 +169,16 @@ describe('the gateway pexec API in front of a real worker', () => {
     });
     expect(allowed.status).toBe(200);
     expect(rig.container.seen.at(-1)!.headers.authorization).toBeUndefined();
+  });
+
+  it('still answers once NVCF_RS was deleted and made again under the running gateway, whose readers start past what they saw in the old one', async () => {
+    expect((await pexec({ body: '"before"' })).status).toBe(200);
+    const jsm = await rig.nc.jetstreamManager();
+    const { config } = await jsm.streams.info(streams.results);
+    await jsm.streams.delete(streams.results);
+    await jsm.streams.add(config);
+    const answer = await pexec({ body: '"after"' });
+    expect(answer.status).toBe(200);
+    expect(await answer.text()).toBe('"after"');
   });
 });

@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { sleepyEcho } from '../support/container.js';
@@ -82,6 +83,20 @@ describe('the worker process', () => {
       message: expect.stringMatching(/did not become healthy within 1s: health endpoint answered 503, expected 200/),
       isInternal: false,
     });
+    // The worker process runs with its umask cleared: what it writes names its own mode.
+    expect((await stat(worker.env.TERMINATION_LOG_PATH!)).mode & 0o777).toBe(0o644);
+  });
+
+  it('gives the container an output directory that another user can write to (mode 0777)', async () => {
+    let mode: number | undefined;
+    rig.container.route = (req, res) => {
+      mode = statSync(String(req.headers['nvcf-large-output-dir'])).mode & 0o777;
+      res.writeHead(200).end('seen');
+    };
+    const worker = await rig.spawnWorker({ waitFor: 'running' });
+    const result = await rig.client.result(await rig.client.invoke(invocationFor(worker.env), Buffer.from('x')));
+    expect(result.body.toString()).toBe('seen');
+    expect(mode).toBe(0o777);
   });
 
   it('stops at once on SIGTERM while NATS cannot be reached', async () => {

@@ -5,6 +5,7 @@ import { SidecarError } from '../../shared/errors.js';
 import { digest, openOutput, REMOVED_BEFORE_READ, type Opened } from './file-rules.js';
 import type { OutputFile, SkippedFile } from '../../shared/protocol.js';
 import { isRetryable, UploadAttempt } from './upload.js';
+import type { WorkerMetrics } from '../metrics.js';
 import { addOutputFile, addResponseBody, type BodySource, type Shipped } from './zip-entries.js';
 
 /** Retries of a failed upload (NVCF's worker tries three more times), starting at 100 ms. */
@@ -26,6 +27,8 @@ export interface LargeResultOptions {
   realRoot: string;
   onShipped: (file: OutputFile) => void;
   signal: AbortSignal;
+  /** Where the upload's time and size are recorded. */
+  metrics?: WorkerMetrics;
 }
 
 /**
@@ -237,7 +240,7 @@ export class LargeResult {
   }
 
   private startAttempt(): UploadAttempt {
-    return new UploadAttempt(this.options.uploadUrl, this.options.signal);
+    return new UploadAttempt(this.options.uploadUrl, this.options.signal, this.options.metrics);
   }
 }
 

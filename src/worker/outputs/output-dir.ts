@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { chmod, mkdir, rm } from 'node:fs/promises';
+import { rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { SidecarError, errorCode } from '../../shared/errors.js';
@@ -10,10 +10,18 @@ import { ProgressReporter } from './progress-file.js';
 import type { OutputFile } from '../../shared/protocol.js';
 import type { ResponsePublisher, ResultManifest } from '../request/publisher.js';
 import { TreeWatcher } from './tree-watch.js';
+import { makeSharedDir } from '../shared-dir.js';
+import type { WorkerMetrics } from '../metrics.js';
 
 /** Announcements of finished files are batched for this long, and at most this many per message. */
 const ANNOUNCE_DELAY_MS = 10;
 const ANNOUNCE_BATCH = 200;
+/**
+ * The watch starts this late: most requests are over sooner and write nothing, and then never
+ * pay for a watch. What is written meanwhile the watch's first look finds, and the final sweep
+ * (`settle`) finds every finished file whatever the watch saw.
+ */
+const WATCH_DELAY_MS = 20;
 /** Room for the manifest in the final message; longer lists are cut and counted. */
 const MANIFEST_BUDGET_BYTES = 256 * 1024;
 
@@ -32,6 +40,7 @@ export interface RequestOutputsOptions {
   publisher: ResponsePublisher;
   log: Logger;
   signal: AbortSignal;
+  metrics?: WorkerMetrics;
 }
 
 /** Where the caller finds a large result, and what the zip holds. */
@@ -58,6 +67,7 @@ export class RequestOutputs {
   /** Every shipped file's real path is checked against this: a directory swapped for a link leads nowhere. */
   private readonly realRoot: string;
   private watcher: TreeWatcher | undefined;
+  private watchTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private shipped = false;
 
@@ -80,25 +90,30 @@ export class RequestOutputs {
   static async open(options: RequestOutputsOptions): Promise<RequestOutputs> {
     const outputs = new RequestOutputs(options);
     try {
-      await mkdir(outputs.dir, { recursive: true, mode: 0o777 });
-      // mkdir's mode is filtered by the umask; the container may run as another user.
-      await chmod(outputs.dir, 0o777);
+      await makeSharedDir(outputs.dir);
     } catch (err) {
       throw new SidecarError('PREPARE_FAILED', `could not create the output directory: ${errorCode(err)}`, {
         cause: err,
       });
     }
-    if (options.watch) {
-      outputs.watcher = new TreeWatcher(
-        (path) => outputs.seen(path),
-        (path) => outputs.large?.has(entryName(outputs.dir, path) ?? '') ?? false,
-      );
-      outputs.watcher.watchDir(outputs.dir);
-    } else outputs.closed = true;
+    if (options.watch) outputs.watchTimer = setTimeout(() => outputs.startWatching(), WATCH_DELAY_MS);
+    else outputs.closed = true;
     return outputs;
   }
 
+  private startWatching(): void {
+    this.watchTimer = undefined;
+    if (this.closed) return;
+    this.watcher = new TreeWatcher(
+      (path) => this.seen(path),
+      (path) => this.large?.has(entryName(this.dir, path) ?? '') ?? false,
+    );
+    this.watcher.watchTree(this.dir);
+  }
+
   private stopWatching(): void {
+    clearTimeout(this.watchTimer);
+    this.watchTimer = undefined;
     this.watcher?.close();
     this.watcher = undefined;
   }
@@ -167,10 +182,14 @@ export class RequestOutputs {
     void this.progress.close();
   }
 
-  /** The end of the request: anything still running stops, and the directory goes. */
+  /**
+   * The end of the request: anything still running stops, and the directory goes. Most are
+   * empty, and one rmdir removes them; anything else takes the recursive removal (which removes
+   * links, never what they point to).
+   */
   async remove(): Promise<void> {
     this.abandon();
-    await rm(this.dir, { recursive: true, force: true });
+    await rmdir(this.dir).catch(() => rm(this.dir, { recursive: true, force: true }));
   }
 
   /** The one rule for large results: without a slot from the caller there is nowhere to put one. */
@@ -188,6 +207,7 @@ export class RequestOutputs {
       realRoot: this.realRoot,
       onShipped: (file) => this.queueAnnouncement(file),
       signal: this.options.signal,
+      metrics: this.options.metrics,
     });
     return this.large;
   }

@@ -29,6 +29,15 @@ export class TreeWatcher {
     private readonly known: (path: string) => boolean = () => false,
   ) {}
 
+  /**
+   * Starts watching a directory that may already hold files (the watch starts late, see
+   * output-dir.ts): the watch first, then a look at what is there, so nothing falls between.
+   */
+  watchTree(dir: string): void {
+    this.watchDir(dir);
+    void this.lookInside(dir);
+  }
+
   /** Starts watching `dir` (synchronously: the watch is in place when this returns). */
   watchDir(dir: string): void {
     if (this.closed || this.watchers.has(dir) || this.watchers.size >= MAX_WATCHED_DIRS) return;
@@ -87,7 +96,12 @@ export class TreeWatcher {
     if (!stats || this.closed) return;
     if (!stats.isDirectory()) return this.onFile(path);
     this.watchDir(path);
-    // Files made before the watch on their directory existed have raised no event of their own.
-    for (const name of await readdir(path).catch(() => [] as string[])) this.consider(join(path, name));
+    await this.lookInside(path);
+  }
+
+  /** Files made before the watch on their directory existed have raised no event of their own. */
+  private async lookInside(dir: string): Promise<void> {
+    const names = await readdir(dir).catch(() => [] as string[]);
+    if (!this.closed) for (const name of names) this.consider(join(dir, name));
   }
 }

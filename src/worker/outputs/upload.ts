@@ -1,7 +1,7 @@
 import { request } from 'undici';
 import { NvcfError, SidecarError, type RetryMeaning } from '../../shared/errors.js';
 import { ZipWriter } from '../../zip/writer.js';
-import { observePhase } from '../metrics.js';
+import { observePhase, type WorkerMetrics } from '../metrics.js';
 
 /**
  * One try at uploading a large result: a zip written while it is PUT to the request's upload
@@ -14,7 +14,7 @@ export class UploadAttempt {
   private failure: Error | undefined;
   private readonly controller = new AbortController();
 
-  constructor(url: string, signal: AbortSignal) {
+  constructor(url: string, signal: AbortSignal, metrics?: WorkerMetrics) {
     const stop = () => this.abort(new Error('the request ended'));
     signal.addEventListener('abort', stop, { once: true });
     // A listener added to a signal that has already fired is never called.
@@ -32,7 +32,7 @@ export class UploadAttempt {
         // A store that says yes before it read the archive to its end holds a truncated one.
         if (!this.zip.output.readableEnded)
           throw new Error(`storage answered ${answer.statusCode} before it had the whole archive`);
-        observePhase('result_upload', startedAt, this.zip.size);
+        observePhase(metrics, 'result_upload', startedAt, this.zip.size);
       })
       .catch((err: Error) => {
         this.failure ??= err;

@@ -1,12 +1,12 @@
 import { createWriteStream } from 'node:fs';
-import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { request } from 'undici';
 import { SidecarError, errorCode } from '../../shared/errors.js';
 import type { AssetReference } from '../../shared/protocol.js';
-import { observePhase } from '../metrics.js';
+import { observePhase, type WorkerMetrics } from '../metrics.js';
+import { makeSharedDir } from '../shared-dir.js';
 
 export interface AssetLimits {
   maxBytes: number;
@@ -24,11 +24,11 @@ export async function downloadAssets(
   dir: string,
   limits: AssetLimits,
   signal: AbortSignal,
+  metrics?: WorkerMetrics,
 ): Promise<void> {
   if (assets.length === 0) return;
   try {
-    await mkdir(dir, { recursive: true, mode: 0o777 });
-    await chmod(dir, 0o777);
+    await makeSharedDir(dir);
   } catch (err) {
     throw new SidecarError(
       'PREPARE_FAILED',
@@ -67,6 +67,7 @@ export async function downloadAssets(
       }),
     );
     observePhase(
+      metrics,
       'asset_download',
       startedAt,
       sizes.reduce((sum, size) => sum + size, 0),

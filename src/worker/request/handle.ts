@@ -73,7 +73,9 @@ export async function handleDelivery(msg: JsMsg, deps: HandlerDeps): Promise<Han
   try {
     const relayed = await run(invocation, body, publisher, controller.signal, assetDir, stage, deps, log);
     msg.ack();
-    log.info({ status: relayed.status, mode: relayed.mode }, 'request finished');
+    // Debug, not info: a line per request costs the worker more CPU than its own bookkeeping of
+    // the request (docs/performance.md); the metrics count every outcome.
+    log.debug({ status: relayed.status, mode: relayed.mode }, 'request finished');
     // A container error is the one body that is logged (its first KiB): the caller may see only
     // "Inference error", and whoever runs the container needs its own words. 5xx is its fault.
     if (relayed.containerError !== undefined)
@@ -127,7 +129,7 @@ async function run(
   }
   deps.metrics.queueWait.observe(Math.max(0, startedAt - invocation.requestTime) / 1000);
   signal.throwIfAborted();
-  await downloadAssets(invocation.assets, assetDir, deps.config.assetLimits, signal);
+  await downloadAssets(invocation.assets, assetDir, deps.config.assetLimits, signal, deps.metrics);
 
   const { config } = deps;
   const passThrough = wantsPassThrough(invocation.headers, config.passThroughAlways);
@@ -142,6 +144,7 @@ async function run(
     publisher,
     log,
     signal,
+    metrics: deps.metrics,
   });
   try {
     const headers = containerRequestHeaders(
