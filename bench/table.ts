@@ -85,7 +85,7 @@ export function renderTable(report: Report): string {
       'gateway vs direct, client read rate',
       `first to last ${i(r.gateway.eventsPerSecond)} vs ${i(r.direct.eventsPerSecond)} events/s; from the request ${i(r.gateway.eventsPerSecondFromStart)} vs ${i(r.direct.eventsPerSecondFromStart)}`,
       `added p50 ${f(r.addedP50)} ms, p99 ${f(r.addedP99)} ms`,
-      `first event after ${f(r.gateway.firstEventMs)} vs ${f(r.direct.firstEventMs)} ms; rounds ${r.perRound.map(([g, d]) => `${i(g)}/${i(d)}`).join(', ')}`,
+      `first event after ${f(r.gateway.firstEventMs)} vs ${f(r.direct.firstEventMs)} ms; rounds (gateway/direct events/s) ${r.perRound.map((x) => `${i(x.gateway.eventsPerSecond)}/${i(x.direct.eventsPerSecond)}`).join(', ')}`,
     ]);
     rows.push([
       '4. progress',

@@ -14,8 +14,8 @@ export interface SseRateRow {
   /** Median of the per-round differences in per-event latency. */
   addedP50: number;
   addedP99: number;
-  /** Per round, events/s first to last: gateway, direct. */
-  perRound: [number, number][];
+  /** Per round, gateway then direct: events/s first to last, per-event p50 (ms), first event (ms). */
+  perRound: { gateway: RoundFigures; direct: RoundFigures }[];
 }
 
 /** Progress through the gateway: file write in the container → the 202 carrying it at the client. */
@@ -29,6 +29,18 @@ export interface ProgressPollRow {
   p99: number;
   max: number;
 }
+
+interface RoundFigures {
+  eventsPerSecond: number;
+  p50: number;
+  firstEventMs: number;
+}
+
+const roundFigures = (r: StreamFigures): RoundFigures => ({
+  eventsPerSecond: r.eventsPerSecond,
+  p50: r.latency.p50,
+  firstEventMs: r.firstEventMs,
+});
 
 const pexecPath = (rig: Rig) => `${rig.gatewayUrl}/v2/nvcf/pexec/functions/${rig.workerFn.functionId}`;
 
@@ -63,7 +75,7 @@ export async function sseRate(rig: Rig, events: number, rounds: number): Promise
     direct: pick(direct),
     addedP50: median(viaGateway.map((g, i) => g.latency.p50 - direct[i]!.latency.p50)),
     addedP99: median(viaGateway.map((g, i) => g.latency.p99 - direct[i]!.latency.p99)),
-    perRound: viaGateway.map((g, i) => [g.eventsPerSecond, direct[i]!.eventsPerSecond]),
+    perRound: viaGateway.map((g, i) => ({ gateway: roundFigures(g), direct: roundFigures(direct[i]!) })),
   };
 }
 
