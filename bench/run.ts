@@ -69,7 +69,7 @@ try {
   }
   if (only.has(4)) {
     log('scenario 4: SSE, progress and rename latency');
-    results.streaming = await streaming(rig, sink, quick);
+    results.streaming = await streaming(rig, sink, quick, rounds);
   }
   if (only.has(3)) {
     log('scenario 3: large outputs');

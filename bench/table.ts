@@ -79,11 +79,27 @@ export function renderTable(report: Report): string {
     ]);
   }
   if (s) {
+    const r = s.sseRate;
+    rows.push([
+      `4. SSE ${i(r.events)} events, as fast as possible, ${r.rounds} rounds`,
+      'gateway vs direct, client read rate',
+      `first to last ${i(r.gateway.eventsPerSecond)} vs ${i(r.direct.eventsPerSecond)} events/s; from the request ${i(r.gateway.eventsPerSecondFromStart)} vs ${i(r.direct.eventsPerSecondFromStart)}`,
+      `added p50 ${f(r.addedP50)} ms, p99 ${f(r.addedP99)} ms`,
+      `first event after ${f(r.gateway.firstEventMs)} vs ${f(r.direct.firstEventMs)} ms; rounds (gateway/direct events/s) ${r.perRound.map((x) => `${i(x.gateway.eventsPerSecond)}/${i(x.direct.eventsPerSecond)}`).join(', ')}`,
+    ]);
     rows.push([
       '4. progress',
       'file write → message',
       `${s.progress.count} messages`,
       `p50 ${f(s.progress.p50)} ms, p99 ${f(s.progress.p99)} ms`,
+      '',
+    ]);
+    const p = s.progressPolled;
+    rows.push([
+      '4. progress via gateway',
+      'file write → 202 at a polling client',
+      `${p.answers} 202s for ${p.rounds} × ${p.writes} writes`,
+      `p50 ${f(p.p50)} ms, p99 ${f(p.p99)} ms, max ${f(p.max)} ms`,
       '',
     ]);
     rows.push([

@@ -1,15 +1,12 @@
 import { request } from 'undici';
 import { NatsCaller, type Delivered } from '../lib/nats-load.js';
-import { summarize, nowMs, type LatencySummary } from '../lib/stats.js';
+import { median } from '../lib/rounds.js';
+import { readEvents, type StreamFigures } from '../lib/sse-read.js';
+import { summarize, type LatencySummary } from '../lib/stats.js';
 import type { UploadSink } from '../lib/sink.js';
 import type { Rig } from '../lib/setup.js';
 import { waitActive } from './gateway.js';
-
-export interface StreamFigures {
-  events: number;
-  latency: LatencySummary;
-  eventsPerSecond: number;
-}
+import { progressPolled, progressRow, sseRate, type ProgressPollRow, type SseRateRow } from './streaming-gateway.js';
 
 export interface SseRow {
   kind: 'fast' | 'paced';
@@ -21,42 +18,14 @@ export interface SseRow {
 
 export interface StreamingResult {
   sse: SseRow[];
-  /** Progress-file write in the container → progress message at the subscriber. */
+  /** One long stream, as fast as the container writes: the client's read rate (issue #13's 5,000 events/s). */
+  sseRate: SseRateRow;
+  /** Progress-file write in the container → progress message at the subscriber (medians of the rounds). */
   progress: LatencySummary;
+  /** Progress-file write in the container → the 202 carrying it at a client polling the gateway. */
+  progressPolled: ProgressPollRow;
   /** `.partial` → final rename in the container → its announcement at the subscriber. */
   rename: LatencySummary;
-}
-
-/** Reads an SSE body, timing each event against the wall-clock stamp the container put in it. */
-async function readEvents(url: string, headers: Record<string, string>, body?: string): Promise<StreamFigures> {
-  const answer = await request(url, {
-    method: 'POST',
-    headers: { accept: 'text/event-stream', ...headers },
-    body: body ?? '{}',
-  });
-  if (answer.statusCode !== 200) throw new Error(`SSE call answered ${answer.statusCode}: ${await answer.body.text()}`);
-  const latencies: number[] = [];
-  let first = 0;
-  let last = 0;
-  let pending = '';
-  for await (const chunk of answer.body) {
-    const at = nowMs();
-    pending += (chunk as Buffer).toString();
-    const events = pending.split('\n\n');
-    pending = events.pop()!;
-    for (const event of events) {
-      const data = /^data: (.*)$/m.exec(event)?.[1];
-      if (!data) continue;
-      latencies.push(at - (JSON.parse(data) as { t: number }).t);
-      first ||= at;
-      last = at;
-    }
-  }
-  return {
-    events: latencies.length,
-    latency: summarize(latencies),
-    eventsPerSecond: latencies.length / Math.max(1e-3, (last - first) / 1000),
-  };
 }
 
 async function sse(rig: Rig, kind: 'fast' | 'paced', events: number): Promise<SseRow> {
@@ -128,17 +97,42 @@ async function renames(rig: Rig, caller: NatsCaller, sink: UploadSink, steps: nu
   return summarize(latencies);
 }
 
-/** Scenario 4: SSE through the gateway against the container directly; progress and rename latency. */
-export async function streaming(rig: Rig, sink: UploadSink, quick: boolean): Promise<StreamingResult> {
+/** Medians of per-round summaries; counts add up, max is the worst. */
+function medianSummary(runs: LatencySummary[]): LatencySummary {
+  return {
+    count: runs.reduce((sum, r) => sum + r.count, 0),
+    p50: median(runs.map((r) => r.p50)),
+    p99: median(runs.map((r) => r.p99)),
+    mean: median(runs.map((r) => r.mean)),
+    max: Math.max(...runs.map((r) => r.max)),
+  };
+}
+
+/**
+ * Scenario 4: SSE through the gateway against the container directly (two short streams for the
+ * per-event latency, one long one for the read rate); progress to a NATS subscriber and to a client
+ * polling the gateway, alternating for `rounds` rounds; rename latency.
+ */
+export async function streaming(rig: Rig, sink: UploadSink, quick: boolean, rounds: number): Promise<StreamingResult> {
   await waitActive(rig);
   const caller = await NatsCaller.connect(rig.nats.url);
   try {
     const fast = await sse(rig, 'fast', 2000);
     const paced = await sse(rig, 'paced', quick ? 100 : 300);
+    const rate = await sseRate(rig, quick ? 5_000 : 20_000, rounds);
+    const steps = quick ? 20 : 60;
+    const toSubscriber: LatencySummary[] = [];
+    const polled: { latencies: number[] }[] = [];
+    for (let round = 0; round < rounds; round++) {
+      toSubscriber.push(await progress(rig, caller, steps));
+      polled.push(await progressPolled(rig, steps));
+    }
     return {
       sse: [fast, paced],
-      progress: await progress(rig, caller, quick ? 20 : 60),
-      rename: await renames(rig, caller, sink, quick ? 20 : 60),
+      sseRate: rate,
+      progress: medianSummary(toSubscriber),
+      progressPolled: progressRow(polled, steps),
+      rename: await renames(rig, caller, sink, steps),
     };
   } finally {
     await caller.close();
