@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { parseApiClients } from './api-keys.js';
+import { parseApiClients } from './front/api-keys.js';
 import {
   ConfigError,
   checkNatsCredentials,

@@ -1,16 +1,16 @@
 import type { JetStreamManager, NatsConnection } from 'nats';
-import type { ProtocolClient } from './protocol-client.js';
+import type { ProtocolClient } from './invocations/protocol-client.js';
 import type { Logger } from '../shared/log.js';
-import type { AssetCatalog } from './asset-store.js';
+import type { AssetCatalog } from './storage/asset-store.js';
 import type { GatewayConfig } from './config.js';
 import type { DeploymentController } from './lifecycle/controller.js';
 import type { LifecycleStore } from './lifecycle/store.js';
-import type { Queues } from './queues.js';
-import type { FunctionRegistry } from './registry.js';
-import type { RequestStore } from './requests.js';
-import type { ResultsFloor } from './results-floor.js';
-import type { UrlSigner } from './signing.js';
-import type { BlobStore } from './storage.js';
+import type { Queues } from './invocations/queues.js';
+import type { FunctionRegistry } from './functions/registry.js';
+import type { RequestStore } from './invocations/requests.js';
+import type { ResultsFloor } from './invocations/results-floor.js';
+import type { UrlSigner } from './storage/signing.js';
+import type { BlobStore } from './storage/storage.js';
 
 /** Everything a route needs, built once by the Gateway and handed to each handler. */
 export interface GatewayContext {
@@ -19,7 +19,7 @@ export interface GatewayContext {
   jsm: JetStreamManager;
   client: ProtocolClient;
   requests: RequestStore;
-  /** Where in NVCF_RS a new request's responses can start (results-floor.ts). */
+  /** Where in NVCF_RS a new request's responses can start (invocations/results-floor.ts). */
   resultsFloor: ResultsFloor;
   registry: FunctionRegistry;
   queues: Queues;

@@ -3,23 +3,23 @@ import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Events, type NatsConnection } from 'nats';
 import { listen } from '../shared/probe-servers.js';
-import { ProtocolClient } from './protocol-client.js';
+import { ProtocolClient } from './invocations/protocol-client.js';
 import type { Logger } from '../shared/log.js';
 import { connectNats, ensureResults } from '../shared/nats.js';
-import { AssetCatalog } from './asset-store.js';
+import { AssetCatalog } from './storage/asset-store.js';
 import type { GatewayConfig } from './config.js';
-import { cancelRequest, hasFinal } from './cancel.js';
+import { cancelRequest, hasFinal } from './invocations/cancel.js';
 import type { GatewayContext } from './context.js';
-import { Queues } from './queues.js';
-import { answerMetrics, createGatewayMetrics, trackCall } from './metrics.js';
-import { FunctionRegistry } from './registry.js';
+import { Queues } from './invocations/queues.js';
+import { answerMetrics, createGatewayMetrics, trackCall } from './front/metrics.js';
+import { FunctionRegistry } from './functions/registry.js';
 import { DeploymentController } from './lifecycle/controller.js';
 import { LifecycleStore } from './lifecycle/store.js';
-import { RequestStore, abandonAfterMs } from './requests.js';
-import { ResultsFloor } from './results-floor.js';
-import { route } from './routes.js';
-import { UrlSigner } from './signing.js';
-import { NatsBlobStore } from './storage.js';
+import { RequestStore, abandonAfterMs } from './invocations/requests.js';
+import { ResultsFloor } from './invocations/results-floor.js';
+import { route } from './front/routes.js';
+import { UrlSigner } from './storage/signing.js';
+import { NatsBlobStore } from './storage/storage.js';
 import { buckets } from '../shared/protocol.js';
 
 /** How often abandoned requests are looked for; their threshold is at least 10 s, so this is plenty. */
@@ -121,7 +121,7 @@ export class Gateway {
     this.server = createServer(
       {
         // Headers must arrive in time, so a client trickling them cannot hold a connection for
-        // ever; bodies are bounded by an idle timer instead (routes.ts), since a large upload may
+        // ever; bodies are bounded by an idle timer instead (front/routes.ts), since a large upload may
         // rightly take long. No whole-request timeout: Node would not apply it to long polls and
         // event streams anyway (the request is complete by then), but it would cut big uploads.
         headersTimeout: config.headersTimeoutMs,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RequestStore } from '../../src/gateway/requests.js';
+import { RequestStore } from '../../src/gateway/invocations/requests.js';
 import { useRig } from '../support/rig.js';
 
 describe('the request records', () => {

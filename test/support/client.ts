@@ -1,6 +1,6 @@
 import type { JetStreamClient, NatsConnection } from 'nats';
-import { ProtocolClient } from '../../src/gateway/protocol-client.js';
-import { ResultAssembler, type ResultEvent } from '../../src/gateway/result-assembler.js';
+import { ProtocolClient } from '../../src/gateway/invocations/protocol-client.js';
+import { ResultAssembler, type ResultEvent } from '../../src/gateway/invocations/result-assembler.js';
 import { subjects, type OutputFile } from '../../src/shared/protocol.js';
 
 /** Everything a worker published for one request, gathered up to its final response. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadWorkerConfig } from '../../src/worker/config.js';
-import type { InvocationRequest } from '../../src/gateway/protocol-client.js';
+import type { InvocationRequest } from '../../src/gateway/invocations/protocol-client.js';
 import { createLogger } from '../../src/shared/log.js';
 import { Worker } from '../../src/worker/lifecycle.js';
 

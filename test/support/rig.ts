@@ -2,8 +2,8 @@
  * The test rig: every part an integration or process test runs against, each optional, started
  * in dependency order and stopped by one `dispose` (last started, first stopped).
  *
- *   import { invocationFor } from '../support/env.js';
- *   import { useRig } from '../support/rig.js';
+ *   import { invocationFor } from './env.js';
+ *   import { useRig } from './rig.js';
  *
  *   describe('a worker behind the gateway', () => {
  *     // A private nats-server and client, an echo container, one worker in this process and a

@@ -2,7 +2,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { HttpProblem } from '../../src/gateway/http.js';
+import { HttpProblem } from '../../src/gateway/front/http.js';
 import { SidecarError, problemForContainer, problemForError } from '../../src/shared/errors.js';
 
 const src = fileURLToPath(new URL('../../src', import.meta.url));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { clientOf, parseApiClients } from '../../src/gateway/api-keys.js';
-import { targetOfHeaders, targetOfHost } from '../../src/gateway/routing.js';
+import { clientOf, parseApiClients } from '../../src/gateway/front/api-keys.js';
+import { targetOfHeaders, targetOfHost } from '../../src/gateway/front/routing.js';
 
 const F = '0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9';
 const V = '9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d';

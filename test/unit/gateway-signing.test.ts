@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { UrlSigner } from '../../src/gateway/signing.js';
+import { UrlSigner } from '../../src/gateway/storage/signing.js';
 import { flagsToEnv, loadGatewayConfig } from '../../src/gateway/config.js';
 
 const signer = new UrlSigner(Buffer.alloc(32, 7), () => 'http://gw:8090');

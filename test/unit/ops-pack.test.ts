@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { createGatewayMetrics } from '../../src/gateway/metrics.js';
+import { createGatewayMetrics } from '../../src/gateway/front/metrics.js';
 import { createWorkerMetrics } from '../../src/worker/metrics.js';
 import { installed, readRepoFile, repoPath, yamlDocuments, type Loose } from '../support/manifests.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeResponse, encodeFrame } from '../../src/shared/frame-codec.js';
-import { ResultAssembler, ResultAssemblyError } from '../../src/gateway/result-assembler.js';
+import { ResultAssembler, ResultAssemblyError } from '../../src/gateway/invocations/result-assembler.js';
 
 const frame = (meta: Record<string, unknown>, body = '') =>
   decodeResponse(encodeFrame({ v: 1, requestId: 'r', workerId: 'w', attempt: 1, ...meta }, Buffer.from(body)));

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { HttpProblem } from '../http.js';
+import { HttpProblem } from '../front/http.js';
 import type { LifecycleRoute } from '../lifecycle/routes.js';
 
 /**

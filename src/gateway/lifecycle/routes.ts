@@ -4,7 +4,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { z } from 'zod';
 import type { GatewayContext } from '../context.js';
 import { UUID_PATTERN } from '../../shared/protocol.js';
-import { HttpProblem, readJson, sendJson } from '../http.js';
+import { HttpProblem, readJson, sendJson } from '../front/http.js';
 import { supportedGpus } from './gpus.js';
 import {
   DeploymentBody,

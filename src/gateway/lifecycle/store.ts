@@ -1,6 +1,6 @@
 import type { KV, NatsConnection } from 'nats';
 import { buckets } from '../../shared/protocol.js';
-import { allKeys } from '../kv.js';
+import { allKeys } from '../storage/kv.js';
 import type { DeploymentRecord, VersionRecord } from './schema.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { GatewayContext } from '../context.js';
-import type { VersionView } from '../registry.js';
+import type { VersionView } from '../functions/registry.js';
 import type { FunctionStatus } from '../../shared/worker-state.js';
 import type { DeploymentRecord, VersionRecord } from './schema.js';
 

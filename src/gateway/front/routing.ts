@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { UUID_PATTERN } from '../shared/protocol.js';
+import { UUID_PATTERN } from '../../shared/protocol.js';
 import { requestHeader } from './http.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { JetStreamManager } from 'nats';
-import { streams } from '../shared/protocol.js';
+import { streams } from '../../shared/protocol.js';
 
 /** How stale the floor may grow while no reader of this gateway sees a newer message. */
 const REFRESH_MS = 1_000;

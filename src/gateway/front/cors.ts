@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { GatewayConfig } from './config.js';
+import type { GatewayConfig } from '../config.js';
 import { requestHeader } from './http.js';
 
 /**

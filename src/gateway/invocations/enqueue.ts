@@ -1,13 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DiscardPolicy } from 'nats';
-import { PROBLEM_CONTENT_TYPE } from '../shared/errors.js';
-import type { Logger } from '../shared/log.js';
-import { ensureWorkQueue } from '../shared/nats.js';
-import { PROTOCOL_VERSION, streams, subjects, type InvocationInput } from '../shared/protocol.js';
-import { encodeFrame } from '../shared/frame-codec.js';
-import type { GatewayContext } from './context.js';
-import { HttpProblem, problemBody } from './http.js';
-import { isStreamFull, unreachableNats } from '../shared/nats-errors.js';
+import { PROBLEM_CONTENT_TYPE } from '../../shared/errors.js';
+import type { Logger } from '../../shared/log.js';
+import { ensureWorkQueue } from '../../shared/nats.js';
+import { PROTOCOL_VERSION, streams, subjects, type InvocationInput } from '../../shared/protocol.js';
+import { encodeFrame } from '../../shared/frame-codec.js';
+import type { GatewayContext } from '../context.js';
+import { HttpProblem, problemBody } from '../front/http.js';
+import { isStreamFull, unreachableNats } from '../../shared/nats-errors.js';
 
 /** How long a publish whose fate is unknown is retried (same message id, so never twice) before giving up. */
 const REPUBLISH_FOR_MS = 60_000;

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { NvcfError, PROBLEM_CONTENT_TYPE, titleOf, type RetryMeaning } from '../shared/errors.js';
+import { NvcfError, PROBLEM_CONTENT_TYPE, titleOf, type RetryMeaning } from '../../shared/errors.js';
 
 /**
  * An error a route throws to answer the client with problem+json. Like NVCF's invocation

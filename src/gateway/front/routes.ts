@@ -1,15 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { clientOf, setCaller } from './api-keys.js';
-import { createAsset, deleteAsset, listAssets } from './assets-api.js';
-import { downloadObject, uploadObject } from './blobs.js';
-import type { GatewayContext } from './context.js';
+import { createAsset, deleteAsset, listAssets } from '../storage/assets-api.js';
+import { downloadObject, uploadObject } from '../storage/blobs.js';
+import type { GatewayContext } from '../context.js';
 import { answerPreflight, exposeToBrowsers, isPreflight } from './cors.js';
-import { queueLengths, queuePosition } from './functions.js';
-import { consoleRoutes } from './console/serve.js';
-import { lifecycleRoutes } from './lifecycle/routes.js';
+import { queueLengths, queuePosition } from '../functions/functions.js';
+import { consoleRoutes } from '../console/serve.js';
+import { lifecycleRoutes } from '../lifecycle/routes.js';
 import { HttpProblem, requestHeader, sendJson, sendProblem } from './http.js';
-import { invokeFunction, requestStatus } from './pexec.js';
-import { unreachableNats } from '../shared/nats-errors.js';
+import { invokeFunction, requestStatus } from '../invocations/pexec.js';
+import { unreachableNats } from '../../shared/nats-errors.js';
 import { containerPathOf, routedTarget } from './routing.js';
 
 type Handler = (

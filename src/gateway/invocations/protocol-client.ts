@@ -1,6 +1,6 @@
 import { DeliverPolicy, type JetStreamClient, type NatsConnection } from 'nats';
-import { PROTOCOL_VERSION, streams, subjects, type InvocationInput, type ResponseMeta } from '../shared/protocol.js';
-import { decodeResponse, encodeFrame, type Frame } from '../shared/frame-codec.js';
+import { PROTOCOL_VERSION, streams, subjects, type InvocationInput, type ResponseMeta } from '../../shared/protocol.js';
+import { decodeResponse, encodeFrame, type Frame } from '../../shared/frame-codec.js';
 
 export type InvocationRequest = Omit<InvocationInput, 'v' | 'replyTo'> & { replyTo?: string };
 

@@ -1,6 +1,6 @@
-import { NvcfError } from '../shared/errors.js';
-import type { HeaderList, OutputFile, ResponseMeta, SkippedFile } from '../shared/protocol.js';
-import type { Frame } from '../shared/frame-codec.js';
+import { NvcfError } from '../../shared/errors.js';
+import type { HeaderList, OutputFile, ResponseMeta, SkippedFile } from '../../shared/protocol.js';
+import type { Frame } from '../../shared/frame-codec.js';
 
 export type ResultEvent =
   | { type: 'progress'; percentComplete: number; headers: HeaderList; body: Uint8Array }

@@ -1,8 +1,8 @@
 import type { Socket } from 'node:net';
 import type { ServerResponse } from 'node:http';
-import type { HeaderList } from '../shared/protocol.js';
-import type { GatewayContext } from './context.js';
-import { sendProblem } from './http.js';
+import type { HeaderList } from '../../shared/protocol.js';
+import type { GatewayContext } from '../context.js';
+import { sendProblem } from '../front/http.js';
 
 /** NVCF-STATUS as NVCF derives it from the status code. */
 export function nvcfStatus(status: number): string {
@@ -46,7 +46,7 @@ export function writeHead(
   length?: number,
 ): void {
   for (const [name, value] of headers) {
-    // The gateway's CORS answer (cors.ts) wins: a second Allow-Origin makes browsers refuse both.
+    // The gateway's CORS answer (front/cors.ts) wins: a second Allow-Origin makes browsers refuse both.
     if (/^access-control-/i.test(name) && res.hasHeader(name)) continue;
     try {
       res.appendHeader(name, value);

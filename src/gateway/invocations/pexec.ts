@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { acceptsEventStream, queueableClientHeaders } from '../shared/headers.js';
-import { frameBodyLimit } from '../shared/nats.js';
-import { Invocation, UUID_PATTERN, subjects, type InvocationInput } from '../shared/protocol.js';
-import { resolveAssetReferences } from './assets-api.js';
-import type { GatewayContext } from './context.js';
-import { callerOf, ownedBy } from './api-keys.js';
-import { HttpProblem, requestHeader, rawHeaderPairs } from './http.js';
-import { takeBody } from './request-body.js';
+import { acceptsEventStream, queueableClientHeaders } from '../../shared/headers.js';
+import { frameBodyLimit } from '../../shared/nats.js';
+import { Invocation, UUID_PATTERN, subjects, type InvocationInput } from '../../shared/protocol.js';
+import { resolveAssetReferences } from '../storage/assets-api.js';
+import type { GatewayContext } from '../context.js';
+import { callerOf, ownedBy } from '../front/api-keys.js';
+import { HttpProblem, requestHeader, rawHeaderPairs } from '../front/http.js';
+import { takeBody } from '../front/request-body.js';
 import type { PendingRequest } from './requests.js';
-import type { VersionView } from './registry.js';
+import type { VersionView } from '../functions/registry.js';
 import { answerStillRunning } from './answers.js';
 import { ensureAdmission, enqueue } from './enqueue.js';
 import { answerWhenReady } from './wait.js';
@@ -66,7 +66,7 @@ function nameFunction(res: ServerResponse, functionId: string, functionVersionId
 
 /**
  * POST /v2/nvcf/pexec/functions/{functionId}[/versions/{versionId}], which calls the function's
- * inference URL, and a routed call (routing.ts), which calls `containerPath`: the caller's own
+ * inference URL, and a routed call (front/routing.ts), which calls `containerPath`: the caller's own
  * path and query, with the caller's method.
  */
 export async function invokeFunction(

@@ -1,6 +1,6 @@
-import { isNatsNotFound } from '../shared/nats-errors.js';
-import { streams, subjects } from '../shared/protocol.js';
-import type { GatewayContext } from './context.js';
+import { isNatsNotFound } from '../../shared/nats-errors.js';
+import { streams, subjects } from '../../shared/protocol.js';
+import type { GatewayContext } from '../context.js';
 import type { PendingRequest } from './requests.js';
 
 /**

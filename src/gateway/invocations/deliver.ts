@@ -9,8 +9,8 @@ import {
   sentWhole,
   writeHead,
 } from './answers.js';
-import type { GatewayContext } from './context.js';
-import { STREAM_READ_REPORT_MS, subjects } from '../shared/protocol.js';
+import type { GatewayContext } from '../context.js';
+import { STREAM_READ_REPORT_MS, subjects } from '../../shared/protocol.js';
 import type { Lease, PendingRequest } from './requests.js';
 import type { ResultEvent } from './result-assembler.js';
 

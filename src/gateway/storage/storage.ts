@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { StorageType, nanos, type NatsConnection, type ObjectStore } from 'nats';
 import type { ObjectKind } from './signing.js';
-import { buckets } from '../shared/protocol.js';
+import { buckets } from '../../shared/protocol.js';
 
 export interface StoredObject {
   size: number;

@@ -1,8 +1,8 @@
 import type { KV, NatsConnection } from 'nats';
 import { z } from 'zod';
-import { UUID_PATTERN } from '../shared/protocol.js';
+import { UUID_PATTERN } from '../../shared/protocol.js';
 import { allKeys } from './kv.js';
-import { buckets } from '../shared/protocol.js';
+import { buckets } from '../../shared/protocol.js';
 
 export const AssetRecord = z.object({
   assetId: z.string(),

@@ -1,9 +1,9 @@
 import type { ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '../shared/log.js';
+import type { Logger } from '../../shared/log.js';
 import { answerProblem, answerProgress, answerStillRunning } from './answers.js';
 import { cancelRequest } from './cancel.js';
-import type { GatewayContext } from './context.js';
+import type { GatewayContext } from '../context.js';
 import { deliverResult, type Outcome, type Result } from './deliver.js';
 import type { PendingRequest } from './requests.js';
 import { ResultAssembler, ResultAssemblyError, type ResultEvent } from './result-assembler.js';

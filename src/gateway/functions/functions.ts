@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { UUID_PATTERN } from '../shared/protocol.js';
-import { ownedBy } from './api-keys.js';
-import type { GatewayContext } from './context.js';
-import { HttpProblem, sendJson } from './http.js';
+import { UUID_PATTERN } from '../../shared/protocol.js';
+import { ownedBy } from '../front/api-keys.js';
+import type { GatewayContext } from '../context.js';
+import { HttpProblem, sendJson } from '../front/http.js';
 import type { VersionView } from './registry.js';
 
 function versionsOrNotFound(ctx: GatewayContext, functionId: string): VersionView[] {

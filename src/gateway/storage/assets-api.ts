@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { UUID_PATTERN } from '../shared/protocol.js';
+import { UUID_PATTERN } from '../../shared/protocol.js';
 import type { AssetRecord } from './asset-store.js';
-import type { GatewayContext } from './context.js';
-import { HttpProblem, readJson, sendJson } from './http.js';
+import type { GatewayContext } from '../context.js';
+import { HttpProblem, readJson, sendJson } from '../front/http.js';
 
 const CreateAsset = z.object({
   contentType: z

@@ -1,8 +1,8 @@
 import type { JetStreamManager, StoredMsg, Subscription } from 'nats';
-import { streams, subjects, type ResponseMeta } from '../shared/protocol.js';
-import { decodeResponse, type Frame } from '../shared/frame-codec.js';
-import { isNatsNotFound } from '../shared/nats-errors.js';
-import type { GatewayContext } from './context.js';
+import { streams, subjects, type ResponseMeta } from '../../shared/protocol.js';
+import { decodeResponse, type Frame } from '../../shared/frame-codec.js';
+import { isNatsNotFound } from '../../shared/nats-errors.js';
+import type { GatewayContext } from '../context.js';
 import type { PendingRequest } from './requests.js';
 import type { ResultsFloor } from './results-floor.js';
 

@@ -1,6 +1,6 @@
 import type { KV } from 'nats';
 import { z } from 'zod';
-import { allKeys } from './kv.js';
+import { allKeys } from '../storage/kv.js';
 
 /**
  * What the gateway remembers of a request between the client's calls. It lives in the KV bucket
@@ -26,7 +26,7 @@ export const PendingRequest = z.object({
   progressSeq: z.number().optional(),
   /** Set while one call writes the result to its client: others leave it alone until then. */
   deliveringUntil: z.number().optional(),
-  /** The API client that created it (api-keys.ts); only that client may poll it. */
+  /** The API client that created it (front/api-keys.ts); only that client may poll it. */
   owner: z.string().optional(),
 });
 export type PendingRequest = z.infer<typeof PendingRequest>;

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { ConfigError } from '../shared/env.js';
+import { ConfigError } from '../../shared/env.js';
 
 /**
  * The gateway's clients: one bearer key each, and the name a request is bound to. A request

@@ -1,6 +1,6 @@
 import type { JetStreamManager } from 'nats';
-import { streams, subjects } from '../shared/protocol.js';
-import { isNatsNotFound } from '../shared/nats-errors.js';
+import { streams, subjects } from '../../shared/protocol.js';
+import { isNatsNotFound } from '../../shared/nats-errors.js';
 
 /** Where a queued request stands: still waiting (with its place), taken by a worker, or gone. */
 export type QueueState = { state: 'waiting'; position: number } | { state: 'taken' } | { state: 'absent' };

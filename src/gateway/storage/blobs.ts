@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { UUID_PATTERN } from '../shared/protocol.js';
-import type { GatewayContext } from './context.js';
-import { HttpProblem, requestHeader } from './http.js';
+import { UUID_PATTERN } from '../../shared/protocol.js';
+import type { GatewayContext } from '../context.js';
+import { HttpProblem, requestHeader } from '../front/http.js';
 import type { ObjectKind } from './signing.js';
 
 const KINDS = new Set<ObjectKind>(['assets', 'results', 'bodies']);
