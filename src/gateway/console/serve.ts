@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { HttpProblem } from '../front/http.js';
-import type { LifecycleRoute } from '../lifecycle/routes.js';
+import type { Route } from '../front/http.js';
 
 /**
  * The web console: static files with no build step (plain HTML and ES modules) that call the
@@ -34,7 +34,7 @@ async function sendFile(res: ServerResponse, name: string): Promise<void> {
   res.end(body);
 }
 
-export const consoleRoutes: (LifecycleRoute & { open: true })[] = [
+export const consoleRoutes: (Route & { open: true })[] = [
   { method: 'GET', pattern: /^\/console\/?$/, handler: (_c, _q, s) => sendFile(s, 'index.html'), open: true },
   { method: 'GET', pattern: /^\/console\/([^/]+)$/, handler: (_c, _q, s, [name]) => sendFile(s, name!), open: true },
 ];

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { NvcfError, PROBLEM_CONTENT_TYPE, titleOf, type RetryMeaning } from '../../shared/errors.js';
+import type { GatewayContext } from '../context.js';
 
 /**
  * An error a route throws to answer the client with problem+json. Like NVCF's invocation
@@ -100,4 +101,19 @@ export function rawHeaderPairs(req: IncomingMessage): [string, string][] {
 export function requestHeader(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name.toLowerCase()];
   return Array.isArray(value) ? value.join(',') : value;
+}
+
+/** One route of the gateway's API: the method, the path pattern (its groups are the handler's params) and the handler. */
+export interface Route {
+  method: string;
+  pattern: RegExp;
+  handler: (
+    ctx: GatewayContext,
+    req: IncomingMessage,
+    res: ServerResponse,
+    params: string[],
+    query: URLSearchParams,
+  ) => Promise<void> | void;
+  /** Signed storage URLs and the console carry their own authority; everything else needs the API key when one is set. */
+  open?: boolean;
 }

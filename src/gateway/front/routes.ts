@@ -7,25 +7,10 @@ import { answerPreflight, exposeToBrowsers, isPreflight } from './cors.js';
 import { queueLengths, queuePosition } from '../functions/functions.js';
 import { consoleRoutes } from '../console/serve.js';
 import { lifecycleRoutes } from '../lifecycle/routes.js';
-import { HttpProblem, requestHeader, sendJson, sendProblem } from './http.js';
+import { HttpProblem, requestHeader, sendJson, sendProblem, type Route } from './http.js';
 import { invokeFunction, requestStatus } from '../invocations/pexec.js';
 import { unreachableNats } from '../../shared/nats-errors.js';
 import { containerPathOf, routedTarget } from './routing.js';
-
-type Handler = (
-  ctx: GatewayContext,
-  req: IncomingMessage,
-  res: ServerResponse,
-  params: string[],
-  query: URLSearchParams,
-) => Promise<void> | void;
-interface Route {
-  method: string;
-  pattern: RegExp;
-  handler: Handler;
-  /** Signed storage URLs carry their own authority; everything else needs the API key when one is set. */
-  open?: boolean;
-}
 
 const seg = '([^/]+)';
 const routes: Route[] = [

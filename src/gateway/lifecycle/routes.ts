@@ -4,7 +4,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { z } from 'zod';
 import type { GatewayContext } from '../context.js';
 import { UUID_PATTERN } from '../../shared/protocol.js';
-import { HttpProblem, readJson, sendJson } from '../front/http.js';
+import { HttpProblem, readJson, sendJson, type Route } from '../front/http.js';
 import { supportedGpus } from './gpus.js';
 import {
   DeploymentBody,
@@ -17,20 +17,6 @@ import {
 import { announcedView, deploymentView, functionView, statusOf } from './views.js';
 
 /** The function lifecycle API: register, version, list, delete, deploy, scale and undeploy. */
-
-type Handler = (
-  ctx: GatewayContext,
-  req: IncomingMessage,
-  res: ServerResponse,
-  params: string[],
-  query: URLSearchParams,
-) => Promise<void> | void;
-
-export interface LifecycleRoute {
-  method: string;
-  pattern: RegExp;
-  handler: Handler;
-}
 
 /** Whoever registers owns the function; the harness has one account. */
 const LOCAL_NCA_ID = 'local';
@@ -70,6 +56,18 @@ async function versionOrNotFound(ctx: GatewayContext, functionId: string, versio
       `function ${functionId.slice(0, 64)} has no registered version ${versionId.slice(0, 64)}`,
     );
   return record;
+}
+
+/** A registered version and its deployment, or a 404 that says which of the two is missing. */
+async function deployedOrNotFound(
+  ctx: GatewayContext,
+  functionId: string,
+  versionId: string,
+): Promise<{ record: VersionRecord; deployment: DeploymentRecord }> {
+  const record = await versionOrNotFound(ctx, functionId, versionId);
+  const deployment = await ctx.lifecycle.store.deployment(record.versionId);
+  if (!deployment) throw new HttpProblem(404, `function version ${record.versionId} is not deployed`);
+  return { record, deployment };
 }
 
 async function register(
@@ -229,9 +227,7 @@ async function getDeployment(
   functionId: string,
   versionId: string,
 ): Promise<void> {
-  const record = await versionOrNotFound(ctx, functionId, versionId);
-  const deployment = await ctx.lifecycle.store.deployment(record.versionId);
-  if (!deployment) throw new HttpProblem(404, `function version ${record.versionId} is not deployed`);
+  const { record, deployment } = await deployedOrNotFound(ctx, functionId, versionId);
   sendJson(res, 200, { deployment: deploymentView(ctx, record, deployment) });
 }
 
@@ -241,9 +237,7 @@ async function undeploy(
   functionId: string,
   versionId: string,
 ): Promise<void> {
-  const record = await versionOrNotFound(ctx, functionId, versionId);
-  if (!(await ctx.lifecycle.store.deployment(record.versionId)))
-    throw new HttpProblem(404, `function version ${record.versionId} is not deployed`);
+  const { record } = await deployedOrNotFound(ctx, functionId, versionId);
   await ctx.lifecycle.store.deleteDeployment(record.versionId);
   // The workers drain in the background; the version is INACTIVE for callers at once.
   ctx.lifecycle.controller.undeploy(record.versionId);
@@ -255,7 +249,7 @@ const seg = '([^/]+)';
 const deploymentPath = new RegExp(`^/v2/nvcf/deployments/functions/${seg}/versions/${seg}$`);
 const versionPath = new RegExp(`^/v2/nvcf/functions/${seg}/versions/${seg}$`);
 
-export const lifecycleRoutes: LifecycleRoute[] = [
+export const lifecycleRoutes: Route[] = [
   { method: 'POST', pattern: /^\/v2\/nvcf\/functions$/, handler: (c, q, s) => register(c, q, s) },
   { method: 'GET', pattern: /^\/v2\/nvcf\/functions$/, handler: (c, _q, s) => list(c, s) },
   {
