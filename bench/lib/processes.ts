@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { LogLines } from '../../test/support/log-lines.js';
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -27,61 +28,21 @@ export function startNode(args: string[], env: Record<string, string>, nodeOptio
   });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-  let partial = '';
-  const seen: Record<string, unknown>[] = [];
-  const waiters = new Set<() => void>();
+  const log: LogLines = new LogLines(
+    (): string => `process ${args.join(' ')}: last lines ${JSON.stringify(log.lines.slice(-3))}; stderr ${stderr}`,
+  );
   let parsing = true;
   child.stdout.on('data', (d: Buffer) => {
-    if (!parsing) return;
-    partial += d.toString();
-    const lines = partial.split('\n');
-    partial = lines.pop()!;
-    for (const line of lines) {
-      try {
-        seen.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        seen.push({ msg: line });
-      }
-    }
-    for (const w of waiters) w();
+    if (parsing) log.push(d.toString());
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
     child,
     pid: child.pid!,
-    waitFor(match, timeoutMs = 30_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const found = seen.find(match);
-          if (!found) return;
-          cleanup();
-          resolve(found);
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(
-            new Error(
-              `process ${args.join(' ')} never logged what we wait for; last lines ${JSON.stringify(seen.slice(-3))}; stderr ${stderr}`,
-            ),
-          );
-        }, timeoutMs);
-        const onExit = () => {
-          cleanup();
-          reject(new Error(`process ${args.join(' ')} exited early: ${stderr}`));
-        };
-        child.once('exit', onExit);
-        const cleanup = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-          child.off('exit', onExit);
-        };
-        waiters.add(check);
-        check();
-      });
-    },
+    waitFor: (match, timeoutMs = 30_000) => log.waitFor(match, timeoutMs, child),
     quiet() {
       parsing = false;
-      seen.length = 0;
+      log.lines.length = 0;
     },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;

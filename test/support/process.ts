@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { LogLines } from './log-lines.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -20,24 +21,12 @@ export function spawnSidecar(args: string[], env: Record<string, string>): Worke
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const lines: Record<string, unknown>[] = [];
   let err = '';
   let out = '';
-  let partial = '';
-  const waiters = new Set<() => void>();
+  const log: LogLines = new LogLines((): string => `last lines: ${JSON.stringify(log.lines.slice(-5))} stderr: ${err}`);
   child.stdout.on('data', (d: Buffer) => {
     out += d.toString();
-    partial += d.toString();
-    const complete = partial.split('\n');
-    partial = complete.pop()!;
-    for (const line of complete) {
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        lines.push({ msg: line });
-      }
-    }
-    for (const w of waiters) w();
+    log.push(d.toString());
   });
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
@@ -45,34 +34,11 @@ export function spawnSidecar(args: string[], env: Record<string, string>): Worke
   );
   return {
     child,
-    lines,
+    lines: log.lines,
     stderr: () => err,
     stdout: () => out,
     exit,
-    waitForLog(match, timeoutMs = 20_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const found = lines.find(match);
-          if (!found) return;
-          cleanup();
-          resolve(found);
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(
-            new Error(
-              `log line not seen in ${timeoutMs} ms; last lines: ${JSON.stringify(lines.slice(-5))} stderr: ${err}`,
-            ),
-          );
-        }, timeoutMs);
-        const cleanup = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      });
-    },
+    waitForLog: (match, timeoutMs = 20_000) => log.waitFor(match, timeoutMs),
   };
 }
 
