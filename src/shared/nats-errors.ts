@@ -71,6 +71,16 @@ export const isNatsNotFound = (err: unknown): boolean => classifyNatsError(err).
 /** A publish refused by the stream's own limits: a work queue at its GATEWAY_QUEUE_MAX. */
 export const isStreamFull = (err: unknown): boolean => classifyNatsError(err).kind === 'full';
 
+/**
+ * Nothing answered at all (nats.js code 503, no API error): JetStream has no leader for the
+ * stream right now, as while a cluster elects one, or a server is still recovering it. The call
+ * reached no one, so nothing was stored and it may be made again.
+ */
+export const isNoResponders = (err: unknown): boolean => {
+  const { code, api_error: api } = (err ?? {}) as NatsLike;
+  return code === '503' && api === undefined;
+};
+
 /** The code when NATS is out of reach for the moment; undefined for any other error. */
 export function unreachableNats(err: unknown): string | undefined {
   const classified = classifyNatsError(err);

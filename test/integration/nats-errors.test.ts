@@ -1,6 +1,6 @@
 import { connect, DiscardPolicy, RetentionPolicy } from 'nats';
 import { describe, expect, it } from 'vitest';
-import { classifyNatsError } from '../../src/shared/nats-errors.js';
+import { classifyNatsError, isNoResponders } from '../../src/shared/nats-errors.js';
 import { useRig } from '../support/rig.js';
 
 const failure = (call: () => Promise<unknown>) =>
@@ -51,6 +51,13 @@ describe('the NATS error classifier, on errors from a real server', () => {
     const err = await failure(() => js.publish('full.b'));
     expect((err as { code: string }).code).toBe('503');
     expect(classifyNatsError(err)).toEqual({ kind: 'full', code: '10077' });
+    expect(isNoResponders(err)).toBe(false);
+  });
+
+  it('tells a publish nothing answered (no stream has a leader for it) from a refusal, so only the first is asked again', async () => {
+    const err = await failure(() => rig.nc.jetstream().publish('nobody.listens'));
+    expect(isNoResponders(err)).toBe(true);
+    expect(classifyNatsError(err).kind).toBe('unreachable');
   });
 
   it('calls a connection that is gone unreachable, and anything else other', async () => {

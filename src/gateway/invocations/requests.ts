@@ -1,6 +1,12 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { KV } from 'nats';
 import { z } from 'zod';
+import { isNoResponders } from '../../shared/nats-errors.js';
 import { allKeys } from '../storage/kv.js';
+
+/** How long a new request's record waits out a JetStream without a leader, and how often it asks. */
+const ELECTION_WAIT_MS = 5_000;
+const ELECTION_RETRY_MS = 200;
 
 /**
  * What the gateway remembers of a request between the client's calls. It lives in the KV bucket
@@ -39,8 +45,23 @@ export interface Entry {
 export class RequestStore {
   constructor(private readonly kv: KV) {}
 
+  /**
+   * Writes a new request's record. A JetStream that answers nobody (a cluster electing a leader
+   * for the bucket, which takes a few seconds after a node dies) is asked again for a moment, so
+   * a call made during an election waits for it instead of being refused; a NATS that cannot be
+   * reached at all still fails at once.
+   */
   async create(record: PendingRequest): Promise<void> {
-    await this.kv.create(record.requestId, JSON.stringify(record));
+    const giveUpAt = Date.now() + ELECTION_WAIT_MS;
+    for (;;) {
+      try {
+        await this.kv.create(record.requestId, JSON.stringify(record));
+        return;
+      } catch (err) {
+        if (!isNoResponders(err) || Date.now() > giveUpAt) throw err;
+        await sleep(ELECTION_RETRY_MS);
+      }
+    }
   }
 
   async get(requestId: string): Promise<Entry | undefined> {
