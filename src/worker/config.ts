@@ -61,6 +61,7 @@ const WorkerEnv = z.object({
   V3_BACKWARDS_COMPATIBILITY_DISABLED: flag,
   ...natsEnv,
   DRAIN_GRACE: duration('100s'),
+  STREAM_READER_TIMEOUT: duration('60s'),
   ASSET_MAX_BYTES: whole(1, Number.MAX_SAFE_INTEGER).default(5 * 1024 ** 3),
   ASSET_DOWNLOAD_TIMEOUT: duration('30m'),
   SPOOL_DIR: z.string().startsWith('/', 'must be an absolute path').default(join(tmpdir(), 'nvcf-sidecar-spool')),
@@ -109,6 +110,7 @@ function compile(env: z.output<typeof WorkerEnv>) {
     passThroughAlways: env.V3_BACKWARDS_COMPATIBILITY_DISABLED,
     nats: natsSettings(env),
     drainGraceMs: env.DRAIN_GRACE,
+    streamReaderTimeoutMs: env.STREAM_READER_TIMEOUT,
     terminationLogPath: env.TERMINATION_LOG_PATH,
     logLevel: env.LOG_LEVEL,
   };

@@ -8,7 +8,7 @@ import { useRig } from '../support/rig.js';
 const problemOf = (body: Buffer) => JSON.parse(body.toString()) as Record<string, unknown>;
 
 describe('what the caller gets back', () => {
-  const rig = useRig({ worker: { env: { MAX_REQUEST_CONCURRENCY: '4' } } });
+  const rig = useRig({ worker: { env: { MAX_REQUEST_CONCURRENCY: '4', STREAM_READER_TIMEOUT: '2s' } } });
 
   it('turns a container 422 {"error": "bad input"} into problem+json with status 422 and that detail', async () => {
     rig.container.route = (_req, res) =>
@@ -65,6 +65,31 @@ describe('what the caller gets back', () => {
     const firstData = result.timeline.find((e) => e.type === 'data')!;
     expect(started + firstData.at).toBeLessThan(finishedAt);
     expect(rig.container.seen.at(-1)!.headers['nvcf-poll-seconds']).toBeDefined();
+  });
+
+  it('ends a stream nobody reads once it is 8 MiB ahead and no reader has reported for STREAM_READER_TIMEOUT, and lets the container go', async () => {
+    const event = Buffer.from(`data: ${'x'.repeat(1024 * 1024 - 8)}\n\n`);
+    const total = 64;
+    let written = 0;
+    const containerLetGo = new Promise<void>((resolve) => {
+      rig.container.route = async (_req, res) => {
+        res.once('close', () => resolve());
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        for (let i = 0; i < total && !res.destroyed; i++) {
+          if (!res.write(event)) await new Promise((r) => res.once('drain', r).once('close', r));
+          if (!res.destroyed) written++;
+        }
+        res.end();
+      };
+    });
+    // Read straight from NATS: no gateway reports where a client is, as after a gateway's death.
+    const invocation = invocationFor(rig.worker.env, { headers: [['Accept', 'text/event-stream']] });
+    const result = await rig.client.result(await rig.client.invoke(invocation));
+    await containerLetGo;
+    expect(result.streamed).toBe(true);
+    expect(result.error).toMatch(/nobody has read the stream for 2s/);
+    expect(written).toBeLessThan(total);
+    expect(result.body.length).toBeLessThan(total * event.length);
   });
 
   it('never buffers a text/event-stream response even when the request did not ask for SSE', async () => {

@@ -177,7 +177,12 @@ async function run(
     });
     stage.answered = true;
     try {
-      const pace = { nc: deps.nc, requestId: invocation.requestId, signal };
+      const pace = {
+        nc: deps.nc,
+        requestId: invocation.requestId,
+        signal,
+        readerTimeoutMs: config.streamReaderTimeoutMs,
+      };
       const relayed = passThrough
         ? await relayStream(answer, publisher, pace)
         : await relayCompatible(answer, publisher, {

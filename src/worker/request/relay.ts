@@ -22,6 +22,8 @@ export interface StreamPace {
   nc: NatsConnection;
   requestId: string;
   signal: AbortSignal;
+  /** STREAM_READER_TIMEOUT: how long a stream held at its bound waits for a report of its reader. */
+  readerTimeoutMs: number;
 }
 
 /**
@@ -31,11 +33,11 @@ export interface StreamPace {
 export async function relayStream(
   answer: ContainerAnswer,
   publisher: ResponsePublisher,
-  { nc, requestId, signal }: StreamPace,
+  { nc, requestId, signal, readerTimeoutMs }: StreamPace,
 ): Promise<Relayed> {
   const headers = relayableResponseHeaders(answer.headers);
   await publisher.head(answer.status, headers);
-  const credit = new StreamCredit(nc, requestId);
+  const credit = new StreamCredit(nc, requestId, readerTimeoutMs);
   let broke: string | undefined;
   try {
     for await (const chunk of answer.body) {
