@@ -1,14 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 
 /** A port free on 127.0.0.1 right now, for a process that must keep its port across restarts. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export { closedPort as freePort } from '../support/http.js';
 
 /** Resident memory of a process now and at its highest since it started, in bytes (Linux /proc). */
 export async function memoryOf(pid: number | undefined): Promise<{ rss: number; peak: number }> {
