@@ -158,6 +158,23 @@ describe('calls routed by host name or function-id header, as NVCF routes them',
     });
   });
 
+  it("relays a container's own 202 in pass-through mode as the answer, which ends the request (a decision, docs/harness.md)", async () => {
+    rig.container.route = (_req, res) => {
+      res.writeHead(202, { 'content-type': 'application/json' }).end('{"job":"7","poll":"/jobs/7"}');
+    };
+    const res = await call(`${fid}.localhost`, '/jobs', {
+      method: 'POST',
+      headers: { 'nvcf-feature-disable-worker-compatibility': 'true' },
+      body: '{}',
+    });
+    expect(res.statusCode).toBe(202);
+    expect(res.headers['nvcf-status']).toBe('in-progress');
+    expect(await res.body.json()).toEqual({ job: '7', poll: '/jobs/7' });
+    const later = await call('127.0.0.1', `/v2/nvcf/pexec/status/${String(res.headers['nvcf-reqid'])}`);
+    expect(later.statusCode).toBe(404);
+    await later.body.dump();
+  });
+
   it('carries a routed body larger than one NATS message to the container whole', async () => {
     rig.container.route = (req, res) => {
       res.writeHead(200, { 'content-type': 'text/plain' }).end(`${req.url} ${req.body.length} ${req.body.at(-1)}`);
