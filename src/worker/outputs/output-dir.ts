@@ -144,6 +144,16 @@ export class RequestOutputs {
     // A directory with anything in it refuses, and is scanned as before.
     if (!this.large && (await this.removeIfEmpty())) return false;
     const scan = await scanOutputs(this.dir);
+    if (scan.finals.length === 0 && this.large) {
+      // Every name the watcher saw is gone (a progress report written to a temporary name and
+      // renamed to `progress`, say). What the directory holds when the response arrives decides,
+      // as with NVCF's worker, not what passed through it: no output files, no zip.
+      this.large.abandon();
+      this.large = undefined;
+      this.announce.length = 0;
+      clearTimeout(this.announceTimer);
+      this.announceTimer = undefined;
+    }
     if (scan.finals.length > 0) this.slot(`the container left ${scan.finals.length} output file(s)`);
     for (const { name } of scan.finals) this.largeResult().addOutput(name);
     for (const skipped of scan.skipped) {
@@ -217,16 +227,19 @@ export class RequestOutputs {
   }
 
   private largeResult(): LargeResult {
-    this.large ??= new LargeResult({
+    if (this.large) return this.large;
+    const large: LargeResult = new LargeResult({
       requestId: this.options.requestId,
       uploadUrl: this.slot('output files appeared').uploadUrl,
       dir: this.dir,
       realRoot: this.realRoot,
-      onShipped: (file) => this.queueAnnouncement(file),
+      // A file a dropped result was still shipping is announced by nobody.
+      onShipped: (file) => this.large === large && this.queueAnnouncement(file),
       signal: this.options.signal,
       metrics: this.options.metrics,
     });
-    return this.large;
+    this.large = large;
+    return large;
   }
 
   private queueAnnouncement(file: OutputFile): void {
