@@ -1,13 +1,14 @@
 import type { JetStreamManager, NatsConnection } from 'nats';
 import type { ProtocolClient } from './invocations/protocol-client.js';
 import type { Logger } from '../shared/log.js';
+import type { NatsLink } from '../shared/nats-link.js';
 import type { AssetCatalog } from './storage/asset-store.js';
 import type { GatewayConfig } from './config.js';
 import type { DeploymentController } from './lifecycle/controller.js';
 import type { LifecycleStore } from './lifecycle/store.js';
 import type { Queues } from './invocations/queues.js';
 import type { FunctionRegistry } from './functions/registry.js';
-import type { RequestStore } from './invocations/requests.js';
+import type { PendingRequest, RequestStore } from './invocations/requests.js';
 import type { ResultsFloor } from './invocations/results-floor.js';
 import type { UrlSigner } from './storage/signing.js';
 import type { BlobStore } from './storage/storage.js';
@@ -16,6 +17,8 @@ import type { BlobStore } from './storage/storage.js';
 export interface GatewayContext {
   config: GatewayConfig;
   nc: NatsConnection;
+  /** Whether NATS is reachable now: a new call is refused at once, with nothing queued, while it is not. */
+  link: NatsLink;
   jsm: JetStreamManager;
   client: ProtocolClient;
   requests: RequestStore;
@@ -27,6 +30,8 @@ export interface GatewayContext {
   assets: AssetCatalog;
   signer: UrlSigner;
   log: Logger;
+  /** Records of requests whose ids went out while NATS would not take them; written as it comes back (queued-record.ts). */
+  unrecorded: Map<string, PendingRequest>;
   /** Request ids with a client call waiting on this gateway now, and how many calls. */
   waiting: Map<string, number>;
   /** Versions whose work queue this process has made sure of. */

@@ -6,6 +6,7 @@ import { listen } from '../shared/probe-servers.js';
 import { ProtocolClient } from './invocations/protocol-client.js';
 import type { Logger } from '../shared/log.js';
 import { connectNats, ensureResults } from '../shared/nats.js';
+import { NatsLink } from '../shared/nats-link.js';
 import { AssetCatalog } from './storage/asset-store.js';
 import type { GatewayConfig } from './config.js';
 import { cancelRequest, hasFinal } from './invocations/cancel.js';
@@ -102,6 +103,7 @@ export class Gateway {
     this.ctx = {
       config,
       nc,
+      link: new NatsLink(nc),
       jsm,
       client: new ProtocolClient(nc),
       requests: new RequestStore(requestsKv),
@@ -112,6 +114,7 @@ export class Gateway {
       assets,
       signer,
       log: this.log.child({ stage: 'api' }),
+      unrecorded: new Map(),
       waiting: new Map(),
       ensuredQueues: new Set(),
       lifecycle: { store: lifecycleStore, controller },

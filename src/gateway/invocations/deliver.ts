@@ -13,6 +13,7 @@ import type { GatewayContext } from '../context.js';
 import { STREAM_READ_REPORT_MS, subjects } from '../../shared/protocol.js';
 import type { Lease, PendingRequest } from './requests.js';
 import type { ResultEvent } from './result-assembler.js';
+import type { QueuedRecord } from './queued-record.js';
 
 /** Bytes of a stream written between two reports of the client's position to the worker. */
 const STREAM_READ_STEP = 256 * 1024;
@@ -41,10 +42,11 @@ export type ReadOn = (gone: AbortSignal) => Promise<ResultEvent[] | Error>;
 const settling = new Map<string, Promise<unknown>>();
 
 /**
- * Hands a result to this call's client, at most once across every call and gateway. `queuedHere`:
+ * Hands a result to this call's client, at most once across every call and gateway. `queued`:
  * this is the call that queued the request, the only one that knows its id until it answers, so
- * a small final (complete once sent, see RECEIPT_PROOF_BYTES) needs no lease against other calls:
- * two round trips to NATS fewer on every call that gets its answer within its first window.
+ * a small final (complete once sent, see RECEIPT_PROOF_BYTES) needs no lease against other calls,
+ * nor a record: no round trip to NATS between the answer and its client. Anything else is handed
+ * out under a lease on the record, which is written first if it is not yet.
  */
 export async function deliverResult(
   ctx: GatewayContext,
@@ -52,14 +54,22 @@ export async function deliverResult(
   res: ServerResponse,
   result: Result,
   readOn: ReadOn,
-  queuedHere = false,
+  queued?: QueuedRecord,
 ): Promise<Outcome> {
-  if (queuedHere && result.type === 'final' && result.body.length < RECEIPT_PROOF_BYTES)
-    return deliverFinal(ctx, record, res, result, undefined);
+  if (queued && result.type === 'final' && result.body.length < RECEIPT_PROOF_BYTES)
+    return deliverFinal(ctx, record, res, result, { queued });
+  if (queued && !(await queued.beforeHandingOutId())) {
+    ctx.log.warn(
+      { requestId: record.requestId },
+      'the result is here but NATS does not take its record; answering 202 so the caller polls again',
+    );
+    answerStillRunning(res, record.requestId);
+    return 'kept';
+  }
   const lease = await reserve(ctx, record.requestId, res);
   if (!lease) return 'kept';
   return result.type === 'final'
-    ? deliverFinal(ctx, record, res, result, lease)
+    ? deliverFinal(ctx, record, res, result, { lease })
     : deliverStream(ctx, record, res, result, lease, readOn);
 }
 
@@ -92,7 +102,8 @@ async function deliverFinal(
   record: PendingRequest,
   res: ServerResponse,
   final: Extract<ResultEvent, { type: 'final' }>,
-  lease: Lease | undefined,
+  /** The lease it is handed out under, or the record of the call that queued it (see deliverResult). */
+  hold: { lease: Lease } | { queued: QueuedRecord },
 ): Promise<Outcome> {
   const { requestId } = record;
   writeHead(res, requestId, final.status, locationFor(ctx, requestId, final), final.body.length);
@@ -101,11 +112,12 @@ async function deliverFinal(
   const settled = (async (): Promise<Outcome> => {
     const whole = (await sentWhole(res)) && (final.body.length < RECEIPT_PROOF_BYTES || (await clientHasWhole(socket)));
     if (!whole) {
-      await lease?.release();
+      // The client may hold the id from the answer's head: its next poll must find the record.
+      await ('lease' in hold ? hold.lease.release() : hold.queued.beforeHandingOutId());
       ctx.log.info({ requestId }, 'the client went away mid-body; the result stays for its next poll');
       return 'kept';
     }
-    await commit(ctx, requestId, lease);
+    await commit(ctx, requestId, 'lease' in hold ? () => hold.lease.commit() : () => hold.queued.discard());
     ctx.log.info({ requestId, status: final.status }, 'result delivered');
     return 'delivered';
   })();
@@ -157,7 +169,7 @@ async function deliverStream(
         res.end();
         over = true;
         if (!(await sentWhole(res))) break;
-        await commit(ctx, requestId, lease);
+        await commit(ctx, requestId, () => lease.commit());
         ctx.log.info({ requestId, status: head.status, streamed: true }, 'result delivered');
         return 'delivered';
       }
@@ -213,8 +225,9 @@ class ReadPosition {
   }
 }
 
-async function commit(ctx: GatewayContext, requestId: string, lease: Lease | undefined): Promise<void> {
-  await (lease ? lease.commit() : ctx.requests.delivered(requestId)).catch((err: Error) =>
+/** Ends a delivered result's record (the lease's, or the queuing call's): later polls get 404. */
+async function commit(ctx: GatewayContext, requestId: string, end: () => Promise<void>): Promise<void> {
+  await end().catch((err: Error) =>
     ctx.log.error(
       { requestId, err: err.message },
       'the result was delivered but its record could not be removed; a later poll may get it again',

@@ -14,8 +14,11 @@ import { answerStillRunning } from './answers.js';
 import { ensureAdmission, enqueue } from './enqueue.js';
 import { answerWhenReady } from './wait.js';
 import { ResponseReader } from './response-reader.js';
+import { QueuedRecord } from './queued-record.js';
 
 const DEFAULT_POLL_SECONDS = 60;
+/** How long a new call waits for a NATS connection that is moving (a cluster node went away) before a 503. */
+const RECONNECT_WAIT_MS = 2_000;
 /** NVCF raises the default window for event streams, which run long by nature. */
 const DEFAULT_SSE_POLL_SECONDS = 1200;
 
@@ -86,6 +89,12 @@ export async function invokeFunction(
   const log = ctx.log.child({ requestId, functionVersionId: version.functionVersionId });
   const fv = version.functionVersionId;
 
+  // Nothing is published while NATS is away (nats.js would send it once back, long after this
+  // caller was told no); a connection moving to another server of a cluster is waited for.
+  if (!(await ctx.link.whenOnline(RECONNECT_WAIT_MS)))
+    throw new HttpProblem(503, 'the gateway cannot reach NATS right now (DISCONNECTED); retry later', {
+      'Retry-After': '1',
+    });
   await ensureAdmission(ctx, fv);
 
   // Taken only now, so a call refused above never had its body read.
@@ -150,14 +159,16 @@ export async function invokeFunction(
     resultsFrom: ctx.resultsFloor.take(),
     ...(caller ? { owner: caller.name } : {}),
   };
-  await ctx.requests.create(record);
+  // Written when something needs it (queued-record.ts): most calls are answered before.
+  const queued = new QueuedRecord(ctx, record);
   // Listening before the publish: no answer can come before it, so the wait starts without a read.
   const reader = new ResponseReader(ctx, record, true);
   try {
     await enqueue(ctx, invocation, body, log);
   } catch (err) {
     reader.close();
-    await Promise.all([ctx.requests.remove(requestId), discardParked()]);
+    queued.close();
+    await discardParked();
     throw err;
   }
   log.info(
@@ -165,7 +176,7 @@ export async function invokeFunction(
     'request queued',
   );
   res.setHeader('NVCF-REQID', requestId);
-  await answerWhenReady(ctx, record, pollSeconds, res, { reader });
+  await answerWhenReady(ctx, record, pollSeconds, res, { reader, record: queued });
 }
 
 /** GET /v2/nvcf/pexec/status/{requestId}: the same wait; after the result is out, 404. */
@@ -187,6 +198,9 @@ export async function requestStatus(
     );
     return answerStillRunning(res, requestId.toLowerCase());
   }
+  // Its record waits for NATS to take it (queued-record.ts): the request is still running.
+  const unrecorded = entry ? undefined : ctx.unrecorded.get(requestId.toLowerCase());
+  if (unrecorded && ownedBy(unrecorded.owner, req)) return answerStillRunning(res, unrecorded.requestId);
   // Another client's request is answered exactly as an unknown one: its id says nothing.
   if (!entry || !ownedBy(entry.record.owner, req))
     throw new HttpProblem(

@@ -8,6 +8,7 @@ import { deliverResult, type Outcome, type Result } from './deliver.js';
 import type { PendingRequest } from './requests.js';
 import { ResultAssembler, ResultAssemblyError, type ResultEvent } from './result-assembler.js';
 import { ResponseReader } from './response-reader.js';
+import type { QueuedRecord } from './queued-record.js';
 
 /** NVCF's wait for a worker beyond the poll window before it answers 504. */
 export const NO_WORKER_GRACE_MS = 2_000;
@@ -15,6 +16,8 @@ export const NO_WORKER_GRACE_MS = 2_000;
 const NATS_PATIENCE_MS = 1_000;
 
 type Ending = 'window' | 'no-worker' | 'client-gone';
+/** What the call that queued a request brings: the reader it made before the publish, and the record not yet written. */
+type Queued = { reader: ResponseReader; record: QueuedRecord };
 type Progress = Extract<ResultEvent, { type: 'progress' }> & { seq: number };
 type News =
   | { kind: 'result'; result: Result }
@@ -33,7 +36,7 @@ export async function answerWhenReady(
   record: PendingRequest,
   pollSeconds: number,
   res: ServerResponse,
-  queued?: { reader: ResponseReader },
+  queued?: Queued,
 ): Promise<void> {
   const call = new WaitingCall(ctx, record, pollSeconds, res, queued);
   try {
@@ -60,7 +63,7 @@ class WaitingCall {
     private readonly pollSeconds: number,
     private readonly res: ServerResponse,
     /** Set for the call that queued the request (deliver.ts), with the reader it made before the publish. */
-    private readonly queued: { reader: ResponseReader } | undefined,
+    private readonly queued: Queued | undefined,
   ) {
     this.reader = queued?.reader ?? new ResponseReader(ctx, record);
     this.log = ctx.log.child({ requestId: record.requestId });
@@ -79,11 +82,12 @@ class WaitingCall {
     switch (news.kind) {
       case 'result':
         return this.finish(
-          await deliverResult(this.ctx, this.record, this.res, news.result, this.readOn, this.queued !== undefined),
+          await deliverResult(this.ctx, this.record, this.res, news.result, this.readOn, this.queued?.record),
         );
       case 'unreadable':
         return this.finish(await this.unreadable(news.error));
       case 'progress':
+        await this.queued?.record.beforeHandingOutId();
         await this.touch(news.progress.seq);
         answerProgress(this.res, requestId, news.progress);
         this.log.debug({ percentComplete: news.progress.percentComplete }, 'answered 202: progress');
@@ -156,6 +160,7 @@ class WaitingCall {
     const { requestId } = this.record;
     this.log.error({ err: error.message }, 'a response message cannot be read; ending the request with 502');
     if (this.res.headersSent) return 'cut';
+    await this.queued?.record.beforeHandingOutId();
     const lease = await this.ctx.requests.reserve(requestId, 5_000);
     if (lease.outcome !== 'reserved') {
       answerStillRunning(this.res, requestId);
@@ -200,6 +205,7 @@ class WaitingCall {
       this.log.info({ pollSeconds: this.pollSeconds }, 'answered 504: no worker');
       return;
     }
+    await this.queued?.record.beforeHandingOutId();
     await this.touch(this.latest?.seq);
     if (this.latest) answerProgress(this.res, requestId, this.latest);
     else answerStillRunning(this.res, requestId);
@@ -234,6 +240,7 @@ class WaitingCall {
   close(): void {
     this.timers.forEach(clearTimeout);
     this.reader.close();
+    this.queued?.record.close();
     this.ctx.shutdown.removeEventListener('abort', this.onShutdown);
     this.res.off('close', this.onClose);
     const left = (this.ctx.waiting.get(this.record.requestId) ?? 1) - 1;
