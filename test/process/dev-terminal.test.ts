@@ -55,6 +55,8 @@ describe('nvcf-sidecar dev on a terminal', () => {
     expect(at('stopping: nats-server')).toBeGreaterThan(at('the gateway takes no more calls'));
     expect(at(`stopped; removed ${store}`)).toBeGreaterThan(at('stopping: nats-server'));
     expect(lines.join('\n')).not.toContain('second signal');
+    // Nothing complained on the way down (a NATS stopped too early makes the worker warn of timeouts).
+    expect(lines.filter((l) => /"level":"(warn|error|fatal)"/.test(l))).toEqual([]);
     expect(existsSync(store)).toBe(false);
     // The instance's temporary folder (its assets and outputs) goes too: no --shared-dir was given.
     expect(existsSync(instance)).toBe(false);
