@@ -150,5 +150,9 @@ describe('assets and large results through the gateway', () => {
     const lines = rig.gateway.logs.lines.filter((l) => JSON.stringify(l).includes(requestId));
     expect(lines.map((l) => l.msg)).toContain('upload broken off by its sender; nothing stored');
     expect(lines.filter((l) => l.level === 'error' || l.level === 'warn')).toEqual([]);
+    // The worker is the one to say why, naming the file.
+    const why = rig.worker.logs.lines.find((l) => JSON.stringify(l).includes(requestId) && l.level === 'warn');
+    expect(why).toMatchObject({ files: ['scratch.tmp'] });
+    expect(String(why!.msg)).toContain('.partial');
   });
 });
