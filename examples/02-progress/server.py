@@ -3,7 +3,8 @@
 
 Python standard library only. For each request it:
   * writes NVCF-LARGE-OUTPUT-DIR/progress as {"id", "progress", "partialResponse"} (written to a
-    temporary name and renamed, so the sidecar never reads half a file);
+    temporary name and renamed, so the sidecar never reads half a file; the temporary name ends
+    in .partial, as any file in that folder that is not yet final must, or it would be shipped);
   * writes each output as <name>.partial and renames it to its final name once complete, as
     NVIDIA's helper library and documentation prescribe;
   * answers with a small JSON body; the output files turn the answer into a 302 zip.
@@ -19,7 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 def write_progress(out_dir, request_id, percent, partial):
-    tmp = os.path.join(out_dir, "progress.tmp")
+    # Not "progress.tmp": every other name in the output folder is an output file, shipped at once,
+    # and one that is gone by the end makes the sidecar upload the whole result again.
+    tmp = os.path.join(out_dir, "progress.partial")
     with open(tmp, "w") as f:
         json.dump({"id": request_id, "progress": percent, "partialResponse": partial}, f)
     os.replace(tmp, os.path.join(out_dir, "progress"))

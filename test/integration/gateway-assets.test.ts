@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -119,5 +119,40 @@ describe('assets and large results through the gateway', () => {
     expect(files.sort()).toEqual([`${requestId}.response`, 'image1.txt'].sort());
     expect(await readFile(join(dir, 'out', 'image1.txt'), 'utf8')).toBe('the picture');
     expect(await readFile(join(dir, 'out', `${requestId}.response`), 'utf8')).toBe('{"ok":true}');
+  });
+
+  it("takes a worker's second upload of a result without an error in its log when the first was broken off", async () => {
+    rig.container.route = async (req, res) => {
+      const dir = String(req.headers['nvcf-large-output-dir']);
+      // A scratch file under a final name, shipped at once and gone by the end: the worker drops
+      // the upload it had started and sends the zip again without it.
+      await writeFile(join(dir, 'scratch.tmp'), 'half-done');
+      await new Promise((r) => setTimeout(r, 500));
+      await rm(join(dir, 'scratch.tmp'));
+      await writeFile(join(dir, 'image1.txt'), 'the picture');
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+    };
+    const res = await fetch(`${rig.gateway.url}/v2/nvcf/pexec/functions/${rig.worker.env.FUNCTION_ID}`, {
+      method: 'POST',
+      body: '{}',
+      redirect: 'manual',
+    });
+    expect(res.status).toBe(302);
+    const requestId = res.headers.get('nvcf-reqid')!;
+    const dir = await mkdtemp(join(tmpdir(), 'nvcf-zip-'));
+    await writeFile(
+      join(dir, 'result.zip'),
+      Buffer.from(await (await fetch(res.headers.get('location')!)).arrayBuffer()),
+    );
+    expect((await extractZip(join(dir, 'result.zip'), join(dir, 'out'))).sort()).toEqual(
+      [`${requestId}.response`, 'image1.txt'].sort(),
+    );
+    const lines = rig.gateway.logs.lines.filter((l) => JSON.stringify(l).includes(requestId));
+    expect(lines.map((l) => l.msg)).toContain('upload broken off by its sender; nothing stored');
+    expect(lines.filter((l) => l.level === 'error' || l.level === 'warn')).toEqual([]);
+    // The worker is the one to say why, naming the file.
+    const why = rig.worker.logs.lines.find((l) => JSON.stringify(l).includes(requestId) && l.level === 'warn');
+    expect(why).toMatchObject({ files: ['scratch.tmp'] });
+    expect(String(why!.msg)).toContain('.partial');
   });
 });

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readlink, realpath, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readlink, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -86,5 +86,32 @@ describe('a large result', () => {
     await expect(finished).rejects.toThrow('the request was cancelled');
     await sleep(300);
     expect(storage.puts).toBe(1);
+  });
+
+  it('says which shipped files changed or went away before it sends the zip again without them', async () => {
+    const storage = rig.storage;
+    const { dir, realRoot } = await outputDir();
+    await writeFile(join(dir, 'scratch.tmp'), 'half-done');
+    await writeFile(join(dir, 'kept.txt'), 'final');
+    const changed: string[][] = [];
+    let shipped = 0;
+    const result = new LargeResult({
+      requestId: 'r1',
+      uploadUrl: storage.url('r1.zip'),
+      dir,
+      realRoot,
+      onShipped: () => void shipped++,
+      onChanged: (names) => changed.push(names),
+      signal: new AbortController().signal,
+    });
+    result.addOutput('scratch.tmp');
+    result.addOutput('kept.txt');
+    while (shipped < 2) await sleep(10);
+    // A temporary file under a final name, gone by the time the response arrives.
+    await rm(join(dir, 'scratch.tmp'));
+    const manifest = await result.finish({ bytes: Buffer.from('body') });
+    expect(changed).toEqual([['scratch.tmp']]);
+    expect(manifest.files.map((f) => f.name)).toEqual(['kept.txt']);
+    expect(storage.puts).toBe(2);
   });
 });

@@ -14,7 +14,7 @@ describe('a container that writes its progress to a temporary name and renames i
       const dir = String(req.headers['nvcf-large-output-dir']);
       const id = String(req.headers['nvcf-reqid']);
       for (const progress of [25, 50, 75]) {
-        // As examples/02-progress writes it, so the worker never reads half a report.
+        // Atomically, so the worker never reads half a report, but through a name it may ship.
         await writeFile(join(dir, 'progress.tmp'), JSON.stringify({ id, progress, partialResponse: { progress } }));
         await rename(join(dir, 'progress.tmp'), join(dir, 'progress'));
         // Time for the watcher to see the temporary name come and go.

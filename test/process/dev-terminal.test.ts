@@ -22,11 +22,11 @@ async function ended(pid: number): Promise<boolean> {
   return !alive(pid);
 }
 
-/** The pids and JetStream store `dev` printed at start. */
-function started(lines: string[]): { pids: number[]; store: string } {
+/** The pids, JetStream store and instance folder `dev` printed at start. */
+function started(lines: string[]): { pids: number[]; store: string; instance: string } {
   const text = lines.join('\n');
   const pids = [...text.matchAll(/\(pid (\d+)/g)].map((m) => Number(m[1]));
-  return { pids, store: /store (\/\S+)\)/.exec(text)![1]! };
+  return { pids, store: /store (\/\S+)\)/.exec(text)![1]!, instance: /instance folder (\/\S+)/.exec(text)![1]! };
 }
 
 describe('nvcf-sidecar dev on a terminal', () => {
@@ -37,13 +37,14 @@ describe('nvcf-sidecar dev on a terminal', () => {
     rig.defer(() => term.kill());
     return term;
   };
-  it('one Ctrl-C under `npm start` drains in the documented order, removes the JetStream store and exits 0', async () => {
+  it('one Ctrl-C under `npm start` drains in the documented order, removes the JetStream store and the instance folder, and exits 0', async () => {
     const term = terminal('npm start -- dev --demo --port 0');
     await term.waitFor(/Ctrl-C stops everything/);
-    const { pids, store } = started(term.screen());
+    const { pids, store, instance } = started(term.screen());
     // nats-server, the demo container and the worker beside it.
     expect(pids).toHaveLength(3);
     expect(existsSync(store)).toBe(true);
+    expect(existsSync(instance)).toBe(true);
     term.type('\x03');
     expect(await term.exit).toBe(0);
     const lines = term.screen();
@@ -54,16 +55,20 @@ describe('nvcf-sidecar dev on a terminal', () => {
     expect(at('stopping: nats-server')).toBeGreaterThan(at('the gateway takes no more calls'));
     expect(at(`stopped; removed ${store}`)).toBeGreaterThan(at('stopping: nats-server'));
     expect(lines.join('\n')).not.toContain('second signal');
+    // Nothing complained on the way down (a NATS stopped too early makes the worker warn of timeouts).
+    expect(lines.filter((l) => /"level":"(warn|error|fatal)"/.test(l))).toEqual([]);
     expect(existsSync(store)).toBe(false);
+    // The instance's temporary folder (its assets and outputs) goes too: no --shared-dir was given.
+    expect(existsSync(instance)).toBe(false);
     for (const pid of pids) expect(await ended(pid)).toBe(true);
   });
 
-  it('a second Ctrl-C during the drain exits at once, and still leaves no JetStream store or nats-server behind', async () => {
+  it('a second Ctrl-C during the drain exits at once, and still leaves no JetStream store, instance folder or nats-server behind', async () => {
     // A container that never answers: the worker's drain waits for it.
     const hung = await rig.startContainer(() => new Promise(() => undefined));
     const term = terminal(`node bin/nvcf-sidecar.js dev --inference-url http://127.0.0.1:${hung.port}/infer --port 0`);
     await term.waitFor(/Ctrl-C stops everything/);
-    const { pids, store } = started(term.screen());
+    const { pids, store, instance } = started(term.screen());
     const gateway = (await term.waitFor(/gateway +(http:\S+)/))[1]!;
     void fetch(`${gateway}/v2/nvcf/pexec/functions/de7e1000-0000-4000-8000-000000000001`, {
       method: 'POST',
@@ -77,6 +82,7 @@ describe('nvcf-sidecar dev on a terminal', () => {
     term.type('\x03');
     expect(await term.exit).toBe(1);
     expect(existsSync(store)).toBe(false);
+    expect(existsSync(instance)).toBe(false);
     for (const pid of pids) expect(await ended(pid)).toBe(true);
   });
 });

@@ -135,6 +135,23 @@ describe('nvcf-sidecar invoke, as a person sees it', () => {
     expect(await readdir(out)).toContain('big.bin');
   });
 
+  it('on a terminal, a large result shows its request id, the time it waits, then the download in bytes', async () => {
+    const out = join(await mkdtemp(join(tmpdir(), 'nvcf-invoke-big-tty-')), 'result');
+    const term = terminal(`node bin/nvcf-sidecar.js invoke ${echoWorker.env.FUNCTION_ID} -d big --out ${out}`);
+    expect(await term.exit).toBe(0);
+    const lines = term.screen();
+    const request = lines.findIndex((l) => /^request [0-9a-f-]{36}$/.test(l));
+    const download = lines.findIndex((l) => /^downloading the result: ([\d.]+ MiB) of \1 \(100%\) +\d+s$/.test(l));
+    expect(request).toBeGreaterThanOrEqual(0);
+    expect(download).toBeGreaterThan(request);
+    expect(lines.findIndex((l) => l.startsWith('result '))).toBeGreaterThan(download);
+    // Before the request id came back, the status line said it was waiting, with the time so far.
+    const raw = term.raw();
+    expect(raw.search(/\r\x1b\[Kwaiting +\d+s/)).toBeGreaterThanOrEqual(0);
+    expect(raw.search(/\r\x1b\[Kwaiting +\d+s/)).toBeLessThan(raw.indexOf('request '));
+    expect(await readdir(out)).toContain('big.bin');
+  });
+
   it('refuses an --out folder that already holds a result, leaving it as it was', async () => {
     const out = join(await mkdtemp(join(tmpdir(), 'nvcf-invoke-twice-')), 'result');
     const args = ['invoke', rig.worker.env.FUNCTION_ID!, '-d', '{"steps":1,"delay":0}', '--out', out];

@@ -43,6 +43,24 @@ describe('nvcf-sidecar invoke', () => {
     });
   });
 
+  it("uploads the example's result once: its progress file's temporary name is never shipped", async () => {
+    // Many quick progress writes: each is a chance for the watcher to find the temporary file.
+    const out = join(await mkdtemp(join(tmpdir(), 'nvcf-invoke-once-')), 'result');
+    const cli = rig.spawnSidecar(
+      ['invoke', rig.worker.env.FUNCTION_ID!, '-d', '{"steps":100,"delay":0.01}', '--out', out],
+      {
+        NVCF_GATEWAY_URL: rig.gateway.url,
+      },
+    );
+    expect((await cli.exit).code).toBe(0);
+    expect((await readdir(out)).filter((f) => !f.startsWith('step-') && !f.endsWith('.response'))).toEqual([]);
+    const requestId = /^request ([0-9a-f-]{36})$/m.exec(cli.stderr())![1]!;
+    const gateway = rig.gateway.logs.lines.filter((l) => JSON.stringify(l).includes(requestId)).map((l) => l.msg);
+    expect(gateway).toContain('large result stored');
+    // A shipped file gone by the end makes the worker drop the upload it started and send the zip again.
+    expect(gateway).not.toContain('upload broken off by its sender; nothing stored');
+  });
+
   it("exits non-zero with the problem's detail when the call fails", async () => {
     const cli = rig.spawnSidecar(['invoke', '00000000-0000-4000-8000-000000000000', '-d', '{}'], {
       NVCF_GATEWAY_URL: rig.gateway.url,

@@ -69,14 +69,38 @@ export async function uploadObject(
         `Content-Type "${contentType}" does not match the asset's declared "${record.contentType}"`,
       );
     }
-    const size = await ctx.store.put(kind, id, req, record.contentType);
+    const size = await storeUpload(ctx, kind, id, req, record.contentType);
+    if (size === undefined) return;
     await ctx.assets.put({ ...record, uploaded: true, size });
     ctx.log.info({ assetId: id, size }, 'asset uploaded');
   } else if (kind === 'results') {
-    const size = await ctx.store.put(kind, id, req, contentType || 'application/zip');
+    const size = await storeUpload(ctx, kind, id, req, contentType || 'application/zip');
+    if (size === undefined) return;
     ctx.log.info({ requestId: id, size }, 'large result stored');
   } else {
     throw new HttpProblem(405, 'request bodies are written by the gateway only');
   }
   res.writeHead(200, { 'content-length': 0 }).end();
+}
+
+/**
+ * Stores an upload's body, or undefined when its sender broke it off before the end: nothing is
+ * stored and nobody is left to answer. That is the sender's choice or trouble (a worker drops a
+ * try whose output files changed and uploads the zip again, a client goes away), not a failure
+ * of the gateway, so it is no error in the gateway's log.
+ */
+async function storeUpload(
+  ctx: GatewayContext,
+  kind: ObjectKind,
+  id: string,
+  req: IncomingMessage,
+  contentType: string,
+): Promise<number | undefined> {
+  try {
+    return await ctx.store.put(kind, id, req, contentType);
+  } catch (err) {
+    if (req.complete || !req.destroyed) throw err;
+    ctx.log.info({ kind, id, err: (err as Error).message }, 'upload broken off by its sender; nothing stored');
+    return undefined;
+  }
 }

@@ -26,6 +26,8 @@ export interface LargeResultOptions {
   /** Its real path: every file shipped must really lie under it. */
   realRoot: string;
   onShipped: (file: OutputFile) => void;
+  /** Shipped files that changed or went away before the response arrived: the zip is sent again. */
+  onChanged?: (names: string[]) => void;
   signal: AbortSignal;
   /** Where the upload's time and size are recorded. */
   metrics?: WorkerMetrics;
@@ -174,11 +176,11 @@ export class LargeResult {
    * disk, so the result always holds the files as they were when the response arrived.
    */
   private async reshipChanged(attempt: UploadAttempt): Promise<void> {
-    let changed = 0;
+    const changed: string[] = [];
     await this.eachShipped(async (name, before) => {
       const now = await lstat(join(this.options.dir, name)).catch(() => undefined);
       if (now && now.size === before.size && now.mtimeMs === before.mtimeMs) return;
-      changed++;
+      changed.push(name);
       const shipped = await this.withOutput(name, ({ handle, mtimeMs }) =>
         digest(handle).then(
           (hashed) => ({ mtimeMs, ...hashed }),
@@ -187,7 +189,9 @@ export class LargeResult {
       );
       if (shipped) this.files.set(name, shipped);
     });
-    if (changed > 0) attempt.abort(new Error(`${changed} output file(s) changed after they were shipped`));
+    if (changed.length === 0) return;
+    this.options.onChanged?.(changed);
+    attempt.abort(new Error(`${changed.length} output file(s) changed after they were shipped`));
   }
 
   /** Adds every shipped file to a new attempt's zip, as each was recorded. */

@@ -235,6 +235,12 @@ export class RequestOutputs {
       realRoot: this.realRoot,
       // A file a dropped result was still shipping is announced by nobody.
       onShipped: (file) => this.large === large && this.queueAnnouncement(file),
+      // The container's to fix: a file not written as NAME.partial and renamed costs a second upload.
+      onChanged: (files) =>
+        this.options.log.warn(
+          { files: files.slice(0, 20), count: files.length },
+          'output files changed or went away after they were shipped; the result is uploaded again (write each as NAME.partial, then rename it)',
+        ),
       signal: this.options.signal,
       metrics: this.options.metrics,
     });
