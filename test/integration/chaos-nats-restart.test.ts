@@ -81,7 +81,7 @@ describe('a status poll while NATS restarts', () => {
     // A new call cannot be queued now: the caller is told to retry, not that the gateway broke.
     const refused = await fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}/versions/${fvid}`, {
       method: 'POST',
-      body: '{}',
+      body: '{"refused":true}',
     });
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).toBe('1');
@@ -97,5 +97,13 @@ describe('a status poll while NATS restarts', () => {
     while (done.status === 202);
     expect(done.status).toBe(200);
     expect(await done.text()).toBe('{"token":"survives"}');
+    // The refused call was never queued, not even once NATS came back: a call made after it
+    // runs, and the container never saw it.
+    const later = await fetch(`${gw.url}/v2/nvcf/pexec/functions/${fid}/versions/${fvid}`, {
+      method: 'POST',
+      body: '{"later":true}',
+    });
+    expect(later.status).toBe(200);
+    expect(rig.container.seen.map((seen) => seen.body.toString())).not.toContain('{"refused":true}');
   });
 });
