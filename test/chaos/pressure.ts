@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'nats';
 import { streams } from '../../src/shared/protocol.js';
 import type { Cluster } from './cluster.js';
-import { withCluster } from './scenarios.js';
+import { withCluster } from './scenario-kit.js';
 
 /**
  * Pressure that loses nothing but may grow a process without bound: a client reading an event
