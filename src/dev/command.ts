@@ -16,8 +16,6 @@ import {
 } from './deploy.js';
 import { NatsServer, NatsServerMissingError } from './nats-server.js';
 
-export { DEV_FUNCTION_ID, DEV_VERSION_ID } from './deploy.js';
-
 export const DEV_USAGE = `usage: nvcf-sidecar dev [options]
 
 NATS and the gateway, then your function registered and deployed through the gateway's lifecycle

@@ -2,14 +2,10 @@ import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import {
-  deployFunction,
-  registerFunction,
-  undeployFunction,
-  waitUntilActive,
-} from '../../src/gateway/lifecycle/client.js';
+import { deployFunction, registerFunction, undeployFunction } from '../../src/gateway/lifecycle/client.js';
 import { startProgressExample } from '../support/examples.js';
 import { closedPort } from '../support/http.js';
+import { waitUntilActive } from '../support/lifecycle.js';
 import { useRig } from '../support/rig.js';
 
 describe('nvcf-sidecar invoke', () => {
