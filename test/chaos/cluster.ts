@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { workerEnv } from '../support/env.js';
 import { waitForStatus } from '../support/gateway.js';
@@ -145,7 +146,7 @@ export class GatewayProcess {
         () => false,
       );
       if (up) return;
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     throw new Error('the gateway did not start listening');
   }

@@ -66,7 +66,7 @@ describe('nvcf-sidecar dev on a terminal', () => {
     term.type('\x03');
     await term.waitFor(/the worker drains its requests/);
     // A repeat within half a second is the same Ctrl-C delivered twice (docs/harness.md): a second one comes later.
-    await new Promise((r) => setTimeout(r, 600));
+    await sleep(600);
     term.type('\x03');
     expect(await term.exit).toBe(1);
     expect(existsSync(store)).toBe(false);
