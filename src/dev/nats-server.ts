@@ -183,11 +183,7 @@ export class NatsServer {
 }
 
 /** Asks a child process to stop, insists with SIGKILL after `graceMs`, and waits until it has. */
-export async function stopChild(
-  child: ChildProcess,
-  graceMs: number,
-  signal: NodeJS.Signals = 'SIGTERM',
-): Promise<void> {
+async function stopChild(child: ChildProcess, graceMs: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const gone = new Promise((resolve) => child.once('exit', resolve));
   child.kill(signal);

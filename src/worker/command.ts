@@ -1,7 +1,8 @@
 import { EXIT, UsageError, parseCommandArgs } from '../shared/command-line.js';
+import { ConfigError } from '../shared/env.js';
 import { createLogger } from '../shared/log.js';
 import { exitSoonIfStillAlive, installSignalHandlers } from '../shared/signals.js';
-import { ConfigError, loadWorkerConfig } from './config.js';
+import { loadWorkerConfig } from './config.js';
 import { Worker } from './lifecycle.js';
 import { clearUmask } from './shared-dir.js';
 

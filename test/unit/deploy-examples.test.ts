@@ -2,7 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadGatewayConfig } from '../../src/gateway/config.js';
-import { loadWorkerConfig, parseDurationMs } from '../../src/worker/config.js';
+import { parseDurationMs } from '../../src/shared/env.js';
+import { loadWorkerConfig } from '../../src/worker/config.js';
 import { composeConfig, readRepoFile, repoPath, yamlDocuments, type Loose } from '../support/manifests.js';
 
 const K8S = 'examples/05-kubernetes';

@@ -62,7 +62,7 @@ export class UploadAttempt {
 }
 
 /** Storage refused the upload: a 5xx may pass on another try, a 4xx will not. */
-export class UploadRejected extends NvcfError {
+class UploadRejected extends NvcfError {
   override name = 'UploadRejected';
   constructor(readonly status: number) {
     super(`storage answered ${status}`);
