@@ -8,8 +8,6 @@ import { isState, spawnSidecar, type WorkerProcess } from '../support/process.js
 import { NatsNodes } from './nats-cluster.js';
 import { freePort, memoryOf } from './ports.js';
 
-export { freePort } from './ports.js';
-
 /**
  * Every part of a deployment as its own process, each one killable and restartable in place:
  * nats-server with a file store (or a cluster of three), the inference container, two workers
@@ -19,7 +17,7 @@ export { freePort } from './ports.js';
 const containerScript = fileURLToPath(new URL('./sleepy-echo.mjs', import.meta.url));
 
 /** The container process, on a port that stays the same across restarts. */
-export class ContainerProcess {
+class ContainerProcess {
   private child: ChildProcess | undefined;
   private constructor(readonly port: number) {}
 
@@ -177,7 +175,7 @@ export interface ClusterOptions {
  * The replicas setting the sidecar reads (default 1, for one server). Streams that come up with
  * fewer replicas than asked are raised by the suite, and the scenario says so.
  */
-export const REPLICAS_ENV = 'NATS_STREAM_REPLICAS';
+const REPLICAS_ENV = 'NATS_STREAM_REPLICAS';
 
 export interface Cluster {
   nats: NatsNodes;

@@ -32,7 +32,7 @@ export interface PressureRow {
 const MiB = 1024 * 1024;
 const mib = (bytes: number) => `${(bytes / MiB).toFixed(0)} MiB`;
 /** Growth past which a slow reader counts as unbounded buffering: far over any sane per-request bound. */
-export const SSE_GROWTH_LIMIT = 64 * MiB;
+const SSE_GROWTH_LIMIT = 64 * MiB;
 
 async function resultsStreamBytes(natsUrl: string): Promise<number> {
   const nc = await connect({ servers: natsUrl.split(',') });
