@@ -86,6 +86,8 @@ export const STREAM_READ_REPORT_MS = 1_000;
 export const workQueueLimits = {
   /** Queue depth when the gateway does not set GATEWAY_QUEUE_MAX. */
   defaultMaxMessages: 100_000,
+  /** Each request has a subject of its own: one message on it is the request, queued once. */
+  messagesPerSubject: 1,
   /**
    * A message nobody can finish (max_deliver spent) must not hold a queue slot for ever; no
    * request outlives this (poll windows end within 1 h, deadlines default to 1 h).
