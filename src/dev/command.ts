@@ -14,7 +14,7 @@ import {
   registerAndDeploy,
   undeployAndForget,
 } from './deploy.js';
-import { NatsServer, NatsServerMissingError } from './nats-server.js';
+import { NatsServer, NatsServerError } from './nats-server.js';
 
 export const DEV_USAGE = `usage: nvcf-sidecar dev [options]
 
@@ -168,7 +168,7 @@ export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): P
     return failed(follower, say);
   } catch (err) {
     const message =
-      err instanceof NatsServerMissingError || err instanceof ConfigError || err instanceof LifecycleCallFailed
+      err instanceof NatsServerError || err instanceof ConfigError || err instanceof LifecycleCallFailed
         ? err.message
         : `dev failed: ${(err as Error).message}`;
     process.stderr.write(`nvcf-sidecar dev: ${message}\n`);
