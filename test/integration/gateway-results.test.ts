@@ -74,6 +74,23 @@ describe('how the gateway reads and hands out results', () => {
     expect(await consumers()).toBe(before);
   });
 
+  it('takes a quick answer straight to its caller and then leaves none of its messages in the results stream', async () => {
+    rig.container.route = (req, res) => void res.writeHead(200).end(req.body);
+    const jsm = await rig.nc.jetstreamManager();
+    const storedOf = async (requestId: string) =>
+      (await jsm.streams.info(streams.results, { subjects_filter: `nvcf.rs.gw-test.${requestId}.>` })).state.subjects ??
+      {};
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await pexec({}, `{"n":${i}}`);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe(`{"n":${i}}`);
+      ids.push(res.headers.get('nvcf-reqid')!);
+    }
+    for (const requestId of ids) await expect.poll(() => storedOf(requestId), { timeout: 10_000 }).toEqual({});
+    expect((await status(ids[0]!)).status).toBe(404);
+  });
+
   it('keeps a result claimable when the client drops mid-body, hands it whole once, then answers 404', async () => {
     // The largest body that stays inline: more than loopback's socket buffers hold.
     const big = Buffer.alloc(5 * 1024 * 1024, 'r');

@@ -1,8 +1,12 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gate } from '../support/container.js';
 import { loopbackAgent } from '../support/resolve.js';
 import { useRig } from '../support/rig.js';
+import { readZip } from '../support/zip.js';
 
 describe('calls routed by host name or function-id header, as NVCF routes them', () => {
   const KEY = 'nvapi-routing';
@@ -58,7 +62,8 @@ describe('calls routed by host name or function-id header, as NVCF routes them',
     const unknown = await call(`${fid}.${fid}.localhost`, '/echo', { method: 'POST', body: 'hi' });
     expect(unknown.statusCode).toBe(404);
     expect(unknown.headers['content-type']).toBe('application/problem+json');
-    await unknown.body.dump();
+    // The gateway's own problems have no custom type, as the invocation service's have none.
+    expect(await unknown.body.json()).not.toHaveProperty('type');
   });
 
   it('routes any method and path by the function-id header, and the optional function-version-id', async () => {
@@ -119,6 +124,70 @@ describe('calls routed by host name or function-id header, as NVCF routes them',
     expect(done.statusCode).toBe(200);
     expect(await done.body.text()).toBe('finally /slow?step=1');
     expect(done.headers['nvcf-function-id']).toBe(fid);
+  });
+
+  it("answers a routed call's output files with a 302 to their zip, and a container error with its problem, as pexec does", async () => {
+    rig.container.route = async (req, res) => {
+      if (req.url === '/render?size=2') {
+        await writeFile(join(String(req.headers['nvcf-large-output-dir']), 'frame.txt'), 'the frame');
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"frames":1}');
+        return;
+      }
+      res.writeHead(422, { 'content-type': 'application/json' }).end('{"error":"size must be even"}');
+    };
+    const moved = await call(`${fid}.localhost`, '/render?size=2', { method: 'POST', body: '{}' });
+    expect(moved.statusCode).toBe(302);
+    expect(moved.headers['nvcf-status']).toBe('fulfilled');
+    const requestId = moved.headers['nvcf-reqid'] as string;
+    await moved.body.dump();
+    const zip = await fetch(moved.headers.location as string);
+    expect(zip.status).toBe(200);
+    const file = join(await mkdtemp(join(tmpdir(), 'nvcf-routed-zip-')), 'result.zip');
+    await writeFile(file, Buffer.from(await zip.arrayBuffer()));
+    const entries = await readZip(file);
+    expect(entries.get('frame.txt')?.toString()).toBe('the frame');
+    expect(entries.get(`${requestId}.response`)?.toString()).toBe('{"frames":1}');
+
+    const refused = await call('127.0.0.1', '/render?size=3', { method: 'POST', headers: { 'function-id': fid } });
+    expect(refused.statusCode).toBe(422);
+    expect(refused.headers['content-type']).toBe('application/problem+json');
+    expect(refused.headers['nvcf-status']).toBe('errored');
+    expect(await refused.body.json()).toMatchObject({
+      type: 'urn:inference-service:problem-details:unprocessable-entity',
+      detail: 'size must be even',
+    });
+  });
+
+  it("relays a container's own 202 in pass-through mode as the answer, which ends the request (a decision, docs/harness.md)", async () => {
+    rig.container.route = (_req, res) => {
+      res.writeHead(202, { 'content-type': 'application/json' }).end('{"job":"7","poll":"/jobs/7"}');
+    };
+    const res = await call(`${fid}.localhost`, '/jobs', {
+      method: 'POST',
+      headers: { 'nvcf-feature-disable-worker-compatibility': 'true' },
+      body: '{}',
+    });
+    expect(res.statusCode).toBe(202);
+    expect(res.headers['nvcf-status']).toBe('in-progress');
+    expect(await res.body.json()).toEqual({ job: '7', poll: '/jobs/7' });
+    const later = await call('127.0.0.1', `/v2/nvcf/pexec/status/${String(res.headers['nvcf-reqid'])}`);
+    expect(later.statusCode).toBe(404);
+    await later.body.dump();
+  });
+
+  it('carries a routed body larger than one NATS message to the container whole', async () => {
+    rig.container.route = (req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(`${req.url} ${req.body.length} ${req.body.at(-1)}`);
+    };
+    const body = Buffer.alloc(3 * 1024 * 1024, 7);
+    body[body.length - 1] = 9;
+    const res = await request(`http://127.0.0.1:${rig.gateway.gateway.port}/upload?part=1`, {
+      method: 'PUT',
+      headers: { ...auth, 'function-id': fid, 'content-type': 'application/octet-stream' },
+      body,
+    });
+    expect(res.statusCode).toBe(200);
+    expect(await res.body.text()).toBe(`/upload?part=1 ${body.length} 9`);
   });
 
   describe('browsers', () => {

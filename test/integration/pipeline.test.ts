@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { invocationFor } from '../support/env.js';
@@ -55,5 +56,18 @@ describe('a request published on the work queue', () => {
     expect(problem.type).toBe('urn:nvcf-worker-service:problem-details:internal-server-error');
     expect(problem.detail).toMatch(/request body answered 404/);
     expect(rig.container.seen.length).toBe(before);
+  });
+
+  it('gives the container an output directory that exists during the call and is gone after it', async () => {
+    let existedDuringCall = false;
+    rig.container.route = (req, res) => {
+      existedDuringCall = existsSync(String(req.headers['nvcf-large-output-dir']));
+      res.writeHead(200).end('{}');
+    };
+    const invocation = invocationFor(rig.worker.env);
+    const result = await rig.client.result(await rig.client.invoke(invocation));
+    expect(result.status).toBe(200);
+    expect(existedDuringCall).toBe(true);
+    expect(existsSync(`${rig.worker.env.BASE_RESPONSE_DIR}/${invocation.requestId}`)).toBe(false);
   });
 });

@@ -2,11 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { Route } from '../support/container.js';
 import type { RunningWorker } from '../support/env.js';
 import { waitForStatus } from '../support/gateway.js';
 import { startProgressExample } from '../support/examples.js';
 import { closedPort } from '../support/http.js';
+import type { WorkerProcess } from '../support/process.js';
 import { useRig } from '../support/rig.js';
 import { runInTerminal } from '../support/terminal.js';
 
@@ -20,6 +23,8 @@ describe('nvcf-sidecar invoke, as a person sees it', () => {
     gateway: { awaitStatus: 'ACTIVE' },
   });
   let echoWorker: RunningWorker;
+  /** While set, the echo container answers with this instead. */
+  let stepwise: Route | undefined;
   const gatewayEnv = () => ({ NVCF_GATEWAY_URL: rig.gateway.url });
   const terminal = (command: string) => {
     const term = runInTerminal(command, gatewayEnv());
@@ -29,6 +34,7 @@ describe('nvcf-sidecar invoke, as a person sees it', () => {
 
   beforeAll(async () => {
     const echo = await rig.startContainer(async (req, res) => {
+      if (stepwise) return stepwise(req, res);
       const dir = String(req.headers['nvcf-large-output-dir']);
       if (req.body.toString() === 'big') {
         // A result large enough to be downloaded in many chunks (random: a zip does not shrink it).
@@ -86,6 +92,39 @@ describe('nvcf-sidecar invoke, as a person sees it', () => {
     // A pipe gets the body exactly as the container sent it: no newline added.
     expect(cli.stdout()).toBe('{"outputs": ["step-001.txt", "step-002.txt", "step-003.txt", "step-004.txt"]}');
   });
+
+  it('prints each progress step as it comes while its status polls may wait 60 s each', async () => {
+    let cli: WorkerProcess | undefined;
+    let exited = false;
+    const printed = async (text: string) => {
+      while (!exited && !cli?.stderr().includes(text)) await sleep(50);
+    };
+    stepwise = async (req, res) => {
+      const dir = String(req.headers['nvcf-large-output-dir']);
+      for (const step of [1, 2, 3]) {
+        const report = { id: req.headers['nvcf-reqid'], progress: step * 25, partialResponse: { step } };
+        await writeFile(join(dir, 'progress'), JSON.stringify(report));
+        // The next step is written only once invoke has printed this one: a gateway that held
+        // progress to the end of a 60 s window would leave invoke waiting, and the test would time out.
+        await printed(`partial: {"step":${step}}`);
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"steps":3}');
+    };
+    try {
+      cli = rig.spawnSidecar(['invoke', echoWorker.env.FUNCTION_ID!, '-d', '{}', '--poll-seconds=60'], gatewayEnv());
+      expect((await cli.exit).code).toBe(0);
+    } finally {
+      exited = true;
+      stepwise = undefined;
+    }
+    const lines = cli.stderr().split('\n');
+    const shown = ['25%', 'partial: {"step":1}', '50%', 'partial: {"step":2}', '75%', 'partial: {"step":3}'].map(
+      (text) => lines.findIndex((l) => l.includes(text)),
+    );
+    expect(shown.every((line) => line >= 0)).toBe(true);
+    expect(shown).toEqual([...shown].sort((a, b) => a - b));
+    expect(cli.stdout()).toBe('{"steps":3}');
+  }, 30_000);
 
   it('shows download progress in bytes for a large result unpacked into --out', async () => {
     const out = join(await mkdtemp(join(tmpdir(), 'nvcf-invoke-big-')), 'result');

@@ -1,4 +1,4 @@
-import type { JetStreamManager, StoredMsg, Subscription } from 'nats';
+import type { JetStreamManager, Msg, StoredMsg, Subscription } from 'nats';
 import { streams, subjects, type ResponseMeta } from '../../shared/protocol.js';
 import { decodeResponse, type Frame } from '../../shared/frame-codec.js';
 import { isNatsNotFound } from '../../shared/nats-errors.js';
@@ -48,6 +48,10 @@ export class ResponseReader {
   private searchedFromStart = false;
   /** Sequences of the messages read, for `dropRead`; undefined once there were too many to keep. */
   private readSeqs: number[] | undefined = [];
+  /** A whole final heard before anything was read (see `heard`), handed out by the next `next`. */
+  private early: StoredResponse | undefined;
+  /** The subject of the early final handed out, which `dropRead` removes by subject (it has no sequence). */
+  private earlySubject: string | undefined;
 
   /**
    * Reads from the request's `resultsFrom` (results-floor.ts), or from the start for a record
@@ -66,7 +70,8 @@ export class ResponseReader {
     // nats.js sends the SUB at once (or first thing after a reconnect), ahead of the publish on
     // the same connection, so the server knows of it before any worker can answer.
     this.subscription = ctx.nc.subscribe(this.filter, {
-      callback: () => {
+      callback: (_err, msg) => {
+        if (this.quiet) this.early = wholeFinal(msg);
         this.heard = true;
         this.quiet = false;
         this.unfoundSince ??= Date.now();
@@ -78,6 +83,12 @@ export class ResponseReader {
   /** The next stored message after the last one read, or undefined when there is none yet. NATS errors throw. */
   async next(): Promise<StoredResponse | undefined> {
     if (this.quiet) return undefined;
+    if (this.early) {
+      const early = this.early;
+      this.early = undefined;
+      this.earlySubject = early.subject;
+      return early;
+    }
     let message = await this.read(this.nextSeq);
     // Nothing read yet, and a message heard of long ago still not found from the floor: the
     // stream may have been made again, its sequences started over below it. One search from the
@@ -122,6 +133,11 @@ export class ResponseReader {
    * messages.
    */
   async dropRead(): Promise<void> {
+    if (this.earlySubject) {
+      const subject = this.earlySubject;
+      this.earlySubject = undefined;
+      await this.jsm.streams.purge(streams.results, { filter: subject });
+    }
     if (this.readSeqs) {
       const seqs = this.readSeqs;
       this.readSeqs = [];
@@ -156,5 +172,25 @@ export class ResponseReader {
 
   close(): void {
     this.subscription.unsubscribe();
+  }
+}
+
+/**
+ * The first message a request's subscription hears, when it is its whole answer: a final of one
+ * message (not a stream's end, no chunks). The call that queued the request takes it from the
+ * subscription instead of reading it back from the stream, a round trip saved on every quick call.
+ * It may be heard a moment before the stream has stored it; the worker acks its work only once
+ * the stream has, and a result that does not reach the client whole is read from the stream by
+ * the next poll as usual. Anything else (progress first, a stream, a chunked body) is read from
+ * the stream, which stays the record of what a request answered.
+ */
+function wholeFinal(msg: Msg): StoredResponse | undefined {
+  if (!msg.subject.endsWith('.final')) return undefined;
+  try {
+    const frame = decodeResponse(msg.data);
+    if (frame.meta.kind !== 'final' || frame.meta.streamed || frame.meta.chunks !== 0) return undefined;
+    return { seq: 0, subject: msg.subject, frame };
+  } catch {
+    return undefined; // read from the stream, where an unreadable message is reported as such
   }
 }

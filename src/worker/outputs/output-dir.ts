@@ -70,6 +70,8 @@ export class RequestOutputs {
   private watchTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private shipped = false;
+  /** Set once the directory is gone (see `settle`): there is nothing left to remove. */
+  private removed = false;
 
   private constructor(private readonly options: RequestOutputsOptions) {
     // The request id is a validated UUID, so these joins cannot leave the base directory.
@@ -137,7 +139,21 @@ export class RequestOutputs {
     this.closed = true;
     this.stopWatching();
     await this.progress.close();
+    // Most requests leave the directory empty: one rmdir then proves it and removes it, where a
+    // scan and a removal would take two trips through the thread pool (docs/performance.md).
+    // A directory with anything in it refuses, and is scanned as before.
+    if (!this.large && (await this.removeIfEmpty())) return false;
     const scan = await scanOutputs(this.dir);
+    if (scan.finals.length === 0 && this.large) {
+      // Every name the watcher saw is gone (a progress report written to a temporary name and
+      // renamed to `progress`, say). What the directory holds when the response arrives decides,
+      // as with NVCF's worker, not what passed through it: no output files, no zip.
+      this.large.abandon();
+      this.large = undefined;
+      this.announce.length = 0;
+      clearTimeout(this.announceTimer);
+      this.announceTimer = undefined;
+    }
     if (scan.finals.length > 0) this.slot(`the container left ${scan.finals.length} output file(s)`);
     for (const { name } of scan.finals) this.largeResult().addOutput(name);
     for (const skipped of scan.skipped) {
@@ -189,7 +205,18 @@ export class RequestOutputs {
    */
   async remove(): Promise<void> {
     this.abandon();
+    if (this.removed) return;
     await rmdir(this.dir).catch(() => rm(this.dir, { recursive: true, force: true }));
+  }
+
+  private async removeIfEmpty(): Promise<boolean> {
+    try {
+      await rmdir(this.dir);
+      this.removed = true;
+    } catch {
+      // Not empty (or not there): the scan says what it holds.
+    }
+    return this.removed;
   }
 
   /** The one rule for large results: without a slot from the caller there is nowhere to put one. */
@@ -200,16 +227,19 @@ export class RequestOutputs {
   }
 
   private largeResult(): LargeResult {
-    this.large ??= new LargeResult({
+    if (this.large) return this.large;
+    const large: LargeResult = new LargeResult({
       requestId: this.options.requestId,
       uploadUrl: this.slot('output files appeared').uploadUrl,
       dir: this.dir,
       realRoot: this.realRoot,
-      onShipped: (file) => this.queueAnnouncement(file),
+      // A file a dropped result was still shipping is announced by nobody.
+      onShipped: (file) => this.large === large && this.queueAnnouncement(file),
       signal: this.options.signal,
       metrics: this.options.metrics,
     });
-    return this.large;
+    this.large = large;
+    return large;
   }
 
   private queueAnnouncement(file: OutputFile): void {
