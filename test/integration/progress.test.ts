@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { symlink, writeFile } from 'node:fs/promises';
+import { rename, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
@@ -93,5 +93,24 @@ describe('progress reported through the progress file', () => {
     };
     const result = await rig.client.result(await rig.client.invoke(withLargeResult()));
     expect(result.progress).toEqual([]);
+  });
+
+  it('reports each step of a progress file written to a temporary name and renamed, and answers inline, not a 302: a file gone by the response is no output', async () => {
+    rig.container.route = async (req, res) => {
+      const dir = outputDirOf(req);
+      const id = String(req.headers['nvcf-reqid']);
+      for (const progress of [25, 50, 75]) {
+        // As examples/02-progress writes it, so the worker never reads half a report.
+        await writeFile(join(dir, 'progress.tmp'), JSON.stringify({ id, progress, partialResponse: { progress } }));
+        await rename(join(dir, 'progress.tmp'), join(dir, 'progress'));
+        // Time for the watcher to see the temporary name come and go.
+        await sleep(150);
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"done":true}');
+    };
+    const result = await rig.client.result(await rig.client.invoke(withLargeResult()));
+    expect(result.status).toBe(200);
+    expect(result.body.toString()).toBe('{"done":true}');
+    expect(result.progress.map((p) => p.percentComplete)).toEqual([25, 50, 75]);
   });
 });
