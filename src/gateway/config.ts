@@ -125,7 +125,8 @@ export function readGatewayArgs(args: readonly string[]): {
   try {
     parsed = parseCommandArgs(args, GATEWAY_OPTIONS);
   } catch (err) {
-    if (err instanceof UsageError && err.message.startsWith('unknown option'))
+    // A mistyped or incomplete flag: the list of the right ones is the fix.
+    if (err instanceof UsageError)
       throw new UsageError(`${err.message}; gateway options are ${Object.keys(GATEWAY_FLAGS).join(', ')}`);
     throw err;
   }
