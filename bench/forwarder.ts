@@ -1,7 +1,7 @@
 import { connect } from 'nats';
 import { Pool, type Dispatcher } from 'undici';
 import { ensureResults, ensureWorkQueue } from '../src/shared/nats.js';
-import { streams } from '../src/shared/protocol.js';
+import { messageIds, streams, subjects } from '../src/shared/protocol.js';
 import { encodeFrame } from '../src/shared/frame-codec.js';
 
 /**
@@ -55,7 +55,9 @@ for await (const msg of messages) {
       chunks: 0,
       streamed: false,
     };
-    await js.publish(`${meta.replyTo}.final`, encodeFrame(final, body), { msgID: `${meta.requestId}.final` });
+    await js.publish(subjects.response(meta.replyTo, 'final'), encodeFrame(final, body), {
+      msgID: messageIds.final(meta.requestId),
+    });
     msg.ack();
   })().catch((err: Error) => {
     process.stderr.write(`bare forwarder: ${err.message}\n`);

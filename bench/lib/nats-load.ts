@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { connect, type NatsConnection, type JetStreamClient, type Subscription } from 'nats';
-import { subjects, type ResponseMeta } from '../../src/shared/protocol.js';
+import { messageIds, subjects, type ResponseMeta } from '../../src/shared/protocol.js';
 import { encodeFrame } from '../../src/shared/frame-codec.js';
 
 const decoder = new TextDecoder();
@@ -83,7 +83,7 @@ export class NatsCaller {
       ...(options.largeResult ? { largeResult: options.largeResult } : {}),
     };
     await this.js.publish(subjects.work(functionVersionId, requestId), encodeFrame(meta, options.body), {
-      msgID: requestId,
+      msgID: messageIds.work(requestId),
     });
     return final;
   }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { NatsServer } from '../../src/dev/nats-server.js';
 import { startNode, type Proc } from './processes.js';
 
-export interface Fn {
+interface Fn {
   functionId: string;
   functionVersionId: string;
 }
@@ -26,7 +26,7 @@ export interface Rig {
   close(): Promise<void>;
 }
 
-export const CONCURRENCY = 64;
+const CONCURRENCY = 64;
 
 const newFn = (): Fn => ({ functionId: randomUUID(), functionVersionId: randomUUID() });
 const tsx = (script: string) => ['--import', 'tsx', script];

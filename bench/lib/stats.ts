@@ -26,9 +26,3 @@ export function summarize(samples: number[]): LatencySummary {
 export function nowMs(): number {
   return performance.timeOrigin + performance.now();
 }
-
-export function round(value: number, digits = 2): number {
-  if (!Number.isFinite(value)) return value;
-  const f = 10 ** digits;
-  return Math.round(value * f) / f;
-}

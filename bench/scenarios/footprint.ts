@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { cpuSeconds, rssMiB } from '../lib/processes.js';
 import type { Rig } from '../lib/setup.js';
 
@@ -12,7 +13,7 @@ export interface Footprint {
 export async function idleFootprint(rig: Rig, seconds: number): Promise<Footprint> {
   const cpu = cpuSeconds(rig.worker.pid);
   const started = performance.now();
-  await new Promise((r) => setTimeout(r, seconds * 1000));
+  await sleep(seconds * 1000);
   const elapsed = (performance.now() - started) / 1000;
   return {
     idleRssMiB: rssMiB(rig.worker.pid),

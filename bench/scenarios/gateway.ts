@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool, request } from 'undici';
 import { closedLoop, type LoadResult } from '../lib/load.js';
 import { median, medianLoad } from '../lib/rounds.js';
@@ -24,7 +25,7 @@ export async function waitActive(rig: Rig): Promise<void> {
     const res = await request(`${rig.gatewayUrl}/v2/nvcf/functions/${functionId}/versions/${functionVersionId}`);
     const text = await res.body.text();
     if (res.statusCode === 200 && text.includes('"ACTIVE"')) return;
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
   throw new Error('the gateway never saw the bench worker as ACTIVE');
 }

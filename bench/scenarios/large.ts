@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { NatsCaller } from '../lib/nats-load.js';
 import { RssSampler, rssMiB } from '../lib/processes.js';
@@ -43,7 +44,7 @@ async function one(
   ];
   const largeResult = { uploadUrl: sink.url(requestId), downloadUrl: `http://127.0.0.1:9/results/${requestId}` };
   // Let the heap settle first, so the growth measured is this request's.
-  await new Promise((r) => setTimeout(r, 1_000));
+  await sleep(1_000);
   const rssBeforeMiB = rssMiB(rig.worker.pid);
   const sampler = new RssSampler(rig.worker.pid, 20);
   const started = nowMs();

@@ -8,7 +8,7 @@ import type { Rig } from '../lib/setup.js';
 import { waitActive } from './gateway.js';
 import { progressPolled, progressRow, sseRate, type ProgressPollRow, type SseRateRow } from './streaming-gateway.js';
 
-export interface SseRow {
+interface SseRow {
   kind: 'fast' | 'paced';
   gateway: StreamFigures;
   direct: StreamFigures;

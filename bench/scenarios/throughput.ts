@@ -5,7 +5,7 @@ import { cpuSeconds, RssSampler } from '../lib/processes.js';
 import { median, medianLoad } from '../lib/rounds.js';
 import type { Rig } from '../lib/setup.js';
 
-export interface ThroughputRow {
+interface ThroughputRow {
   concurrency: number;
   /** Medians over the rounds (see bench/lib/rounds.ts). */
   worker: LoadResult;

@@ -2,7 +2,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { loadGatewayConfig } from '../gateway/config.js';
 import { LifecycleCallFailed, type GatewayTarget } from '../gateway/lifecycle/client.js';
 import { Gateway } from '../gateway/server.js';
-import { EXIT, UsageError, packageVersion, parseCommandArgs } from '../shared/command-line.js';
+import { EXIT, UsageError, answerHelpOrVersion, parseCommandArgs } from '../shared/command-line.js';
 import { ConfigError } from '../shared/env.js';
 import { createLogger } from '../shared/log.js';
 import { exitSoonIfStillAlive, installSignalHandlers } from '../shared/signals.js';
@@ -14,9 +14,7 @@ import {
   registerAndDeploy,
   undeployAndForget,
 } from './deploy.js';
-import { NatsServer, NatsServerMissingError } from './nats-server.js';
-
-export { DEV_FUNCTION_ID, DEV_VERSION_ID } from './deploy.js';
+import { NatsServer, NatsServerError } from './nats-server.js';
 
 export const DEV_USAGE = `usage: nvcf-sidecar dev [options]
 
@@ -46,7 +44,6 @@ const OPTIONS = {
   concurrency: { type: 'string' },
   'shared-dir': { type: 'string' },
   'log-level': { type: 'string' },
-  version: { type: 'boolean' },
 } as const;
 
 interface DevOptions {
@@ -59,10 +56,11 @@ interface DevOptions {
   logLevel: string;
 }
 
-function readOptions(args: readonly string[]): DevOptions | 'help' | 'version' {
-  const { values, positionals, help } = parseCommandArgs(args, OPTIONS);
-  if (help) return 'help';
-  if (values.version) return 'version';
+function readOptions(args: readonly string[]): DevOptions | number {
+  const parsed = parseCommandArgs(args, OPTIONS);
+  const answered = answerHelpOrVersion(parsed, DEV_USAGE);
+  if (answered !== undefined) return answered;
+  const { values, positionals } = parsed;
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const url = values['inference-url'] ?? 'http://127.0.0.1:8000/echo';
   if (!URL.canParse(url) || new URL(url).protocol !== 'http:')
@@ -80,6 +78,11 @@ function readOptions(args: readonly string[]): DevOptions | 'help' | 'version' {
     sharedDir: sharedDir === undefined ? undefined : isAbsolute(sharedDir) ? sharedDir : resolve(sharedDir),
     logLevel: values['log-level'] ?? 'warn',
   };
+}
+
+/** The environment of dev's own gateway: the caller's, with its id, port and log level set. */
+function gatewayEnv(env: NodeJS.ProcessEnv, natsUrl: string, options: DevOptions): NodeJS.ProcessEnv {
+  return { ...env, NATS_URL: natsUrl, GATEWAY_ID: 'dev', GATEWAY_PORT: options.port, LOG_LEVEL: options.logLevel };
 }
 
 /** A key the gateway will take, when the environment gives it keys (GATEWAY_API_KEY, or the first of GATEWAY_API_KEYS). */
@@ -100,13 +103,14 @@ export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): P
   let options;
   try {
     options = readOptions(args);
+    if (typeof options === 'number') return options;
+    // The gateway's settings are checked before anything starts: a bad one exits 2 with nothing run.
+    loadGatewayConfig(gatewayEnv(env, env.NATS_URL || 'nats://127.0.0.1:4222', options));
   } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
+    if (!(err instanceof UsageError || err instanceof ConfigError)) throw err;
     process.stderr.write(`nvcf-sidecar dev: ${err.message}\n\nrun "nvcf-sidecar dev --help" for the options\n`);
     return EXIT.badConfiguration;
   }
-  if (options === 'help') return (process.stdout.write(`${DEV_USAGE}\n`), EXIT.ok);
-  if (options === 'version') return (process.stdout.write(`${packageVersion()}\n`), EXIT.ok);
 
   const log = createLogger(options.logLevel);
   const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -127,16 +131,7 @@ export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): P
       natsUrl = nats.url;
       say(`nats-server     ${natsUrl} (pid ${nats.pid}, store ${nats.store})`);
     }
-    gateway = new Gateway(
-      loadGatewayConfig({
-        ...env,
-        NATS_URL: natsUrl,
-        GATEWAY_ID: 'dev',
-        GATEWAY_PORT: options.port,
-        LOG_LEVEL: options.logLevel,
-      }),
-      log.child({ part: 'gateway' }),
-    );
+    gateway = new Gateway(loadGatewayConfig(gatewayEnv(env, natsUrl, options)), log.child({ part: 'gateway' }));
     await Promise.race([gateway.start(), stopRequested]);
     if (stopping.signal.aborted) return EXIT.ok;
     say(`gateway         ${gateway.url} (console ${gateway.url}/console)`);
@@ -173,7 +168,7 @@ export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): P
     return failed(follower, say);
   } catch (err) {
     const message =
-      err instanceof NatsServerMissingError || err instanceof ConfigError || err instanceof LifecycleCallFailed
+      err instanceof NatsServerError || err instanceof ConfigError || err instanceof LifecycleCallFailed
         ? err.message
         : `dev failed: ${(err as Error).message}`;
     process.stderr.write(`nvcf-sidecar dev: ${message}\n`);

@@ -3,7 +3,7 @@ import { probeContainer } from '../worker/container-health.js';
 import type { LifecycleState } from '../worker/lifecycle.js';
 
 /** How often `dev` repeats what is wrong with the container while the worker waits for it. */
-export const CONTAINER_REPORT_MS = 5_000;
+const CONTAINER_REPORT_MS = 5_000;
 
 /**
  * While the worker waits for the container (at start, or after it went unhealthy), says what is

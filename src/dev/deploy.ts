@@ -22,7 +22,7 @@ import { demoCommand } from './demo-container.js';
 /** Fixed ids, so the curl line in the README works run after run. */
 export const DEV_FUNCTION_ID = 'de7e1000-0000-4000-8000-000000000001';
 export const DEV_VERSION_ID = 'de7e1000-0000-4000-8000-000000000002';
-export const DEV_VERSION = { id: DEV_FUNCTION_ID, versionId: DEV_VERSION_ID };
+const DEV_VERSION = { id: DEV_FUNCTION_ID, versionId: DEV_VERSION_ID };
 
 /** How often `dev` reads its deployment while it runs. */
 const FOLLOW_MS = 500;

@@ -6,9 +6,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NvcfError } from '../shared/errors.js';
 
-/** No nats-server binary to start: installing one (or pointing NATS_URL elsewhere) is the fix. */
-export class NatsServerMissingError extends NvcfError {
-  override name = 'NatsServerMissingError';
+/**
+ * nats-server could not be started: no binary on PATH, or it exited before it was ready (its
+ * stderr says why). Installing one, or pointing NATS_URL at a server, is the fix.
+ */
+export class NatsServerError extends NvcfError {
+  override name = 'NatsServerError';
   readonly retry = 'give-up';
 }
 
@@ -130,10 +133,10 @@ export class NatsServer {
       child.once('error', (err: NodeJS.ErrnoException) =>
         reject(
           err.code === 'ENOENT'
-            ? new NatsServerMissingError(
+            ? new NatsServerError(
                 'nats-server is not on PATH: install it (Debian/Ubuntu: apt-get install nats-server; or download it from https://github.com/nats-io/nats-server/releases), or set NATS_URL to a server you run',
               )
-            : err,
+            : new NatsServerError(`could not start nats-server: ${err.code ?? err.message}`, { cause: err }),
         ),
       ),
     );
@@ -142,7 +145,7 @@ export class NatsServer {
     child.once('error', () => (gone = true));
     const exited = new Promise<never>((_, reject) =>
       child.once('exit', (code) =>
-        reject(new Error(`nats-server exited with ${code} before it was ready: ${stderr.trim()}`)),
+        reject(new NatsServerError(`nats-server exited with ${code} before it was ready: ${stderr.trim()}`)),
       ),
     );
     const ready = (async () => {
@@ -183,11 +186,7 @@ export class NatsServer {
 }
 
 /** Asks a child process to stop, insists with SIGKILL after `graceMs`, and waits until it has. */
-export async function stopChild(
-  child: ChildProcess,
-  graceMs: number,
-  signal: NodeJS.Signals = 'SIGTERM',
-): Promise<void> {
+async function stopChild(child: ChildProcess, graceMs: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const gone = new Promise((resolve) => child.once('exit', resolve));
   child.kill(signal);

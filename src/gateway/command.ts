@@ -1,8 +1,8 @@
-import { EXIT } from '../shared/command-line.js';
+import { EXIT, UsageError, answerHelpOrVersion } from '../shared/command-line.js';
 import { ConfigError } from '../shared/env.js';
 import { createLogger } from '../shared/log.js';
 import { exitSoonIfStillAlive, installSignalHandlers } from '../shared/signals.js';
-import { GATEWAY_FLAGS, loadGatewayConfig } from './config.js';
+import { GATEWAY_FLAGS, loadGatewayConfig, readGatewayArgs } from './config.js';
 import { Gateway } from './server.js';
 
 const GATEWAY_USAGE = `usage: nvcf-sidecar gateway [options]
@@ -11,19 +11,19 @@ the NVCF invocation API over NATS; every option also has an environment variable
 ${Object.entries(GATEWAY_FLAGS)
   .map(([flag, name]) => `  ${`${flag} VALUE`.padEnd(28)}env ${name}`)
   .join('\n')}
-  -h, --help                  show this text`;
+  -h, --help                  show this text
+  --version                   print nvcf-sidecar's version`;
 
 /** `nvcf-sidecar gateway [--port N] …`: runs until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runGateway(args: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
-  if (args.includes('--help') || args.includes('-h')) {
-    process.stdout.write(`${GATEWAY_USAGE}\n`);
-    return EXIT.ok;
-  }
   let config;
   try {
-    config = loadGatewayConfig(env, args);
+    const { flags, ...asked } = readGatewayArgs(args);
+    const answered = answerHelpOrVersion(asked, GATEWAY_USAGE);
+    if (answered !== undefined) return answered;
+    config = loadGatewayConfig(env, flags);
   } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
+    if (!(err instanceof ConfigError || err instanceof UsageError)) throw err;
     process.stderr.write(`nvcf-sidecar gateway: ${err.message}\n`);
     return EXIT.badConfiguration;
   }

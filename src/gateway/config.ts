@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { UsageError, parseCommandArgs } from '../shared/command-line.js';
 import { parseApiClients } from './front/api-keys.js';
 import {
   ConfigError,
@@ -107,32 +107,43 @@ function corsOrigins(text: string): '*' | string[] {
   return list;
 }
 
-/** Turns `--flag value` and `--flag=value` into the environment names they stand for. */
-export function flagsToEnv(args: readonly string[]): Record<string, string> {
-  const options = Object.fromEntries(
-    Object.keys(GATEWAY_FLAGS).map((flag) => [flag.slice(2), { type: 'string' as const }]),
-  );
-  let values: Record<string, string | undefined>;
+const GATEWAY_OPTIONS = Object.fromEntries(
+  Object.keys(GATEWAY_FLAGS).map((flag) => [flag.slice(2), { type: 'string' as const }]),
+);
+
+/**
+ * The gateway's command line: its flags (`--flag value` or `--flag=value`) as the environment
+ * names they stand for, and whether `--help` or `--version` was asked for. It takes no
+ * arguments; a mistake is a UsageError naming the flag.
+ */
+export function readGatewayArgs(args: readonly string[]): {
+  flags: Record<string, string>;
+  help: boolean;
+  version: boolean;
+} {
+  let parsed;
   try {
-    values = parseArgs({ args: [...args], options, strict: true }).values;
+    parsed = parseCommandArgs(args, GATEWAY_OPTIONS);
   } catch (err) {
-    const { code, message } = err as Error & { code?: string };
-    const named = /'(?:-\w, )?(-[^' ]+)/.exec(message)?.[1] ?? '';
-    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') throw new ConfigError(`option ${named} needs a value`);
-    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL')
-      throw new ConfigError(`unexpected argument "${/'(.*)'/.exec(message)?.[1]}"; the gateway takes only options`);
-    throw new ConfigError(`unknown option "${named}"; gateway options are ${Object.keys(GATEWAY_FLAGS).join(', ')}`);
+    // A mistyped or incomplete flag: the list of the right ones is the fix.
+    if (err instanceof UsageError)
+      throw new UsageError(`${err.message}; gateway options are ${Object.keys(GATEWAY_FLAGS).join(', ')}`);
+    throw err;
   }
-  const out: Record<string, string> = {};
+  const { values, positionals, help, version } = parsed;
+  if (positionals.length > 0)
+    throw new UsageError(`unexpected argument "${positionals[0]}"; the gateway takes only options`);
+  const flags: Record<string, string> = {};
   for (const [flag, name] of Object.entries(GATEWAY_FLAGS)) {
-    const value = values[flag.slice(2)];
-    if (value !== undefined) out[name] = value;
+    const value = (values as Record<string, string | undefined>)[flag.slice(2)];
+    if (value !== undefined) flags[name] = value;
   }
-  return out;
+  return { flags, help, version };
 }
 
-export function loadGatewayConfig(env: NodeJS.ProcessEnv, args: readonly string[] = []): GatewayConfig {
-  const merged = { ...present(env), ...flagsToEnv(args) };
+/** The gateway's settings: `flags` (from readGatewayArgs) over `env` over the defaults. */
+export function loadGatewayConfig(env: NodeJS.ProcessEnv, flags: Record<string, string> = {}): GatewayConfig {
+  const merged = { ...present(env), ...flags };
   const config = compile(parseEnv(GatewayEnv, merged, 'gateway', 'docs/harness.md'));
   checkNatsCredentials(config.nats, 'gateway');
   return deepFreeze(config);

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, extname, resolve } from 'node:path';
 import { Readable } from 'node:stream';
-import { EXIT, UsageError, packageVersion, parseCommandArgs } from '../shared/command-line.js';
+import { EXIT, UsageError, answerHelpOrVersion, parseCommandArgs } from '../shared/command-line.js';
 import { printFunctions } from './list.js';
 import { CallFailed, problemDetail, refuseNonEmptyOut, unpack, writeBody } from './result.js';
 import { StatusLine } from './status-line.js';
@@ -35,7 +35,6 @@ const OPTIONS = {
   gateway: { type: 'string' },
   'api-key': { type: 'string' },
   list: { type: 'boolean' },
-  version: { type: 'boolean' },
 } as const;
 
 /** What `--list` needs: where the gateway is. */
@@ -63,10 +62,11 @@ interface InvokeOptions {
 async function readOptions(
   args: readonly string[],
   env: NodeJS.ProcessEnv,
-): Promise<InvokeOptions | ListOptions | 'help' | 'version'> {
-  const { values, positionals, help } = parseCommandArgs(args, OPTIONS);
-  if (help) return 'help';
-  if (values.version) return 'version';
+): Promise<InvokeOptions | ListOptions | number> {
+  const parsed = parseCommandArgs(args, OPTIONS);
+  const answered = answerHelpOrVersion(parsed, INVOKE_USAGE);
+  if (answered !== undefined) return answered;
+  const { values, positionals } = parsed;
   const gateway = (values.gateway ?? env.NVCF_GATEWAY_URL ?? 'http://127.0.0.1:8090').replace(/\/+$/, '');
   const apiKey = values['api-key'] ?? (env.NVCF_API_KEY || undefined);
   if (values.list) {
@@ -139,8 +139,7 @@ export async function runInvoke(args: readonly string[], env: NodeJS.ProcessEnv)
     process.stderr.write(`nvcf-sidecar invoke: ${err.message}\n\nrun "nvcf-sidecar invoke --help" for the options\n`);
     return EXIT.badConfiguration;
   }
-  if (options === 'help') return (process.stdout.write(`${INVOKE_USAGE}\n`), EXIT.ok);
-  if (options === 'version') return (process.stdout.write(`${packageVersion()}\n`), EXIT.ok);
+  if (typeof options === 'number') return options;
   if ('list' in options) {
     try {
       await printFunctions(options.gateway, options.apiKey);

@@ -8,7 +8,7 @@ import { listFunctions, type FunctionSummary } from '../gateway/lifecycle/client
  */
 const COLUMNS = ['FUNCTION ID', 'VERSION ID', 'NAME', 'STATUS'] as const;
 
-export function functionTable(functions: readonly FunctionSummary[]): string {
+function functionTable(functions: readonly FunctionSummary[]): string {
   const rows = [
     [...COLUMNS],
     ...[...functions]

@@ -97,7 +97,10 @@ export async function unpack(
     );
     status.finish(true);
     await mkdir(dir, { recursive: true });
-    const files = await extractZip(zipPath, dir);
+    // A zip that cannot be unpacked is the result's fault, not the gateway's: say so, not "cannot reach".
+    const files = await extractZip(zipPath, dir).catch((err: Error) => {
+      throw new CallFailed(`cannot unpack the result of ${requestId}: ${err.message}`, { cause: err });
+    });
     status.say([`result ${requestId}: ${files.length} file(s) in ${dir}`, ...files.map((f) => `  ${f}`)].join('\n'));
     const response = files.find((f) => f === `${requestId}.response`);
     if (response) await writeBody([await readFile(join(dir, response))]);

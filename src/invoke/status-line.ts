@@ -107,7 +107,7 @@ function downloadText(received: number, total: number | undefined): string {
     : `downloading the result: ${bytes(received)}`;
 }
 
-export function bytes(n: number): string {
+function bytes(n: number): string {
   if (n < 1024) return `${n} B`;
   const units = ['KiB', 'MiB', 'GiB', 'TiB'];
   let value = n / 1024;

@@ -4,8 +4,8 @@ import { NvcfError } from './errors.js';
 
 /**
  * The one command-line convention every `nvcf-sidecar` command follows: `node:util` parseArgs
- * (so `--flag value` and `--flag=value` both work), `--help` on each command, and one set of
- * exit codes, listed in docs/harness.md.
+ * (so `--flag value` and `--flag=value` both work), `--help` and `--version` on each command,
+ * and one set of exit codes, listed in docs/harness.md.
  */
 export const EXIT = {
   ok: 0,
@@ -28,27 +28,43 @@ export interface Parsed<O extends Options> {
   values: ReturnType<typeof parseArgs<{ options: O; allowPositionals: true; strict: true }>>['values'];
   positionals: string[];
   help: boolean;
+  version: boolean;
 }
 
 /**
- * Parses `args` against `options` (plus `--help`/`-h`). An unknown flag, a missing value, or a
- * value given to a switch throws a UsageError whose text names the flag.
+ * Parses `args` against `options` (plus `--help`/`-h` and `--version`, which every command
+ * takes). An unknown flag, a missing value, or a value given to a switch throws a UsageError
+ * whose text names the flag.
  */
 export function parseCommandArgs<O extends Options>(args: readonly string[], options: O): Parsed<O> {
-  const withHelp = { ...options, help: { type: 'boolean', short: 'h' } } as O;
+  const withCommon = { ...options, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } } as O;
   try {
     const { values, positionals } = parseArgs({
       args: [...args],
-      options: withHelp,
+      options: withCommon,
       allowPositionals: true,
       strict: true,
     });
-    const help = Boolean((values as Record<string, unknown>).help);
-    delete (values as Record<string, unknown>).help;
-    return { values, positionals, help };
+    const common = values as Record<string, unknown>;
+    const help = Boolean(common.help);
+    const version = Boolean(common.version);
+    delete common.help;
+    delete common.version;
+    return { values, positionals, help, version };
   } catch (err) {
     throw new UsageError(plainParseError(err as Error));
   }
+}
+
+/**
+ * What `--help` and `--version` do on every command: print the command's usage, or the package
+ * version, and end it with exit 0. Undefined when neither was asked for.
+ */
+export function answerHelpOrVersion(parsed: { help: boolean; version: boolean }, usage: string): number | undefined {
+  if (parsed.help) process.stdout.write(`${usage}\n`);
+  else if (parsed.version) process.stdout.write(`${packageVersion()}\n`);
+  else return undefined;
+  return EXIT.ok;
 }
 
 /** node:util's messages mention parseArgs internals ("To specify a positional argument…"); keep the first sentence. */

@@ -6,7 +6,7 @@ import { STATUS_CODES } from 'node:http';
  * problem and acks (giving up on the work), `retry` hands the work back to the queue (nak) so
  * another attempt, here or on another worker, can run it.
  */
-export const errorCodes = {
+const errorCodes = {
   INVALID_INVOCATION: { disposition: 'answer', status: 400, family: 'worker', detail: 'Malformed invocation message' },
   REQUEST_EXPIRED: {
     disposition: 'answer',

@@ -143,7 +143,7 @@ export function relayableResponseHeaders(raw: Record<string, string | string[] |
   });
 }
 
-export function headerValue(headers: HeaderList, name: string): string | undefined {
+function headerValue(headers: HeaderList, name: string): string | undefined {
   const lower = name.toLowerCase();
   return headers.find(([n]) => n.toLowerCase() === lower)?.[1];
 }

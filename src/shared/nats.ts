@@ -89,7 +89,7 @@ export async function ensureWorkQueue(
         storage: StorageType.File,
         discard: DiscardPolicy.New,
         max_msgs: settings.maxMessages ?? workQueueLimits.defaultMaxMessages,
-        max_msgs_per_subject: 1,
+        max_msgs_per_subject: workQueueLimits.messagesPerSubject,
         duplicate_window: nanos(workQueueLimits.duplicateWindowMs),
         max_age: nanos(workQueueLimits.maxAgeMs),
         num_replicas: settings.replicas ?? DEFAULT_STREAM_REPLICAS,

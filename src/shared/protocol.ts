@@ -42,6 +42,23 @@ export const streams = {
   resultsSubjects: ['nvcf.rs.>'],
 } as const;
 
+/**
+ * JetStream message ids (`Nats-Msg-Id`): a publish repeated within the stream's duplicate window
+ * under the same id is dropped, so a publish retried after a lost acknowledgement stores nothing
+ * twice.
+ */
+export const messageIds = {
+  /** The invocation: its request id, so a request is queued once however often it is sent. */
+  work: (requestId: string) => requestId,
+  /**
+   * The final of a request, the same whoever writes it (a worker, or a gateway answering for a
+   * request no worker took): the first one stored is the request's only final.
+   */
+  final: (requestId: string) => `${requestId}.final`,
+  /** A head or a chunk of one attempt (`part` is `head` or `c<index>`). */
+  ofAttempt: (requestId: string, attempt: number, part: string) => `${requestId}.${attempt}.${part}`,
+} as const;
+
 /** Key-value and object buckets (each is a stream named `KV_<bucket>` or `OBJ_<bucket>`). */
 export const buckets = {
   /** Worker state records, key `<functionVersionId>.<workerId>`; TTL WORKER_RECORD_TTL_MS. */
@@ -86,6 +103,8 @@ export const STREAM_READ_REPORT_MS = 1_000;
 export const workQueueLimits = {
   /** Queue depth when the gateway does not set GATEWAY_QUEUE_MAX. */
   defaultMaxMessages: 100_000,
+  /** Each request has a subject of its own: one message on it is the request, queued once. */
+  messagesPerSubject: 1,
   /**
    * A message nobody can finish (max_deliver spent) must not hold a queue slot for ever; no
    * request outlives this (poll windows end within 1 h, deadlines default to 1 h).

@@ -18,8 +18,6 @@ import {
   whole,
 } from '../shared/env.js';
 
-export { ConfigError, parseDurationMs } from '../shared/env.js';
-
 /**
  * Worker configuration, read once from the environment under the same names NVCF's own worker
  * uses, so the sidecar drops into an NVCF-style pod spec unchanged. Every variable, its default

@@ -1,13 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { workerEnv } from '../support/env.js';
 import { waitForStatus } from '../support/gateway.js';
 import { isState, spawnSidecar, type WorkerProcess } from '../support/process.js';
 import { NatsNodes } from './nats-cluster.js';
 import { freePort, memoryOf } from './ports.js';
-
-export { freePort } from './ports.js';
 
 /**
  * Every part of a deployment as its own process, each one killable and restartable in place:
@@ -18,7 +17,7 @@ export { freePort } from './ports.js';
 const containerScript = fileURLToPath(new URL('./sleepy-echo.mjs', import.meta.url));
 
 /** The container process, on a port that stays the same across restarts. */
-export class ContainerProcess {
+class ContainerProcess {
   private child: ChildProcess | undefined;
   private constructor(readonly port: number) {}
 
@@ -145,7 +144,7 @@ export class GatewayProcess {
         () => false,
       );
       if (up) return;
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     throw new Error('the gateway did not start listening');
   }
@@ -176,7 +175,7 @@ export interface ClusterOptions {
  * The replicas setting the sidecar reads (default 1, for one server). Streams that come up with
  * fewer replicas than asked are raised by the suite, and the scenario says so.
  */
-export const REPLICAS_ENV = 'NATS_STREAM_REPLICAS';
+const REPLICAS_ENV = 'NATS_STREAM_REPLICAS';
 
 export interface Cluster {
   nats: NatsNodes;

@@ -11,7 +11,7 @@ import type { Random } from './random.js';
  * not from the worker's code.
  */
 
-export type Expect = 'none' | 'bad-request' | 'answer';
+type Expect = 'none' | 'bad-request' | 'answer';
 
 export interface FrameCase {
   id: number;

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { link, mkdir, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WORKER_OWNED } from '../../src/shared/headers.js';
 import { TestContainer } from '../support/container.js';
 import { SPOOF, type ContainerAct } from './fuzz-acts.js';
@@ -98,7 +99,7 @@ export async function startFuzzContainer(
   return { container, findings };
 }
 
-const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 60));
+const settle = (): Promise<void> => sleep(60);
 
 async function act(order: ContainerAct, dir: string, canaries: Canaries): Promise<void> {
   switch (order.act) {
@@ -128,7 +129,7 @@ async function act(order: ContainerAct, dir: string, canaries: Canaries): Promis
       await link(join(canaries.dir, 'secret.bin'), join(dir, 'hard.bin'));
       return;
     case 'sleep':
-      return void (await new Promise((r) => setTimeout(r, order.ms)));
+      return void (await sleep(order.ms));
     case 'replace-dir':
       // The whole request directory swapped for a link to the canaries, progress file included.
       await rm(dir, { recursive: true, force: true });

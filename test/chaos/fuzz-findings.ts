@@ -1,5 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from 'nats';
 import { streams } from '../../src/shared/protocol.js';
 import { decodeResponse } from '../../src/shared/frame-codec.js';
@@ -67,7 +68,7 @@ export function collectFinals(nc: NatsConnection, marker: string, report: FuzzRe
     async stop() {
       stopped = true;
       nc.publish(END_MARK, new Uint8Array(0));
-      await Promise.race([done, new Promise((r) => setTimeout(r, 2_000))]);
+      await Promise.race([done, sleep(2_000)]);
     },
   };
 }
@@ -79,8 +80,7 @@ export async function untilAnswered(
   dead: () => boolean,
 ): Promise<void> {
   const giveUp = Date.now() + timeoutMs;
-  while (Date.now() < giveUp && !dead() && cases.some((c) => !finals.has(c.replyTo!)))
-    await new Promise((r) => setTimeout(r, 50));
+  while (Date.now() < giveUp && !dead() && cases.some((c) => !finals.has(c.replyTo!))) await sleep(50);
 }
 
 export function judge(cases: FrameCase[], finals: Map<string, Seen>, report: FuzzReport): void {
@@ -117,7 +117,7 @@ export async function leftovers(env: Record<string, string>): Promise<string[]> 
     for (let i = 0; i < 600; i++) {
       names = await readdir(dir).catch(() => [] as string[]);
       if (names.length === 0) break;
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     if (names.length > 0)
       found.push(

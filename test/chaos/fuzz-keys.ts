@@ -9,7 +9,7 @@ import type { Random } from './random.js';
 
 /** The gateway setting that lists the accepted API keys, one per client, as `name:key`. */
 export const API_KEYS_ENV = 'GATEWAY_API_KEYS';
-export const CLIENT_KEYS = ['nvapi-chaos-client-a', 'nvapi-chaos-client-b'] as const;
+const CLIENT_KEYS = ['nvapi-chaos-client-a', 'nvapi-chaos-client-b'] as const;
 export const API_KEYS_VALUE = `client-a:${CLIENT_KEYS[0]},client-b:${CLIENT_KEYS[1]}`;
 
 export interface CrossClientTarget {

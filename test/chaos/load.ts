@@ -10,7 +10,7 @@ import { streams } from '../../src/shared/protocol.js';
  */
 
 /** `orphaned`: the call was cut before the client learnt a request id, so it can never ask again. */
-export type Outcome = 'ok' | 'errored' | 'lost' | 'wrong' | 'orphaned';
+type Outcome = 'ok' | 'errored' | 'lost' | 'wrong' | 'orphaned';
 
 export interface RequestRecord {
   index: number;

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'nats';
 import { streams } from '../../src/shared/protocol.js';
 import type { Cluster } from './cluster.js';
-import { withCluster } from './scenarios.js';
+import { withCluster } from './scenario-kit.js';
 
 /**
  * Pressure that loses nothing but may grow a process without bound: a client reading an event
@@ -32,7 +32,7 @@ export interface PressureRow {
 const MiB = 1024 * 1024;
 const mib = (bytes: number) => `${(bytes / MiB).toFixed(0)} MiB`;
 /** Growth past which a slow reader counts as unbounded buffering: far over any sane per-request bound. */
-export const SSE_GROWTH_LIMIT = 64 * MiB;
+const SSE_GROWTH_LIMIT = 64 * MiB;
 
 async function resultsStreamBytes(natsUrl: string): Promise<number> {
   const nc = await connect({ servers: natsUrl.split(',') });

@@ -1,6 +1,7 @@
 import type { FuzzReport } from './fuzz.js';
 import type { PressureRow } from './pressure.js';
-import type { DrainRow, ScenarioRow } from './scenarios.js';
+import type { ScenarioRow } from './judge.js';
+import type { DrainRow } from './scenarios.js';
 
 /** The results as a table for the terminal and as docs/reliability.md. */
 

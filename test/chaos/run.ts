@@ -13,19 +13,10 @@ import {
   pressureTable,
   scenarioTable,
 } from './report.js';
-import {
-  containerCrash,
-  drain,
-  gatewayAway,
-  gatewayKill,
-  natsNodeKill,
-  natsOutage,
-  natsRestart,
-  workerCrash,
-  type DrainRow,
-  type ScenarioRow,
-  type ScenarioSize,
-} from './scenarios.js';
+import type { ScenarioRow } from './judge.js';
+import { natsNodeKill, natsOutage, natsRestart } from './nats-scenarios.js';
+import type { ScenarioSize } from './scenario-kit.js';
+import { containerCrash, drain, gatewayAway, gatewayKill, workerCrash, type DrainRow } from './scenarios.js';
 
 /**
  * `npm run chaos [-- --n 1000 --fuzz 10000 --gateway-fuzz 1000 --many-files 100000 --seed 42 --only crash,fuzz]`:

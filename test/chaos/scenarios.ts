@@ -1,70 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { streams } from '../../src/shared/protocol.js';
-import { startCluster, type Cluster, type ClusterOptions } from './cluster.js';
-import { judgeLoad, type ScenarioRow } from './judge.js';
-import { runLoad, type LoadOptions, type LoadResult } from './load.js';
-
-export type { ScenarioRow } from './judge.js';
+import type { ScenarioRow } from './judge.js';
+import { runLoad } from './load.js';
+import { loadOptions, milestones, row, summarizeErrors, withCluster, type ScenarioSize } from './scenario-kit.js';
 
 /**
- * The failure scenarios, each against a fresh cluster of real processes. A scenario drives
- * load through the gateway and strikes at set points of the run; it reports what clients saw.
+ * The scenarios in which our own processes fail: workers, the container and the gateway killed
+ * or stopped, and workers drained, each against a fresh cluster. NATS failing is
+ * nats-scenarios.ts.
  */
-
-export interface ScenarioSize {
-  /** Requests per scenario. */
-  n: number;
-  concurrency: number;
-  /** How long the gateway stays away in the gateway scenario. */
-  gatewayAwayMs: number;
-  /** Time between worker kills in the crash scenario. */
-  killEveryMs: number;
-  /** How long NATS stays away in the long-outage scenario (longer than a client's poll window). */
-  natsOutageMs: number;
-}
-
-const LOAD = { pollSeconds: 5, sleepMs: [20, 200] as [number, number], giveUpMs: 180_000 };
-
-/** Resolves when `done` reaches each fraction of n, in order. */
-export function milestones(n: number) {
-  const waiting: { at: number; resolve: () => void }[] = [];
-  return {
-    at(fraction: number): Promise<void> {
-      return new Promise((resolve) => waiting.push({ at: Math.max(1, Math.floor(n * fraction)), resolve }));
-    },
-    finished(done: number): void {
-      for (const w of waiting.filter((w) => done >= w.at)) {
-        w.resolve();
-        waiting.splice(waiting.indexOf(w), 1);
-      }
-    },
-  };
-}
-
-export async function withCluster<T>(options: ClusterOptions, body: (cluster: Cluster) => Promise<T>): Promise<T> {
-  const cluster = await startCluster(options);
-  try {
-    return await body(cluster);
-  } finally {
-    await cluster.dispose();
-  }
-}
-
-export function row(scenario: string, cluster: Cluster, load: LoadResult, notes: string[]): Promise<ScenarioRow> {
-  return judgeLoad(scenario, cluster.nats.url, load, notes);
-}
-
-export function loadOptions(cluster: Cluster, size: ScenarioSize, extra: Partial<LoadOptions> = {}): LoadOptions {
-  return {
-    gatewayUrl: cluster.gateway.url,
-    functionId: cluster.functionId,
-    versionId: cluster.versionId,
-    count: size.n,
-    concurrency: size.concurrency,
-    ...LOAD,
-    ...extra,
-  };
-}
 
 /** 1. SIGKILL one of the two workers every few seconds (alternating), restarting it at once. */
 export function workerCrash(size: ScenarioSize): Promise<ScenarioRow> {
@@ -86,24 +29,6 @@ export function workerCrash(size: ScenarioSize): Promise<ScenarioRow> {
     running = false;
     await killer;
     return row('worker crash (SIGKILL)', cluster, load, [`${kills} SIGKILLs, ack wait 2 s`]);
-  });
-}
-
-/** 2. nats-server stopped for 2 s and started again on the same port and store, twice. */
-export function natsRestart(size: ScenarioSize): Promise<ScenarioRow> {
-  return withCluster({}, async (cluster) => {
-    const marks = milestones(size.n);
-    const restarts = (async () => {
-      for (const fraction of [0.33, 0.66]) {
-        await marks.at(fraction);
-        await cluster.nats.stop();
-        await sleep(2_000);
-        await cluster.nats.restart();
-      }
-    })();
-    const load = await runLoad(loadOptions(cluster, size, { onFinished: marks.finished }));
-    await restarts;
-    return row('NATS restart', cluster, load, ['stopped 2 s and restarted at 1/3 and 2/3 of the run']);
   });
 }
 
@@ -158,29 +83,6 @@ export function gatewayAway(size: ScenarioSize): Promise<ScenarioRow> {
 }
 
 /**
- * 6. NATS away for longer than a client's poll window (20 s at full size) while requests are in
- * flight: waiting callers must be told 202 with their id, never that a request failed.
- */
-export function natsOutage(size: ScenarioSize): Promise<ScenarioRow> {
-  return withCluster({}, async (cluster) => {
-    const marks = milestones(size.n);
-    let inFlight = 0;
-    const outage = (async () => {
-      await marks.at(0.5);
-      inFlight = size.concurrency;
-      await cluster.nats.stop();
-      await sleep(size.natsOutageMs);
-      await cluster.nats.restart();
-    })();
-    const load = await runLoad(loadOptions(cluster, size, { onFinished: marks.finished, sleepMs: [200, 2_000] }));
-    await outage;
-    return row(`NATS outage ${size.natsOutageMs / 1000} s`, cluster, load, [
-      `stopped for ${size.natsOutageMs / 1000} s at 50 % with ${inFlight} requests in flight, then restarted on the same port and store`,
-    ]);
-  });
-}
-
-/**
  * 7. The gateway killed (SIGKILL) with calls waiting for results, calls whose body is still
  * arriving, and calls reading a large answer slowly; back on the same port 3 s later. A call cut
  * before it learnt its request id is orphaned: no server can answer after its death, so those
@@ -215,44 +117,6 @@ export function gatewayKill(size: ScenarioSize): Promise<ScenarioRow> {
       `SIGKILL at 50 % with calls waiting, uploading (a quarter send their body in two halves) and reading 4 MB answers slowly (a tenth; ${midBody} mid-answer when it died); back after 3 s`,
     ]);
     return { ...r, orphansExpected: true };
-  });
-}
-
-/**
- * 8. A three-node JetStream cluster, streams on three replicas: the node leading the results
- * stream is killed (SIGKILL) at 1/3 and restarted 5 s later, then the one leading the work queue
- * at 2/3. Nothing may be lost or answered twice.
- */
-export function natsNodeKill(size: ScenarioSize): Promise<ScenarioRow> {
-  return withCluster({ natsNodes: 3, replicas: 3 }, async (cluster) => {
-    const marks = milestones(size.n);
-    const killed: string[] = [];
-    const kills = (async () => {
-      for (const [fraction, stream] of [
-        [0.33, streams.results],
-        [0.66, streams.work(cluster.versionId)],
-      ] as const) {
-        await marks.at(fraction);
-        const leader = (await cluster.nats.leaderOf(stream)) ?? 0;
-        await cluster.nats.stop(leader, 'SIGKILL');
-        killed.push(`chaos-${leader + 1} (leading ${stream.startsWith('NVCF_RQ') ? 'the work queue' : stream})`);
-        await sleep(5_000);
-        await cluster.nats.restart(leader);
-      }
-    })();
-    const load = await runLoad(loadOptions(cluster, size, { onFinished: marks.finished }));
-    await kills.catch((err: Error) => killed.push(`(a kill failed: ${err.message})`));
-    const replicas = await cluster.nats.replicas().catch(() => ({}));
-    const below = Object.entries(replicas).filter(([, n]) => n < 3);
-    return row('NATS cluster node kill -9', cluster, load, [
-      `3 nodes; killed ${killed.join(', then ')}; each back after 5 s`,
-      cluster.raisedReplicas.length > 0
-        ? `the suite raised ${cluster.raisedReplicas.length} streams to 3 replicas (the sidecar created them with fewer): ${cluster.raisedReplicas.join(', ')}`
-        : 'every stream created with 3 replicas by the sidecar',
-      ...(below.length > 0
-        ? [`streams below 3 replicas at the end: ${below.map(([n, r]) => `${n} (${r})`).join(', ')}`]
-        : []),
-    ]);
   });
 }
 
@@ -293,13 +157,4 @@ export function drain(size: ScenarioSize): Promise<DrainRow> {
     );
     return { ...r, drains };
   });
-}
-
-function summarizeErrors(load: LoadResult): string {
-  const kinds = new Map<string, number>();
-  for (const r of load.requests.filter((r) => r.outcome === 'errored')) {
-    const key = `${r.status} ${/"detail":"([^":]+)/.exec(r.detail ?? '')?.[1] ?? r.detail?.slice(0, 60)}`;
-    kinds.set(key, (kinds.get(key) ?? 0) + 1);
-  }
-  return kinds.size === 0 ? 'none' : [...kinds].map(([k, n]) => `${n} × ${k}`).join('; ');
 }

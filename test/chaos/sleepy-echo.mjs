@@ -5,6 +5,7 @@
 // `text/event-stream` gets `x-sse-events` events of `x-sse-event-bytes` each, as fast as the
 // connection takes them.
 import { createServer } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const port = Number(process.env.PORT ?? 0);
 
@@ -23,7 +24,7 @@ async function handle(req, res) {
   const parts = [];
   for await (const chunk of req) parts.push(chunk);
   const sleepMs = Number(req.headers['x-sleep-ms'] ?? 0);
-  if (sleepMs > 0) await new Promise((r) => setTimeout(r, sleepMs));
+  if (sleepMs > 0) await sleep(sleepMs);
   if (String(req.headers.accept ?? '').includes('text/event-stream')) return stream(req, res);
   const body = Buffer.concat(parts);
   const copies = Number(req.headers['x-echo-copies'] ?? 1);

@@ -2,11 +2,11 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { problemOf } from '../support/client.js';
 import { invocationFor } from '../support/env.js';
 import { useRig } from '../support/rig.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const problemOf = (body: Buffer) => JSON.parse(body.toString()) as Record<string, unknown>;
 
 describe('input assets', () => {
   const rig = useRig({ storage: true, worker: { env: { MAX_REQUEST_CONCURRENCY: '4' } } });

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { RequestStore } from '../../src/gateway/invocations/requests.js';
 import { useRig } from '../support/rig.js';
@@ -63,7 +64,7 @@ describe('the request records', () => {
     };
     await kv.put(requestId, JSON.stringify(record));
     expect((await store.reserve(requestId, 30_000)).outcome).toBe('busy');
-    await new Promise((r) => setTimeout(r, 400));
+    await sleep(400);
     expect((await store.reserve(requestId, 30_000)).outcome).toBe('reserved');
   });
 });

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { streams } from '../../src/shared/protocol.js';
+import { streams, subjects } from '../../src/shared/protocol.js';
 import { gate } from '../support/container.js';
 import { useRig } from '../support/rig.js';
 
@@ -107,10 +107,14 @@ describe('how the gateway reads and hands out results', () => {
     await expect
       .poll(
         () =>
-          jsm.streams.getMessage(streams.results, { last_by_subj: `nvcf.rs.gw-test.${requestId}.final` }).then(
-            () => true,
-            () => false,
-          ),
+          jsm.streams
+            .getMessage(streams.results, {
+              last_by_subj: subjects.response(subjects.replyTo(requestId, 'gw-test'), 'final'),
+            })
+            .then(
+              () => true,
+              () => false,
+            ),
         { timeout: 10_000 },
       )
       .toBe(true);

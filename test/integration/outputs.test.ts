@@ -5,113 +5,25 @@ import { appendFile, mkdir, open, rename, symlink, writeFile } from 'node:fs/pro
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import type { Route } from '../support/container.js';
-import { invocationFor } from '../support/env.js';
+import { problemOf } from '../support/client.js';
+import { outputDirOf, type Route } from '../support/container.js';
+import { invocationFor, largeResultInvocation } from '../support/env.js';
 import { useRig } from '../support/rig.js';
 import { readZip } from '../support/zip.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const outDir = (req: { headers: Record<string, unknown> }) => String(req.headers['nvcf-large-output-dir']);
-const problemOf = (body: Buffer) => JSON.parse(body.toString()) as Record<string, unknown>;
 
-describe('assets, progress and output files', () => {
+describe("a request's output files", () => {
   const rig = useRig({ storage: true, worker: { env: { MAX_REQUEST_CONCURRENCY: '4' } } });
-
-  /** An invocation with a large-result slot in the test storage. */
-  function withLargeResult(overrides: Parameters<typeof invocationFor>[1] = {}) {
-    const requestId = randomUUID();
-    return invocationFor(rig.worker.env, {
-      requestId,
-      largeResult: { uploadUrl: rig.storage.url(`${requestId}.zip`), downloadUrl: rig.storage.url(`${requestId}.zip`) },
-      ...overrides,
-    });
-  }
-
-  it('reports progress written in place 10, 50, 90 in order, skipping an oversize and a malformed file, and nothing after the final', async () => {
-    rig.container.route = async (req, res) => {
-      const file = join(outDir(req), 'progress');
-      const id = String(req.headers['nvcf-reqid']);
-      for (const progress of [10, 50, 90]) {
-        await writeFile(file, JSON.stringify({ id, progress, partialResponse: { step: progress } }));
-        await sleep(150);
-        if (progress === 50) {
-          await writeFile(file, JSON.stringify({ id, progress: 60, partialResponse: { blob: 'x'.repeat(300_000) } }));
-          await sleep(150);
-          await writeFile(file, '{"id": "half');
-          await sleep(250);
-        }
-      }
-      res.writeHead(200).end('{"done":true}');
-    };
-    const invocation = withLargeResult();
-    const replyTo = await rig.client.invoke(invocation);
-    const result = await rig.client.result(replyTo);
-    expect(result.status).toBe(200);
-    expect(result.progress.map((p) => [p.percentComplete, JSON.parse(p.body.toString())])).toEqual([
-      [10, { step: 10 }],
-      [50, { step: 50 }],
-      [90, { step: 90 }],
-    ]);
-    const warnings = rig.worker.logs.lines
-      .filter((l) => l.requestId === invocation.requestId && l.msg === 'progress file ignored')
-      .map((l) => String(l.reason));
-    expect(warnings.some((r) => /over the \d+-byte limit/.test(r))).toBe(true);
-    expect(warnings.some((r) => /not valid JSON/.test(r))).toBe(true);
-    await sleep(300);
-    const kinds: string[] = [];
-    for await (const frame of rig.client.responses(replyTo, AbortSignal.timeout(500))) kinds.push(frame.meta.kind);
-    expect(kinds.at(-1)).toBe('final');
-    expect(kinds.filter((k) => k === 'final')).toHaveLength(1);
-    // A late reader asks for the latest of each subject: one progress (the last), not the history.
-    const latest = [];
-    for await (const frame of rig.client.responses(replyTo, AbortSignal.timeout(500), undefined, true))
-      latest.push(frame.meta);
-    expect(latest.map((m) => (m.kind === 'progress' ? `progress ${m.percentComplete}` : m.kind))).toEqual([
-      'progress 90',
-      'final',
-    ]);
-  });
-
-  it('never follows a progress file that is a symlink, and never blocks on one that is a FIFO', async () => {
-    const elsewhere = join(rig.storage.dir, 'progress-elsewhere.json');
-    await writeFile(elsewhere, JSON.stringify({ progress: 77, partialResponse: { secret: true } }));
-    const cases: Route[] = [
-      async (req) => void (await symlink(elsewhere, join(outDir(req), 'progress'))),
-      async (req) => void execFileSync('mkfifo', [join(outDir(req), 'progress')]),
-    ];
-    for (const makeProgress of cases) {
-      rig.container.route = async (req, res) => {
-        await makeProgress(req, res);
-        await sleep(300);
-        res.writeHead(200).end('{}');
-      };
-      const invocation = withLargeResult();
-      const result = await rig.client.result(await rig.client.invoke(invocation));
-      expect(result.status).toBe(200);
-      expect(result.progress).toEqual([]);
-      const reasons = rig.worker.logs.lines
-        .filter((l) => l.requestId === invocation.requestId && l.msg === 'progress file ignored')
-        .map((l) => String(l.reason));
-      expect(reasons.every((r) => /^not read: (symbolic link|not a regular file)$/.test(r))).toBe(true);
-    }
-  });
-
-  it('ignores a progress file whose id names another request', async () => {
-    rig.container.route = async (req, res) => {
-      await writeFile(join(outDir(req), 'progress'), JSON.stringify({ id: randomUUID(), progress: 40 }));
-      await sleep(200);
-      res.writeHead(200).end('{}');
-    };
-    const result = await rig.client.result(await rig.client.invoke(withLargeResult()));
-    expect(result.progress).toEqual([]);
-  });
+  const withLargeResult = (overrides: Parameters<typeof invocationFor>[1] = {}) =>
+    largeResultInvocation(rig.worker.env, rig.storage, overrides);
 
   it('announces a file renamed from .partial before the container returns, then ships it in a zip behind a 302', async () => {
     let returnedAt = 0;
     const image = randomBytes(4096);
     rig.container.route = async (req, res) => {
-      await writeFile(join(outDir(req), 'a.partial'), image);
-      await rename(join(outDir(req), 'a.partial'), join(outDir(req), 'a.png'));
+      await writeFile(join(outputDirOf(req), 'a.partial'), image);
+      await rename(join(outputDirOf(req), 'a.partial'), join(outputDirOf(req), 'a.png'));
       await sleep(600);
       returnedAt = Date.now();
       res.writeHead(200).end('{"images":1}');
@@ -134,7 +46,7 @@ describe('assets, progress and output files', () => {
   it('ships the finished content of a file written under its final name while it was still growing', async () => {
     const parts = [randomBytes(64 * 1024), randomBytes(64 * 1024), randomBytes(64 * 1024)];
     rig.container.route = async (req, res) => {
-      const file = join(outDir(req), 'direct.bin');
+      const file = join(outputDirOf(req), 'direct.bin');
       for (const part of parts) {
         await appendFile(file, part);
         await sleep(150);
@@ -153,7 +65,7 @@ describe('assets, progress and output files', () => {
   it('waits for a file created empty under its final name to be written, instead of shipping it empty and uploading twice', async () => {
     const content = randomBytes(1024);
     rig.container.route = async (req, res) => {
-      const file = join(outDir(req), 'later.bin');
+      const file = join(outputDirOf(req), 'later.bin');
       const handle = await open(file, 'w');
       await sleep(300);
       await handle.write(content);
@@ -181,7 +93,7 @@ describe('assets, progress and output files', () => {
 
   it('keeps subdirectories, and leaves out symlinks, FIFOs and leftover .partial files, reporting each', async () => {
     rig.container.route = async (req, res) => {
-      const dir = outDir(req);
+      const dir = outputDirOf(req);
       await mkdir(join(dir, 'sub', 'deeper'), { recursive: true });
       await writeFile(join(dir, 'sub', 'deeper', 'b.txt'), 'kept');
       await symlink('/etc/passwd', join(dir, 'passwd'));
@@ -211,7 +123,7 @@ describe('assets, progress and output files', () => {
 
   it('retries an upload that storage answers with 503, and fails clearly when storage refuses it', async () => {
     rig.container.route = async (req, res) => {
-      await writeFile(join(outDir(req), 'out.txt'), 'data');
+      await writeFile(join(outputDirOf(req), 'out.txt'), 'data');
       res.writeHead(200).end('{}');
     };
     rig.storage.failPuts.push(503, 503);
@@ -235,7 +147,7 @@ describe('assets, progress and output files', () => {
     const big = randomBytes(5 * 1024 * 1024);
     const medium = Buffer.from('compressible text\n'.repeat(20_000));
     rig.container.route = async (req, res) => {
-      const dir = outDir(req);
+      const dir = outputDirOf(req);
       await writeFile(join(dir, 'big.bin.partial'), big);
       await rename(join(dir, 'big.bin.partial'), join(dir, 'big.bin'));
       await writeFile(join(dir, 'medium.txt'), medium);
@@ -261,7 +173,7 @@ describe('assets, progress and output files', () => {
     const hasty = await rig.serve((req, res) => void res.writeHead(200).end());
     const hastyUrl = hasty.url('/upload');
     rig.container.route = async (req, res) => {
-      await writeFile(join(outDir(req), 'big.bin'), randomBytes(20 * 1024 * 1024));
+      await writeFile(join(outputDirOf(req), 'big.bin'), randomBytes(20 * 1024 * 1024));
       res.writeHead(200).end('{}');
     };
     const result = await rig.client.result(
@@ -288,7 +200,7 @@ describe('assets, progress and output files', () => {
       let seenDirs: string[] = [];
       rig.container.route = async (req, res) => {
         seenDirs = dirsOf(String(req.headers['nvcf-reqid']));
-        await writeFile(join(outDir(req), 'partial-work.partial'), 'x');
+        await writeFile(join(outputDirOf(req), 'partial-work.partial'), 'x');
         await route(req, res);
       };
       const invocation = withLargeResult({ assets });

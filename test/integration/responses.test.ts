@@ -2,10 +2,9 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
+import { problemOf } from '../support/client.js';
 import { invocationFor } from '../support/env.js';
 import { useRig } from '../support/rig.js';
-
-const problemOf = (body: Buffer) => JSON.parse(body.toString()) as Record<string, unknown>;
 
 describe('what the caller gets back', () => {
   const rig = useRig({ worker: { env: { MAX_REQUEST_CONCURRENCY: '4', STREAM_READER_TIMEOUT: '2s' } } });

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { link, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,33 +7,24 @@ import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/shared/log.js';
 import { loadWorkerConfig } from '../../src/worker/config.js';
 import { janitorFor } from '../../src/worker/janitor.js';
-import { invocationFor } from '../support/env.js';
-import { gate } from '../support/container.js';
+import { problemOf } from '../support/client.js';
+import { gate, outputDirOf } from '../support/container.js';
+import { invocationFor, largeResultInvocation } from '../support/env.js';
 import { useRig } from '../support/rig.js';
 import { readZip } from '../support/zip.js';
-
-const outDir = (req: { headers: Record<string, unknown> }) => String(req.headers['nvcf-large-output-dir']);
-const problemOf = (body: Buffer) => JSON.parse(body.toString()) as Record<string, unknown>;
 
 describe('a hostile container or publisher cannot reach past its own request', () => {
   const rig = useRig({ worker: { env: { MAX_REQUEST_CONCURRENCY: '4' } }, storage: true });
 
-  function withLargeResult() {
-    const requestId = randomUUID();
-    const key = `${requestId}.zip`;
-    return invocationFor(rig.worker.env, {
-      requestId,
-      largeResult: { uploadUrl: rig.storage.url(key), downloadUrl: rig.storage.url(key) },
-    });
-  }
+  const withLargeResult = () => largeResultInvocation(rig.worker.env, rig.storage);
 
   it('leaves a hard link to a file outside the output directory out of the zip, and reports it', async () => {
     const secretDir = await mkdtemp(join(tmpdir(), 'nvcf-secret-'));
     const secret = join(secretDir, 'shadow');
     await writeFile(secret, 'root:secret-hash:19000:0:99999:7:::\n');
     rig.container.route = async (req, res) => {
-      await link(secret, join(outDir(req), 'shadow'));
-      await writeFile(join(outDir(req), 'result.txt'), 'fine');
+      await link(secret, join(outputDirOf(req), 'shadow'));
+      await writeFile(join(outputDirOf(req), 'result.txt'), 'fine');
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
     };
     const invocation = withLargeResult();
@@ -47,7 +37,7 @@ describe('a hostile container or publisher cannot reach past its own request', (
 
   it('removes what a container wrote beside its output directory once the janitor finds it stale', async () => {
     rig.container.route = async (req, res) => {
-      await writeFile(join(outDir(req), '..', `escape-${req.headers['nvcf-reqid'] as string}`), 'x');
+      await writeFile(join(outputDirOf(req), '..', `escape-${req.headers['nvcf-reqid'] as string}`), 'x');
       res.writeHead(200).end('ok');
     };
     const invocation = invocationFor(rig.worker.env);

@@ -2,17 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { runFuzz } from '../chaos/fuzz.js';
 import type { ScenarioRow } from '../chaos/judge.js';
 import { pollStorm, slowSseReader, type PressureSize } from '../chaos/pressure.js';
-import {
-  containerCrash,
-  drain,
-  gatewayAway,
-  gatewayKill,
-  natsNodeKill,
-  natsOutage,
-  natsRestart,
-  workerCrash,
-  type ScenarioSize,
-} from '../chaos/scenarios.js';
+import { natsNodeKill, natsOutage, natsRestart } from '../chaos/nats-scenarios.js';
+import type { ScenarioSize } from '../chaos/scenario-kit.js';
+import { containerCrash, drain, gatewayAway, gatewayKill, workerCrash } from '../chaos/scenarios.js';
 
 /**
  * The chaos suite at a size CI can afford (`npm run chaos` runs it at N = 1,000 and writes

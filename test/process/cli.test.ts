@@ -32,19 +32,21 @@ describe('one command-line convention for every command', () => {
     // Six processes start at once; on a loaded machine that takes longer than one.
   }, 180_000);
 
-  it('prints the package version for --version, at the top and on a command', async () => {
-    const [top, dev] = await Promise.all([run(['--version']), run(['dev', '--version'])]);
-    expect(top).toMatchObject({ code: 0, out: `${version}\n` });
-    expect(dev).toMatchObject({ code: 0, out: `${version}\n` });
-  });
+  it('prints the package version for --version, at the top and on every command', async () => {
+    const results = await Promise.all(
+      [[], ['worker'], ['gateway'], ['dev'], ['invoke']].map((command) => run([...command, '--version'])),
+    );
+    for (const r of results) expect(r).toMatchObject({ code: 0, out: `${version}\n` });
+  }, 180_000);
 
   it('exits 2 for a bad configuration in every command, naming what is wrong', async () => {
-    const [worker, gateway, dev, invoke, unknown] = await Promise.all([
+    const [worker, gateway, dev, invoke, unknown, devGateway] = await Promise.all([
       run(['worker'], { FUNCTION_ID: 'not-a-uuid' }),
       run(['gateway', '--port=not-a-port']),
       run(['dev', '--inference-url', 'ftp://x']),
       run(['invoke', 'fid', '--poll-seconds=0']),
       run(['dev', '--bogus']),
+      run(['dev', '--demo', '--port=not-a-port']),
     ]);
     expect(worker.code).toBe(2);
     expect(worker.err).toContain('FUNCTION_ID is "not-a-uuid"');
@@ -56,6 +58,10 @@ describe('one command-line convention for every command', () => {
     expect(invoke.err).toContain('--poll-seconds must be a whole number from 1 to 3600, not "0"');
     expect(unknown.code).toBe(2);
     expect(unknown.err).toContain('unknown option "--bogus"');
+    // Refused before anything starts: no nats-server was launched for it.
+    expect(devGateway.code).toBe(2);
+    expect(devGateway.err).toContain('GATEWAY_PORT is "not-a-port"');
+    expect(devGateway.out).not.toContain('nats-server');
   }, 180_000);
 
   it('takes --flag=value and --flag value alike', async () => {

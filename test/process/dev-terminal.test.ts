@@ -2,23 +2,16 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { closedPort } from '../support/http.js';
+import { alive } from '../support/process.js';
 import { useRig } from '../support/rig.js';
 import { runInTerminal } from '../support/terminal.js';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Whether `pid` has ended, waiting a little: a killed child is a zombie until its new parent reaps it. */
 async function ended(pid: number): Promise<boolean> {
-  for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 100 && alive(pid); i++) await sleep(50);
   return !alive(pid);
 }
 
@@ -74,11 +67,11 @@ describe('nvcf-sidecar dev on a terminal', () => {
       method: 'POST',
       body: '{}',
     }).catch(() => undefined);
-    while (hung.seen.length === 0) await new Promise((r) => setTimeout(r, 50));
+    while (hung.seen.length === 0) await sleep(50);
     term.type('\x03');
     await term.waitFor(/the worker drains its requests/);
     // A repeat within half a second is the same Ctrl-C delivered twice (docs/harness.md): a second one comes later.
-    await new Promise((r) => setTimeout(r, 600));
+    await sleep(600);
     term.type('\x03');
     expect(await term.exit).toBe(1);
     expect(existsSync(store)).toBe(false);

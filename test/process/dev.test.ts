@@ -1,20 +1,12 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { DEV_FUNCTION_ID, DEV_VERSION_ID } from '../../src/dev/command.js';
+import { DEV_FUNCTION_ID, DEV_VERSION_ID } from '../../src/dev/deploy.js';
 import { echo } from '../support/container.js';
+import { alive } from '../support/process.js';
 import { useRig } from '../support/rig.js';
 
 const run = promisify(execFile);
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('nvcf-sidecar dev --demo', () => {
   // Nothing but the command under test, which must start its own NATS; the rig kills what is left.

@@ -2,14 +2,10 @@ import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import {
-  deployFunction,
-  registerFunction,
-  undeployFunction,
-  waitUntilActive,
-} from '../../src/gateway/lifecycle/client.js';
+import { deployFunction, registerFunction, undeployFunction } from '../../src/gateway/lifecycle/client.js';
 import { startProgressExample } from '../support/examples.js';
 import { closedPort } from '../support/http.js';
+import { waitUntilActive } from '../support/lifecycle.js';
 import { useRig } from '../support/rig.js';
 
 describe('nvcf-sidecar invoke', () => {
@@ -78,6 +74,21 @@ describe('nvcf-sidecar invoke', () => {
     const exit = await cli.exit;
     expect(exit.code).toBe(1);
     expect(cli.stderr()).toContain('the body must be JSON');
+  });
+
+  it('exits 1 saying the result cannot be unpacked when its zip is broken, not that the gateway is unreachable', async () => {
+    const requestId = '0e6e1000-0000-4000-8000-000000000001';
+    // A gateway that answers with a 302 to bytes that are no zip at all.
+    const gateway = await rig.serve((req, res) => {
+      if (req.url === '/result.zip') return void res.writeHead(200).end('not a zip');
+      res.writeHead(302, { location: `http://127.0.0.1:${gateway.port}/result.zip`, 'nvcf-reqid': requestId }).end();
+    });
+    const out = join(await mkdtemp(join(tmpdir(), 'nvcf-invoke-broken-')), 'out');
+    const cli = rig.spawnSidecar(['invoke', 'fid', '--gateway', `http://127.0.0.1:${gateway.port}`, '--out', out], {});
+    const exit = await cli.exit;
+    expect(exit.code).toBe(1);
+    expect(cli.stderr()).toContain(`cannot unpack the result of ${requestId}:`);
+    expect(cli.stderr()).not.toContain('cannot reach the gateway');
   });
 });
 

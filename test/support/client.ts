@@ -19,6 +19,10 @@ export interface CollectedResult {
   timeline: { type: ResultEvent['type']; at: number }[];
 }
 
+/** A problem+json body (what the worker answers for a failure) as an object. */
+export const problemOf = (body: Buffer): Record<string, unknown> =>
+  JSON.parse(body.toString()) as Record<string, unknown>;
+
 /**
  * The caller's side of the protocol as a test drives it: the gateway's own client, plus a way to
  * wait for a whole result and a way to put bytes on the work queue that no real caller would.

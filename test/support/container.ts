@@ -13,6 +13,10 @@ export interface SeenRequest {
 
 export type Route = (req: IncomingMessage & { body: Buffer }, res: ServerResponse) => void | Promise<void>;
 
+/** The request's own output directory, as the worker tells the container (NVCF-LARGE-OUTPUT-DIR). */
+export const outputDirOf = (req: { headers: Record<string, unknown> }): string =>
+  String(req.headers['nvcf-large-output-dir']);
+
 /**
  * A real HTTP server on 127.0.0.1:0 standing in for the inference container. It answers
  * /v2/health/ready with `healthStatus`, records every other request and tracks how many run

@@ -8,6 +8,7 @@ import { loadWorkerConfig } from '../../src/worker/config.js';
 import type { InvocationRequest } from '../../src/gateway/invocations/protocol-client.js';
 import { createLogger } from '../../src/shared/log.js';
 import { Worker } from '../../src/worker/lifecycle.js';
+import type { TestStorage } from './storage.js';
 
 /** Environment for a worker under test: private dirs, ports chosen by the OS, fast health checks. */
 export async function workerEnv(
@@ -97,4 +98,15 @@ export function invocationFor(
     pollSeconds: 60,
     ...overrides,
   };
+}
+
+/** An invocation for the worker configured by `env`, with a large-result slot in `storage`. */
+export function largeResultInvocation(
+  env: Record<string, string>,
+  storage: TestStorage,
+  overrides: Partial<InvocationRequest> = {},
+): InvocationRequest {
+  const requestId = overrides.requestId ?? randomUUID();
+  const url = storage.url(`${requestId}.zip`);
+  return invocationFor(env, { requestId, largeResult: { uploadUrl: url, downloadUrl: url }, ...overrides });
 }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import type { ExternalContainer } from './rig.js';
+import type { ExternalContainer } from './rig-options.js';
 
 /** Runs examples/02-progress/server.py on a free port, as a rig's container. */
 export async function startProgressExample(): Promise<ExternalContainer> {

@@ -5,12 +5,12 @@
 import { createServer } from 'node:http';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 if (process.env.FAIL_AT_START) {
   process.stderr.write(`${process.env.FAIL_AT_START}\n`);
   process.exit(3);
 }
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function handle(req, res) {
   if (req.method === 'GET' && req.url === '/v2/health/ready') return res.writeHead(200).end('ok');

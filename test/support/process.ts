@@ -43,3 +43,14 @@ export function spawnSidecar(args: string[], env: Record<string, string>): Worke
 }
 
 export const isState = (to: string) => (line: Record<string, unknown>) => line.msg === 'worker state' && line.to === to;
+
+/** Whether a process with this id still exists (a zombie counts until it is reaped). */
+export function alive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

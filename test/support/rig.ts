@@ -25,6 +25,7 @@
  * `useRig(options)` starts before the file's tests and stops after them (the container's route
  * and health go back to their first values before each test); `useRig(options, { each: true })`
  * gives each test a fresh one; `await startRig(options)` is for a single test, which disposes it.
+ * What each option asks for is in rig-options.ts.
  * Parts a test adds later (`startWorker`, `spawnWorker`, `startGateway`, `startContainer`, `serve`,
  * `spawnSidecar`) are stopped by the same dispose.
  *
@@ -33,58 +34,18 @@
  * them), which the rig then neither starts nor stops. `nats: { auth: { user, password } }` starts
  * one that lets in only that user; the rig's client, workers and gateways then log in as it.
  */
-import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
+import { connect, type NatsConnection } from 'nats';
 import type { RequestListener } from 'node:http';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
-import { NatsServer, type NatsServerOptions } from '../../src/dev/nats-server.js';
+import { NatsServer } from '../../src/dev/nats-server.js';
 import { TestClient } from './client.js';
 import { TestContainer, echo, type Route } from './container.js';
 import { startWorker, workerEnv, type RunningWorker } from './env.js';
 import { startGateway, waitForStatus, type RunningGateway } from './gateway.js';
 import { TestServer } from './http.js';
 import { isState, spawnSidecar, type WorkerProcess } from './process.js';
+import type { RigOptions, SpawnedWorker, WorkerOptions } from './rig-options.js';
 import { TestStorage } from './storage.js';
-
-export interface WorkerOptions {
-  /** Settings over those of `workerEnv` (the whole env of another worker starts its twin). */
-  env?: Record<string, string>;
-  /** Return once the worker pulls work (the default), or once it waits for its container. */
-  waitFor?: 'running' | 'waiting';
-}
-
-export interface GatewayOptions {
-  env?: Record<string, string>;
-  /** Return only once the gateway reports the rig's worker function in this status. */
-  awaitStatus?: 'ACTIVE' | 'DEPLOYING';
-  /** The API key to ask for that status with, for a gateway started with keys. */
-  apiKey?: string;
-}
-
-/** A container the rig does not run itself (an example server, say), closed at dispose. */
-export interface ExternalContainer {
-  port: number;
-  close(): Promise<void> | void;
-}
-
-export interface RigOptions {
-  /** On when a worker, gateway or client is asked for; options go to the nats-server. */
-  nats?: boolean | NatsServerOptions | { url: string };
-  /** A `TestClient` on its own connection; on whenever NATS is (options go to `connect`). */
-  client?: boolean | ConnectionOptions;
-  /** A `TestStorage` (presigned-style object store). */
-  storage?: boolean;
-  /**
-   * On (an echo `TestContainer`) when a worker is asked for; or a route, a route with a first
-   * health status, or `start` for a container the rig does not run itself.
-   */
-  container?: boolean | Route | { route?: Route; healthStatus?: number } | { start(): Promise<ExternalContainer> };
-  /** A worker in this process, against the rig's NATS and container. */
-  worker?: boolean | WorkerOptions;
-  /** A gateway in this process (started before the worker, as an API outlives its workers). */
-  gateway?: boolean | GatewayOptions;
-}
-
-export type SpawnedWorker = WorkerProcess & { env: Record<string, string> };
 
 const missing = (part: string): never => {
   throw new Error(`the rig has no ${part}: ask for one in its options or start one on it`);

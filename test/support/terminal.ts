@@ -84,7 +84,7 @@ export function runInTerminal(command: string, env: Record<string, string> = {})
  * `ESC[K` erases to its end, `ESC[2K` erases the line, `ESC[nG` moves to column n, `\n` starts
  * a new line; other escape sequences (colours) are dropped. Enough for what a CLI writes.
  */
-export function screen(raw: string): string[] {
+function screen(raw: string): string[] {
   const lines: string[] = [''];
   let col = 0;
   const put = (text: string) => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadWorkerConfig, parseDurationMs } from '../../src/worker/config.js';
+import { ConfigError, parseDurationMs } from '../../src/shared/env.js';
+import { loadWorkerConfig } from '../../src/worker/config.js';
 
 const base = {
   FUNCTION_ID: '7a5b0c5e-3c1e-4e0a-9c57-1f2d3e4a5b6c',

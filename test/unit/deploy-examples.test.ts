@@ -1,8 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadGatewayConfig } from '../../src/gateway/config.js';
-import { loadWorkerConfig, parseDurationMs } from '../../src/worker/config.js';
+import { loadGatewayConfig, readGatewayArgs } from '../../src/gateway/config.js';
+import { parseDurationMs } from '../../src/shared/env.js';
+import { loadWorkerConfig } from '../../src/worker/config.js';
 import { composeConfig, readRepoFile, repoPath, yamlDocuments, type Loose } from '../support/manifests.js';
 
 const K8S = 'examples/05-kubernetes';
@@ -102,7 +103,7 @@ describe('examples/05-kubernetes', () => {
     const natsPort = find('Service', 'nats').spec.ports[0].port;
     const gatewayService = find('Service', 'nvcf-gateway');
     const gateway = podSpec('nvcf-gateway').containers[0];
-    const gatewayConfig = loadGatewayConfig(podEnv(gateway), gateway.args.slice(1));
+    const gatewayConfig = loadGatewayConfig(podEnv(gateway), readGatewayArgs(gateway.args.slice(1)).flags);
     for (const env of [podEnv(sidecar), podEnv(gateway)]) expect(env.NATS_URL).toBe(`nats://nats:${natsPort}`);
     expect(gatewayConfig.publicUrl).toBe(`http://nvcf-gateway:${gatewayService.spec.ports[0].port}`);
     expect(gatewayConfig.host).toBe('0.0.0.0');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UrlSigner } from '../../src/gateway/storage/signing.js';
-import { flagsToEnv, loadGatewayConfig } from '../../src/gateway/config.js';
+import { loadGatewayConfig, readGatewayArgs } from '../../src/gateway/config.js';
 
 const signer = new UrlSigner(Buffer.alloc(32, 7), () => 'http://gw:8090');
 const query = (url: string) => new URL(url).searchParams;
@@ -29,7 +29,10 @@ describe('signed storage URLs', () => {
 
 describe('gateway configuration', () => {
   it('takes flags over environment variables over defaults', () => {
-    const config = loadGatewayConfig({ GATEWAY_PORT: '9000', GATEWAY_ID: 'from-env' }, ['--port=9100']);
+    const config = loadGatewayConfig(
+      { GATEWAY_PORT: '9000', GATEWAY_ID: 'from-env' },
+      readGatewayArgs(['--port=9100']).flags,
+    );
     expect(config.port).toBe(9100);
     expect(config.gatewayId).toBe('from-env');
     expect(config.host).toBe('127.0.0.1');
@@ -39,7 +42,7 @@ describe('gateway configuration', () => {
 
   it('names the setting and the fix when a value is wrong', () => {
     expect(() => loadGatewayConfig({ GATEWAY_ID: 'has spaces' })).toThrow(/GATEWAY_ID .*letters, digits/);
-    expect(() => flagsToEnv(['--prot', '1'])).toThrow(/unknown option "--prot"/);
-    expect(() => flagsToEnv(['--port'])).toThrow(/needs a value/);
+    expect(() => readGatewayArgs(['--prot', '1'])).toThrow(/unknown option "--prot"; gateway options are --port/);
+    expect(() => readGatewayArgs(['--port'])).toThrow(/--port needs a value/);
   });
 });

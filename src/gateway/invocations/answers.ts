@@ -5,7 +5,7 @@ import type { GatewayContext } from '../context.js';
 import { sendProblem } from '../front/http.js';
 
 /** NVCF-STATUS as NVCF derives it from the status code. */
-export function nvcfStatus(status: number): string {
+function nvcfStatus(status: number): string {
   if (status === 202) return 'in-progress';
   return status >= 200 && status < 400 ? 'fulfilled' : 'errored';
 }

@@ -3,7 +3,7 @@ import { DiscardPolicy } from 'nats';
 import { PROBLEM_CONTENT_TYPE } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { ensureWorkQueue } from '../../shared/nats.js';
-import { PROTOCOL_VERSION, streams, subjects, type InvocationInput } from '../../shared/protocol.js';
+import { PROTOCOL_VERSION, messageIds, streams, subjects, type InvocationInput } from '../../shared/protocol.js';
 import { encodeFrame } from '../../shared/frame-codec.js';
 import type { GatewayContext } from '../context.js';
 import { HttpProblem, problemBody } from '../front/http.js';
@@ -117,6 +117,6 @@ async function answerForGateway(
   };
   const body = Buffer.from(problemBody(status, detail, requestId));
   await ctx.nc.jetstream().publish(subjects.response(replyTo, 'final'), encodeFrame(meta, body), {
-    msgID: `${requestId}.final`,
+    msgID: messageIds.final(requestId),
   });
 }

@@ -26,7 +26,7 @@ const DEFAULT_SSE_POLL_SECONDS = 1200;
  * NVCF-POLL-SECONDS: an integer up to 3600, or the default; 0 counts as 1, as NVCF's invocation
  * service clamps it. Anything else is the caller's 400.
  */
-export function pollSecondsOf(req: IncomingMessage): number {
+function pollSecondsOf(req: IncomingMessage): number {
   const text = requestHeader(req, 'nvcf-poll-seconds')?.trim();
   if (text === undefined || text === '') return wantsEventStream(req) ? DEFAULT_SSE_POLL_SECONDS : DEFAULT_POLL_SECONDS;
   const value = Number(text);

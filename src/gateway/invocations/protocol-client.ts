@@ -1,5 +1,12 @@
 import { DeliverPolicy, type JetStreamClient, type NatsConnection } from 'nats';
-import { PROTOCOL_VERSION, streams, subjects, type InvocationInput, type ResponseMeta } from '../../shared/protocol.js';
+import {
+  PROTOCOL_VERSION,
+  messageIds,
+  streams,
+  subjects,
+  type InvocationInput,
+  type ResponseMeta,
+} from '../../shared/protocol.js';
 import { decodeResponse, encodeFrame, type Frame } from '../../shared/frame-codec.js';
 
 export type InvocationRequest = Omit<InvocationInput, 'v' | 'replyTo'> & { replyTo?: string };
@@ -20,7 +27,7 @@ export class ProtocolClient {
     const replyTo = request.replyTo ?? subjects.replyTo(request.requestId);
     const meta = { v: PROTOCOL_VERSION, ...request, replyTo };
     await this.js.publish(subjects.work(request.functionVersionId, request.requestId), encodeFrame(meta, body), {
-      msgID: request.requestId,
+      msgID: messageIds.work(request.requestId),
     });
     return replyTo;
   }

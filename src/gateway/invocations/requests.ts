@@ -133,7 +133,7 @@ async function removeDelivered(kv: KV, requestId: string): Promise<void> {
       return;
     } catch (err) {
       if (wait >= 4_000) throw err;
-      await new Promise((resolve) => setTimeout(resolve, wait));
+      await sleep(wait);
     }
   }
 }

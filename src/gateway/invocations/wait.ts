@@ -11,7 +11,7 @@ import { ResponseReader } from './response-reader.js';
 import type { QueuedRecord } from './queued-record.js';
 
 /** NVCF's wait for a worker beyond the poll window before it answers 504. */
-export const NO_WORKER_GRACE_MS = 2_000;
+const NO_WORKER_GRACE_MS = 2_000;
 /** How long a window's end waits on NATS (queue state, the record's touch) before answering anyway. */
 const NATS_PATIENCE_MS = 1_000;
 

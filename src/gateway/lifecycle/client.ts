@@ -138,27 +138,3 @@ export async function undeployFunction(
 ): Promise<void> {
   await call(target, 'DELETE', deploymentPath(version.id, version.versionId));
 }
-
-/**
- * Polls the deployment until it is ACTIVE (resolves with it) or ERROR (throws with the reason),
- * for at most `timeoutMs`, or until `signal` aborts.
- */
-export async function waitUntilActive(
-  target: GatewayTarget,
-  version: Pick<FunctionSummary, 'id' | 'versionId'>,
-  timeoutMs = 120_000,
-  signal?: AbortSignal,
-): Promise<DeploymentSummary> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const deployment = await getDeployment(target, version);
-    if (deployment.functionStatus === 'ACTIVE') return deployment;
-    if (deployment.functionStatus === 'ERROR')
-      throw new Error(
-        `the deployment failed: ${deployment.healthInfo.find((h) => h.error)?.error ?? 'no reason given'}`,
-      );
-    if (Date.now() > deadline || signal?.aborted)
-      throw new Error(`the deployment is still ${deployment.functionStatus} after ${Math.round(timeoutMs / 1000)} s`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}

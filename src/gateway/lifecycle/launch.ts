@@ -117,7 +117,7 @@ export interface WorkerPlan {
 }
 
 /** The environment an NVCF pod would give the worker beside this container. */
-export function workerEnv(plan: WorkerPlan): Record<string, string> {
+function workerEnv(plan: WorkerPlan): Record<string, string> {
   const { record, spec, nats } = plan;
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',

@@ -56,19 +56,20 @@ export async function openOutput(realRoot: string, path: string): Promise<Opened
       skipped: code === 'ELOOP' ? 'symbolic link' : code === 'ENOENT' ? REMOVED_BEFORE_READ : `unreadable (${code})`,
     };
   }
+  let skipped: string;
   try {
     const stat = await handle.stat();
-    if (!stat.isFile()) throw new Error('not a regular file');
+    if (!stat.isFile()) skipped = 'not a regular file';
     // A second name can point at any file the container may read (a hard link to /etc/shadow
     // lies inside the directory by path); like a symlink, it is reported, never followed.
-    if (stat.nlink > 1) throw new Error(HARD_LINK);
-    const real = await whereIs(handle, path);
-    if (!real.startsWith(realRoot + sep)) throw new Error('outside the output directory');
-    return { handle, size: stat.size, mtimeMs: stat.mtimeMs };
+    else if (stat.nlink > 1) skipped = HARD_LINK;
+    else if (!(await whereIs(handle, path)).startsWith(realRoot + sep)) skipped = 'outside the output directory';
+    else return { handle, size: stat.size, mtimeMs: stat.mtimeMs };
   } catch (err) {
-    await handle.close();
-    return { skipped: (err as Error).message };
+    skipped = (err as Error).message;
   }
+  await handle.close();
+  return { skipped };
 }
 
 /** The real path of an open file: from /proc on Linux (no race), else from the name. */

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SidecarError } from '../../shared/errors.js';
 import { digest, openOutput, REMOVED_BEFORE_READ, type Opened } from './file-rules.js';
 import type { OutputFile, SkippedFile } from '../../shared/protocol.js';
-import { isRetryable, UploadAttempt } from './upload.js';
+import { isRetryable, UploadAttempt, UploadBroken } from './upload.js';
 import type { WorkerMetrics } from '../metrics.js';
 import { addOutputFile, addResponseBody, type BodySource, type Shipped } from './zip-entries.js';
 
@@ -134,7 +134,7 @@ export class LargeResult {
   /** Stops the upload; the storage side never sees a complete object. */
   abandon(): void {
     this.abandoned = true;
-    this.attempt?.abort(new Error('the large result was abandoned'));
+    this.attempt?.abort(new UploadBroken('the large result was abandoned', 'give-up'));
   }
 
   private manifest(): Manifest {
@@ -191,19 +191,21 @@ export class LargeResult {
     });
     if (changed.length === 0) return;
     this.options.onChanged?.(changed);
-    attempt.abort(new Error(`${changed.length} output file(s) changed after they were shipped`));
+    attempt.abort(new UploadBroken(`${changed.length} output file(s) changed after they were shipped`, 'retry'));
   }
 
   /** Adds every shipped file to a new attempt's zip, as each was recorded. */
   private async rebuild(attempt: UploadAttempt): Promise<void> {
     await this.eachShipped(async (name, recorded) => {
       const opened = await openOutput(this.options.realRoot, join(this.options.dir, name));
-      if ('skipped' in opened) throw new Error(`${name} changed since it was first shipped: ${opened.skipped}`);
+      if ('skipped' in opened)
+        throw new UploadBroken(`${name} changed since it was first shipped: ${opened.skipped}`, 'retry');
       try {
         if (opened.size !== recorded.size)
-          throw new Error(`${name} changed since it was first shipped: now ${opened.size} bytes`);
+          throw new UploadBroken(`${name} changed since it was first shipped: now ${opened.size} bytes`, 'retry');
         const again = await addOutputFile(attempt, name, opened);
-        if (again.sha256 !== recorded.sha256) throw new Error(`${name} changed since it was first shipped`);
+        if (again.sha256 !== recorded.sha256)
+          throw new UploadBroken(`${name} changed since it was first shipped`, 'retry');
       } finally {
         await opened.handle.close().catch(() => undefined);
       }

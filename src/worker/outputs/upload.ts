@@ -15,7 +15,7 @@ export class UploadAttempt {
   private readonly controller = new AbortController();
 
   constructor(url: string, signal: AbortSignal, metrics?: WorkerMetrics) {
-    const stop = () => this.abort(new Error('the request ended'));
+    const stop = () => this.abort(new UploadBroken('the request ended', 'give-up'));
     signal.addEventListener('abort', stop, { once: true });
     // A listener added to a signal that has already fired is never called.
     if (signal.aborted) queueMicrotask(stop);
@@ -31,7 +31,7 @@ export class UploadAttempt {
         if (answer.statusCode < 200 || answer.statusCode > 299) throw new UploadRejected(answer.statusCode);
         // A store that says yes before it read the archive to its end holds a truncated one.
         if (!this.zip.output.readableEnded)
-          throw new Error(`storage answered ${answer.statusCode} before it had the whole archive`);
+          throw new UploadBroken(`storage answered ${answer.statusCode} before it had the whole archive`, 'retry');
         observePhase(metrics, 'result_upload', startedAt, this.zip.size);
       })
       .catch((err: Error) => {
@@ -62,7 +62,7 @@ export class UploadAttempt {
 }
 
 /** Storage refused the upload: a 5xx may pass on another try, a 4xx will not. */
-export class UploadRejected extends NvcfError {
+class UploadRejected extends NvcfError {
   override name = 'UploadRejected';
   constructor(readonly status: number) {
     super(`storage answered ${status}`);
@@ -70,6 +70,21 @@ export class UploadRejected extends NvcfError {
 
   get retry(): RetryMeaning {
     return this.status >= 500 ? 'retry' : 'give-up';
+  }
+}
+
+/**
+ * A try that cannot produce a whole archive for a reason of ours, not the store's: the request
+ * ended or the result was abandoned (give up), or a file changed after it was shipped or the
+ * store answered before reading everything (a new try, rebuilt from disk, may work).
+ */
+export class UploadBroken extends NvcfError {
+  override name = 'UploadBroken';
+  constructor(
+    message: string,
+    readonly retry: RetryMeaning,
+  ) {
+    super(message);
   }
 }
 

@@ -4,6 +4,7 @@ import { SidecarError } from '../../shared/errors.js';
 import { isNatsNotFound } from '../../shared/nats-errors.js';
 import {
   PROTOCOL_VERSION,
+  messageIds,
   streams,
   subjects,
   type HeaderList,
@@ -142,13 +143,13 @@ export class ResponsePublisher {
     this.pending = [];
     await Promise.all(window);
     const started = performance.now();
-    await this.send('final', meta, body, `${this.address.requestId}.final`);
+    await this.send('final', meta, body, messageIds.final(this.address.requestId));
     this.observeFinal((performance.now() - started) / 1000);
     this.finished = true;
   }
 
   private msgId(part: string): string {
-    return `${this.address.requestId}.${this.address.attempt}.${part}`;
+    return messageIds.ofAttempt(this.address.requestId, this.address.attempt, part);
   }
 
   private async send(

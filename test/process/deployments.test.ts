@@ -1,27 +1,28 @@
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { echo } from '../support/container.js';
 import {
   deployFunction,
   listFunctions,
   registerFunction,
   undeployFunction,
-  waitUntilActive,
 } from '../../src/gateway/lifecycle/client.js';
+import { echo } from '../support/container.js';
 import { waitForStatus, type RunningGateway } from '../support/gateway.js';
+import {
+  ACTIVE_WITHIN_MS,
+  callGateway,
+  deploymentSpec as spec,
+  fromLocalCommand,
+  until,
+  waitUntilActive,
+  type Loose,
+} from '../support/lifecycle.js';
+import { alive } from '../support/process.js';
 import { useRig } from '../support/rig.js';
 
-const app = fileURLToPath(new URL('../support/lifecycle-app.mjs', import.meta.url));
-
-// Answers are checked field by field by the assertions; a type for each would only restate them.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Loose = any;
-
 /**
- * Each instance starts a worker under tsx: seconds on an idle machine, much longer on a loaded
- * one. The bounds only stop a test that would never pass; nothing here measures time.
+ * Deployments through the lifecycle API: instances started, replaced, scaled and stopped by the
+ * gateway. The bounds only stop a test that would never pass; nothing here measures time.
  */
-const ACTIVE_WITHIN_MS = 120_000;
 const SLOW_TEST_MS = 300_000;
 
 const rig = useRig({ gateway: true });
@@ -30,128 +31,9 @@ let gw: RunningGateway;
 beforeAll(() => {
   gw = rig.gateway;
 });
+const call = (method: string, path: string, body?: unknown) => callGateway(gw.url, method, path, body);
 
-async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: Loose }> {
-  const res = await fetch(`${gw.url}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : undefined };
-}
-
-function fromLocalCommand(name: string, env: Record<string, string> = {}) {
-  return {
-    name,
-    inferenceUrl: '/infer',
-    healthUri: '/v2/health/ready',
-    localCommand: [process.execPath, app],
-    containerEnvironment: Object.entries(env).map(([key, value]) => ({ key, value })),
-    apiBodyFormat: 'CUSTOM',
-    description: 'test function',
-    tags: ['test'],
-  };
-}
-
-const spec = (instances: number) => ({
-  deploymentSpecifications: [{ gpu: 'L40', instanceType: 'local', minInstances: instances, maxInstances: instances }],
-});
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = ACTIVE_WITHIN_MS): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function invoke(functionId: string, body: unknown): Promise<{ status: number; json: Loose }> {
-  return call('POST', `/v2/nvcf/pexec/functions/${functionId}`, body);
-}
-
-describe('the function lifecycle API', { timeout: SLOW_TEST_MS }, () => {
-  it('registers a function and a second version, lists them INACTIVE, and deletes a version', async () => {
-    const created = await call('POST', '/v2/nvcf/functions', fromLocalCommand('catalogue'));
-    expect(created.status).toBe(200);
-    const fn = created.json.function;
-    expect(fn).toMatchObject({ name: 'catalogue', status: 'INACTIVE', inferenceUrl: '/infer', inferencePort: 8000 });
-    expect(fn.health).toMatchObject({ protocol: 'HTTP', uri: '/v2/health/ready', expectedStatusCode: 200 });
-
-    const second = await call('POST', `/v2/nvcf/functions/${fn.id}/versions`, fromLocalCommand('catalogue'));
-    expect(second.status).toBe(200);
-    expect(second.json.function.id).toBe(fn.id);
-    expect(second.json.function.versionId).not.toBe(fn.versionId);
-
-    const versions = await call('GET', `/v2/nvcf/functions/${fn.id}/versions`);
-    expect(versions.json.functions.map((v: Loose) => v.versionId).sort()).toEqual(
-      [fn.versionId, second.json.function.versionId].sort(),
-    );
-    const all = await call('GET', '/v2/nvcf/functions');
-    expect(all.json.functions.filter((v: Loose) => v.id === fn.id)).toHaveLength(2);
-
-    expect((await call('DELETE', `/v2/nvcf/functions/${fn.id}/versions/${fn.versionId}`)).status).toBe(204);
-    expect((await call('GET', `/v2/nvcf/functions/${fn.id}/versions/${fn.versionId}`)).status).toBe(404);
-    expect((await call('GET', `/v2/nvcf/functions/${fn.id}/versions`)).json.functions).toHaveLength(1);
-  });
-
-  it('keeps registered functions across a gateway restart', async () => {
-    const { json } = await call('POST', '/v2/nvcf/functions', fromLocalCommand('durable'));
-    await gw.stop();
-    gw = await rig.startGateway();
-    const details = await call('GET', `/v2/nvcf/functions/${json.function.id}/versions/${json.function.versionId}`);
-    expect(details.status).toBe(200);
-    expect(details.json.function).toMatchObject({ name: 'durable', status: 'INACTIVE' });
-  });
-
-  it('registers under chosen ids (harness only), takes the same registration again, and refuses a clash with 409', async () => {
-    const ids = { id: 'c0ffee00-0000-4000-8000-000000000001', versionId: 'c0ffee00-0000-4000-8000-000000000002' };
-    const first = await call('POST', '/v2/nvcf/functions', { ...fromLocalCommand('chosen'), ...ids });
-    expect(first.status).toBe(200);
-    expect(first.json.function).toMatchObject({ ...ids, name: 'chosen', status: 'INACTIVE' });
-    // A script run twice: the same body with the same ids changes nothing.
-    const again = await call('POST', '/v2/nvcf/functions', { ...fromLocalCommand('chosen'), ...ids });
-    expect(again.status).toBe(200);
-    expect(again.json.function.createdAt).toBe(first.json.function.createdAt);
-
-    const otherName = await call('POST', '/v2/nvcf/functions', { ...fromLocalCommand('intruder'), id: ids.id });
-    expect(otherName.status).toBe(409);
-    expect(otherName.json.detail).toMatch(`function ${ids.id} is already registered as chosen`);
-    const otherSettings = await call('POST', '/v2/nvcf/functions', {
-      ...fromLocalCommand('chosen', { MODE: 'other' }),
-      ...ids,
-    });
-    expect(otherSettings.status).toBe(409);
-    expect(otherSettings.json.detail).toMatch(
-      `function version ${ids.versionId} is already registered with other settings`,
-    );
-    const otherFunction = await call('POST', '/v2/nvcf/functions', {
-      ...fromLocalCommand('chosen'),
-      versionId: ids.versionId,
-    });
-    expect(otherFunction.status).toBe(409);
-    expect(otherFunction.json.detail).toMatch('already registered under another function');
-
-    const listed = (await call('GET', '/v2/nvcf/functions')).json.functions.filter((f: Loose) => f.id === ids.id);
-    expect(listed).toEqual([expect.objectContaining({ ...ids, name: 'chosen' })]);
-    expect((await call('DELETE', `/v2/nvcf/functions/${ids.id}/versions/${ids.versionId}`)).status).toBe(204);
-  });
-
-  it('refuses a malformed function with a 400 that names the field', async () => {
-    const bad = await call('POST', '/v2/nvcf/functions', { name: 'no image', inferenceUrl: '/x' });
-    expect(bad.status).toBe(400);
-    expect(bad.json.detail).toMatch(/name/);
-    expect(bad.json.detail).toMatch(/containerImage, models or \(harness only\) localCommand/);
-  });
-
-  it('reports the GPUs this machine has: none without the NVIDIA driver', async () => {
-    const gpus = await call('GET', '/v2/nvcf/supportedGpus');
-    expect(gpus.status).toBe(200);
-    expect(Array.isArray(gpus.json.gpus)).toBe(true);
-  });
-});
+const invoke = (functionId: string, body: unknown) => call('POST', `/v2/nvcf/pexec/functions/${functionId}`, body);
 
 describe('deployments', { timeout: SLOW_TEST_MS }, () => {
   it('deploys two instances, survives losing one, scales to one and undeploys to INACTIVE', async () => {
@@ -303,13 +185,3 @@ describe('deployments', { timeout: SLOW_TEST_MS }, () => {
     expect((await call('DELETE', path)).status).toBe(200);
   });
 });
-
-function alive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
