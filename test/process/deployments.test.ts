@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   deployFunction,
   listFunctions,
@@ -6,18 +6,17 @@ import {
   undeployFunction,
 } from '../../src/gateway/lifecycle/client.js';
 import { echo } from '../support/container.js';
-import { waitForStatus, type RunningGateway } from '../support/gateway.js';
+import { waitForStatus } from '../support/gateway.js';
 import {
   ACTIVE_WITHIN_MS,
-  callGateway,
   deploymentSpec as spec,
   fromLocalCommand,
+  useLifecycleGateway,
   until,
   waitUntilActive,
   type Loose,
 } from '../support/lifecycle.js';
 import { alive } from '../support/process.js';
-import { useRig } from '../support/rig.js';
 
 /**
  * Deployments through the lifecycle API: instances started, replaced, scaled and stopped by the
@@ -25,13 +24,7 @@ import { useRig } from '../support/rig.js';
  */
 const SLOW_TEST_MS = 300_000;
 
-const rig = useRig({ gateway: true });
-/** The gateway now: tests restart it. */
-let gw: RunningGateway;
-beforeAll(() => {
-  gw = rig.gateway;
-});
-const call = (method: string, path: string, body?: unknown) => callGateway(gw.url, method, path, body);
+const { rig, gateway, stopGateway, startGateway, call } = useLifecycleGateway();
 
 const invoke = (functionId: string, body: unknown) => call('POST', `/v2/nvcf/pexec/functions/${functionId}`, body);
 
@@ -45,7 +38,7 @@ describe('deployments', { timeout: SLOW_TEST_MS }, () => {
     expect(deployed.status).toBe(200);
     expect(deployed.json.deployment.functionStatus).toBe('DEPLOYING');
     expect(deployed.json.deployment.instances).toHaveLength(2);
-    await waitForStatus(gw.url, id, versionId, 'ACTIVE', ACTIVE_WITHIN_MS);
+    await waitForStatus(gateway().url, id, versionId, 'ACTIVE', ACTIVE_WITHIN_MS);
     const both = await until('both instances ready', async () => {
       const d = (await call('GET', path)).json.deployment;
       return d.instances.every((i: Loose) => i.state === 'ready') ? d.instances : undefined;
@@ -104,7 +97,7 @@ describe('deployments', { timeout: SLOW_TEST_MS }, () => {
     const { id, versionId } = json.function;
     const path = `/v2/nvcf/deployments/functions/${id}/versions/${versionId}`;
     expect((await call('POST', path, spec(1))).status).toBe(200);
-    await waitForStatus(gw.url, id, versionId, 'ERROR', ACTIVE_WITHIN_MS);
+    await waitForStatus(gateway().url, id, versionId, 'ERROR', ACTIVE_WITHIN_MS);
     const { deployment } = (await call('GET', path)).json;
     expect(deployment.functionStatus).toBe('ERROR');
     expect(deployment.healthInfo[0].error).toMatch(/cannot load model weights/);
@@ -117,12 +110,12 @@ describe('deployments', { timeout: SLOW_TEST_MS }, () => {
     const { id, versionId } = json.function;
     const path = `/v2/nvcf/deployments/functions/${id}/versions/${versionId}`;
     await call('POST', path, spec(1));
-    await waitForStatus(gw.url, id, versionId, 'ACTIVE', ACTIVE_WITHIN_MS);
+    await waitForStatus(gateway().url, id, versionId, 'ACTIVE', ACTIVE_WITHIN_MS);
     const before = (await call('GET', path)).json.deployment.instances[0];
-    await gw.stop();
+    await stopGateway();
     expect(alive(before.workerPid) || alive(before.containerPid)).toBe(false);
-    gw = await rig.startGateway();
-    await waitForStatus(gw.url, id, versionId, 'ACTIVE', ACTIVE_WITHIN_MS);
+    await startGateway();
+    await waitForStatus(gateway().url, id, versionId, 'ACTIVE', ACTIVE_WITHIN_MS);
     expect((await invoke(id, { back: true })).json.echo).toEqual({ back: true });
     expect((await call('DELETE', path)).status).toBe(200);
   });
@@ -136,7 +129,7 @@ describe('deployments', { timeout: SLOW_TEST_MS }, () => {
     const { id, versionId } = json.function;
     const path = `/v2/nvcf/deployments/functions/${id}/versions/${versionId}`;
     expect((await call('POST', path, spec(1))).status).toBe(200);
-    await waitForStatus(gw.url, id, versionId, 'ERROR', ACTIVE_WITHIN_MS);
+    await waitForStatus(gateway().url, id, versionId, 'ERROR', ACTIVE_WITHIN_MS);
     const { deployment } = (await call('GET', path)).json;
     expect(deployment.healthInfo[0].error).toMatch(/no container engine.*localCommand/);
     expect((await call('DELETE', path)).status).toBe(200);
@@ -144,7 +137,7 @@ describe('deployments', { timeout: SLOW_TEST_MS }, () => {
 
   it('runs only workers for a container already running at localEndpoint, driven by the lifecycle client', async () => {
     const container = await rig.startContainer(echo);
-    const target = { url: gw.url };
+    const target = { url: gateway().url };
     const version = await registerFunction(target, {
       name: 'running-already',
       inferenceUrl: '/infer',

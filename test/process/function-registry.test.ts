@@ -1,18 +1,10 @@
-import { beforeAll, describe, expect, it } from 'vitest';
-import type { RunningGateway } from '../support/gateway.js';
-import { callGateway, fromLocalCommand, type Loose } from '../support/lifecycle.js';
-import { useRig } from '../support/rig.js';
+import { describe, expect, it } from 'vitest';
+import { fromLocalCommand, useLifecycleGateway, type Loose } from '../support/lifecycle.js';
 
 /** Registering, listing and forgetting functions; deploying them is deployments.test.ts. */
 const SLOW_TEST_MS = 300_000;
 
-const rig = useRig({ gateway: true });
-/** The gateway now: tests restart it. */
-let gw: RunningGateway;
-beforeAll(() => {
-  gw = rig.gateway;
-});
-const call = (method: string, path: string, body?: unknown) => callGateway(gw.url, method, path, body);
+const { stopGateway, startGateway, call } = useLifecycleGateway();
 
 describe('the function lifecycle API', { timeout: SLOW_TEST_MS }, () => {
   it('registers a function and a second version, lists them INACTIVE, and deletes a version', async () => {
@@ -41,8 +33,8 @@ describe('the function lifecycle API', { timeout: SLOW_TEST_MS }, () => {
 
   it('keeps registered functions across a gateway restart', async () => {
     const { json } = await call('POST', '/v2/nvcf/functions', fromLocalCommand('durable'));
-    await gw.stop();
-    gw = await rig.startGateway();
+    await stopGateway();
+    await startGateway();
     const details = await call('GET', `/v2/nvcf/functions/${json.function.id}/versions/${json.function.versionId}`);
     expect(details.status).toBe(200);
     expect(details.json.function).toMatchObject({ name: 'durable', status: 'INACTIVE' });

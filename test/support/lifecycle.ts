@@ -6,6 +6,8 @@ import {
   type FunctionSummary,
   type GatewayTarget,
 } from '../../src/gateway/lifecycle/client.js';
+import type { RunningGateway } from './gateway.js';
+import { useRig } from './rig.js';
 
 /**
  * What the tests of the lifecycle API share: a function registered to run the test app as a
@@ -89,4 +91,23 @@ export async function callGateway(
   });
   const text = await res.text();
   return { status: res.status, json: text ? JSON.parse(text) : undefined };
+}
+
+/**
+ * A rig with a gateway for the lifecycle tests, which restart it: `gateway()` is the one running
+ * now, and `call` goes to it.
+ */
+export function useLifecycleGateway() {
+  const rig = useRig({ gateway: true });
+  let restarted: RunningGateway | undefined;
+  const gateway = () => restarted ?? rig.gateway;
+  return {
+    rig,
+    gateway,
+    stopGateway: () => gateway().stop(),
+    async startGateway(): Promise<void> {
+      restarted = await rig.startGateway();
+    },
+    call: (method: string, path: string, body?: unknown) => callGateway(gateway().url, method, path, body),
+  };
 }
