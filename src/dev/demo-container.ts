@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ConfigError } from '../shared/env.js';
 
 /** examples/ sits next to src/ (tsx) and next to dist/ (built). */
 function exampleFile(relative: string): string {
@@ -8,7 +9,7 @@ function exampleFile(relative: string): string {
     const candidate = join(dir, 'examples', relative);
     if (existsSync(candidate)) return candidate;
   }
-  throw new Error(`cannot find examples/${relative} next to the sidecar`);
+  throw new ConfigError(`cannot find examples/${relative} next to the sidecar`);
 }
 
 /**

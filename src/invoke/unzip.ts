@@ -3,6 +3,13 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import yauzl from 'yauzl';
+import { NvcfError } from '../shared/errors.js';
+
+/** A result zip with an entry that would land outside the folder it is unpacked into. */
+class UnsafeArchive extends NvcfError {
+  override name = 'UnsafeArchive';
+  readonly retry = 'give-up';
+}
 
 /**
  * Unpacks a large-result zip into `outDir` and lists what it wrote. An entry that would land
@@ -35,7 +42,7 @@ export async function extractZip(zipPath: string, outDir: string): Promise<strin
 async function writeEntry(zip: yauzl.ZipFile, entry: yauzl.Entry, outDir: string): Promise<string | undefined> {
   const name = normalize(entry.fileName);
   if (isAbsolute(name) || name === '..' || name.startsWith(`..${sep}`))
-    throw new Error(`the zip holds an entry outside its folder: "${entry.fileName}"`);
+    throw new UnsafeArchive(`the zip holds an entry outside its folder: "${entry.fileName}"`);
   const target = join(outDir, name);
   if (entry.fileName.endsWith('/')) {
     await mkdir(target, { recursive: true });

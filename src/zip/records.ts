@@ -1,3 +1,5 @@
+import { ZipError } from './zip-error.js';
+
 /**
  * The byte layout of a zip archive's records (PKWARE's APPNOTE 6.3): local headers, data
  * descriptors, central-directory headers and the end records, with Zip64 fields where a size, an
@@ -41,7 +43,7 @@ export interface EntryRecord {
 export function encodeName(name: string): Buffer {
   const bytes = Buffer.from(name, 'utf8');
   if (bytes.length === 0 || bytes.length > MAX_16)
-    throw new Error(`an archive entry name must be 1 to ${MAX_16} bytes`);
+    throw new ZipError(`an archive entry name must be 1 to ${MAX_16} bytes`);
   return bytes;
 }
 

@@ -16,6 +16,7 @@ import {
   localHeader,
   type EntryRecord,
 } from './records.js';
+import { ZipError } from './zip-error.js';
 
 /**
  * A streaming zip writer (stored and deflated entries, Zip64 when sizes, offsets or the entry
@@ -129,7 +130,7 @@ export class ZipWriter {
       if (options.compressionLevel === undefined) await pipeline(source, observe, sink);
       else await pipeline(source, observe, createDeflateRaw({ level: options.compressionLevel }), sink);
       if (!entry.zip64 && (entry.size >= MAX_32 || entry.compressedSize >= MAX_32)) {
-        throw new Error(`${name} grew past 4 GiB while it was written (${options.expectedSize} bytes expected)`);
+        throw new ZipError(`${name} grew past 4 GiB while it was written (${options.expectedSize} bytes expected)`);
       }
       await this.write(dataDescriptor(entry));
       this.directory.push(centralHeader(entry));
@@ -159,7 +160,7 @@ export class ZipWriter {
    * entry (a file that could not be read, say) is never mistaken for this entry's fault.
    */
   private brokenBy(): Error {
-    return new Error(`the archive is broken: ${this.failure?.message ?? 'its output is closed'}`, {
+    return new ZipError(`the archive is broken: ${this.failure?.message ?? 'its output is closed'}`, {
       cause: this.failure,
     });
   }
@@ -168,7 +169,7 @@ export class ZipWriter {
   private inTurn<T>(work: () => Promise<T>): Promise<T> {
     const run = this.turn.then(() => {
       if (this.failure) throw this.brokenBy();
-      if (this.ended) throw new Error('the archive is already ended');
+      if (this.ended) throw new ZipError('the archive is already ended');
       return work();
     });
     this.turn = run.then(

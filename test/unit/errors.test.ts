@@ -57,6 +57,17 @@ describe('the error family', () => {
     expect(outside).toEqual([]);
   });
 
+  it('is what the project throws: no plain Error is made anywhere in its TypeScript', () => {
+    const plain = sources(src).flatMap((file) =>
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .flatMap((line, i) =>
+          /new (?:Error|TypeError|RangeError)\(/.test(line) ? [`${relative(src, file)}:${i + 1}`] : [],
+        ),
+    );
+    expect(plain).toEqual([]);
+  });
+
   it('tells a gateway client to call again after a full queue or an outage, not after a refusal', () => {
     expect([429, 503, 504].map((status) => new HttpProblem(status, 'x').retry)).toEqual(['retry', 'retry', 'retry']);
     expect([400, 401, 404, 413].map((status) => new HttpProblem(status, 'x').retry)).toEqual([

@@ -3,8 +3,15 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NvcfError } from '../../shared/errors.js';
 import type { NatsSettings } from '../../shared/nats.js';
 import type { DeploymentSpecification, VersionRecord } from './schema.js';
+
+/** This machine cannot start the function's container as registered: trying again changes nothing. */
+export class LaunchError extends NvcfError {
+  override name = 'LaunchError';
+  readonly retry = 'give-up';
+}
 
 /** How the pieces of one instance are started: the container (an image or a local command) and its worker. */
 
@@ -78,9 +85,9 @@ export function startContainer(plan: ContainerPlan): ChildProcess {
       detached: true,
     });
   }
-  if (!record.containerImage) throw new Error('the function has no containerImage and no localCommand to run');
+  if (!record.containerImage) throw new LaunchError('the function has no containerImage and no localCommand to run');
   if (!plan.engine)
-    throw new Error(
+    throw new LaunchError(
       `no container engine (docker or podman) answers on this machine to run ${record.containerImage}; register the function with the harness-only "localCommand" instead`,
     );
   const args = ['run', '--rm', '--name', plan.name, '-p', `127.0.0.1:${plan.port}:${record.inferencePort}`];

@@ -65,7 +65,9 @@ export class ContainerClient {
     const stalled = this.pool;
     this.pool = this.newPool();
     void stalled
-      .destroy(new Error('the connection pool to the container stalled and was replaced'))
+      .destroy(
+        new SidecarError('INFERENCE_CONNECTION', 'the connection pool to the container stalled and was replaced'),
+      )
       .catch(() => undefined);
   }
 
