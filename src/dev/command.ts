@@ -135,6 +135,7 @@ export async function runDev(args: readonly string[], env: NodeJS.ProcessEnv): P
     await Promise.race([gateway.start(), stopRequested]);
     if (stopping.signal.aborted) return EXIT.ok;
     say(`gateway         ${gateway.url} (console ${gateway.url}/console)`);
+    say(`gateway metrics ${gateway.url}/metrics`);
     target = { url: gateway.url, apiKey: ownKey(env) };
 
     await registerAndDeploy(target, devFunctionSpec(options), options.concurrency);

@@ -82,13 +82,15 @@ describe('nvcf-sidecar dev on a terminal', () => {
 
 describe('nvcf-sidecar dev says what is going on', () => {
   const rig = useRig();
-  it('prints the worker health and metrics URLs, and they answer', async () => {
+  it('prints the gateway metrics and the worker health and metrics URLs, and they answer', async () => {
     const dev = rig.spawnSidecar(['dev', '--demo', '--port', '0'], {});
     await dev.waitForLog((l) => String(l.msg).startsWith('Ctrl-C stops'), 45_000);
     const text = dev.stdout();
     const health = /worker health +(http:\S+)/.exec(text)![1]!;
     const metrics = /worker metrics +(http:\S+)/.exec(text)![1]!;
+    const gatewayMetrics = /gateway metrics +(http:\S+)/.exec(text)![1]!;
     expect(/gateway +http:\/\/127\.0\.0\.1:\d+/.test(text)).toBe(true);
+    expect(await (await fetch(gatewayMetrics)).text()).toContain('nvcf_gateway');
     expect((await fetch(health)).status).toBe(200);
     expect(await (await fetch(metrics)).text()).toContain('nvcf_worker');
     dev.child.kill('SIGINT');
