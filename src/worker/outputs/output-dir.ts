@@ -10,7 +10,7 @@ import { ProgressReporter } from './progress-file.js';
 import type { OutputFile } from '../../shared/protocol.js';
 import type { ResponsePublisher, ResultManifest } from '../request/publisher.js';
 import { TreeWatcher } from './tree-watch.js';
-import { makeSharedDir } from '../shared-dir.js';
+import { OutputDirCalls } from './dir-calls.js';
 import type { WorkerMetrics } from '../metrics.js';
 
 /** Announcements of finished files are batched for this long, and at most this many per message. */
@@ -72,11 +72,13 @@ export class RequestOutputs {
   private shipped = false;
   /** Set once the directory is gone (see `settle`): there is nothing left to remove. */
   private removed = false;
+  private readonly calls: OutputDirCalls;
 
   private constructor(private readonly options: RequestOutputsOptions) {
     // The request id is a validated UUID, so these joins cannot leave the base directory.
     this.dir = join(options.baseDir, options.requestId);
     this.realRoot = join(options.realBase, options.requestId);
+    this.calls = new OutputDirCalls(this.dir);
     const send = (percent: number, headers: [string, string][], body: Buffer) =>
       options.publisher.progress(percent, headers, body);
     this.progress = new ProgressReporter(
@@ -92,7 +94,7 @@ export class RequestOutputs {
   static async open(options: RequestOutputsOptions): Promise<RequestOutputs> {
     const outputs = new RequestOutputs(options);
     try {
-      await makeSharedDir(outputs.dir);
+      await outputs.calls.create();
     } catch (err) {
       throw new SidecarError('PREPARE_FAILED', `could not create the output directory: ${errorCode(err)}`, {
         cause: err,
@@ -142,7 +144,10 @@ export class RequestOutputs {
     // Most requests leave the directory empty: one rmdir then proves it and removes it, where a
     // scan and a removal would take two trips through the thread pool (docs/performance.md).
     // A directory with anything in it refuses, and is scanned as before.
-    if (!this.large && (await this.removeIfEmpty())) return false;
+    if (!this.large && (await this.calls.removeIfEmpty())) {
+      this.removed = true;
+      return false;
+    }
     const scan = await scanOutputs(this.dir);
     if (scan.finals.length === 0 && this.large) {
       // Every name the watcher saw is gone (a progress report written to a temporary name and
@@ -205,18 +210,9 @@ export class RequestOutputs {
    */
   async remove(): Promise<void> {
     this.abandon();
+    this.calls.close();
     if (this.removed) return;
     await rmdir(this.dir).catch(() => rm(this.dir, { recursive: true, force: true }));
-  }
-
-  private async removeIfEmpty(): Promise<boolean> {
-    try {
-      await rmdir(this.dir);
-      this.removed = true;
-    } catch {
-      // Not empty (or not there): the scan says what it holds.
-    }
-    return this.removed;
   }
 
   /** The one rule for large results: without a slot from the caller there is nowhere to put one. */
