@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { extractZip } from '../../src/invoke/unzip.js';
 import { useRig } from '../support/rig.js';
@@ -15,6 +16,22 @@ interface CreatedAsset {
 
 describe('assets and large results through the gateway', () => {
   const rig = useRig({ worker: { env: { LOG_LEVEL: 'warn' } }, gateway: { awaitStatus: 'ACTIVE' } });
+  /** A pexec call whose 302 is kept, not followed. */
+  const pexecKeeping302 = () =>
+    fetch(`${rig.gateway.url}/v2/nvcf/pexec/functions/${rig.worker.env.FUNCTION_ID}`, {
+      method: 'POST',
+      body: '{}',
+      redirect: 'manual',
+    });
+  /** Fetches a result zip from its Location and unpacks it: the folder, and the names it holds. */
+  const unpacked = async (location: string) => {
+    const zip = await fetch(location);
+    expect(zip.status).toBe(200);
+    const dir = await mkdtemp(join(tmpdir(), 'nvcf-zip-'));
+    await writeFile(join(dir, 'result.zip'), Buffer.from(await zip.arrayBuffer()));
+    const files = await extractZip(join(dir, 'result.zip'), join(dir, 'out'));
+    return { out: join(dir, 'out'), files: files.sort() };
+  };
 
   const createAsset = async (contentType: string, description = 'test asset'): Promise<CreatedAsset> => {
     const res = await fetch(`${rig.gateway.url}/v2/nvcf/assets`, {
@@ -101,24 +118,16 @@ describe('assets and large results through the gateway', () => {
       await writeFile(join(String(req.headers['nvcf-large-output-dir']), 'image1.txt'), 'the picture');
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
     };
-    const res = await fetch(`${rig.gateway.url}/v2/nvcf/pexec/functions/${rig.worker.env.FUNCTION_ID}`, {
-      method: 'POST',
-      body: '{}',
-      redirect: 'manual',
-    });
+    const res = await pexecKeeping302();
     expect(res.status).toBe(302);
     expect(res.headers.get('nvcf-status')).toBe('fulfilled');
     const requestId = res.headers.get('nvcf-reqid')!;
     const location = res.headers.get('location')!;
     expect(location).toContain(`/v2/nvcf/storage/results/${requestId}?`);
-    const zip = await fetch(location);
-    expect(zip.status).toBe(200);
-    const dir = await mkdtemp(join(tmpdir(), 'nvcf-zip-'));
-    await writeFile(join(dir, 'result.zip'), Buffer.from(await zip.arrayBuffer()));
-    const files = await extractZip(join(dir, 'result.zip'), join(dir, 'out'));
-    expect(files.sort()).toEqual([`${requestId}.response`, 'image1.txt'].sort());
-    expect(await readFile(join(dir, 'out', 'image1.txt'), 'utf8')).toBe('the picture');
-    expect(await readFile(join(dir, 'out', `${requestId}.response`), 'utf8')).toBe('{"ok":true}');
+    const { out, files } = await unpacked(location);
+    expect(files).toEqual([`${requestId}.response`, 'image1.txt'].sort());
+    expect(await readFile(join(out, 'image1.txt'), 'utf8')).toBe('the picture');
+    expect(await readFile(join(out, `${requestId}.response`), 'utf8')).toBe('{"ok":true}');
   });
 
   it("takes a worker's second upload of a result without an error in its log when the first was broken off", async () => {
@@ -127,24 +136,15 @@ describe('assets and large results through the gateway', () => {
       // A scratch file under a final name, shipped at once and gone by the end: the worker drops
       // the upload it had started and sends the zip again without it.
       await writeFile(join(dir, 'scratch.tmp'), 'half-done');
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
       await rm(join(dir, 'scratch.tmp'));
       await writeFile(join(dir, 'image1.txt'), 'the picture');
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
     };
-    const res = await fetch(`${rig.gateway.url}/v2/nvcf/pexec/functions/${rig.worker.env.FUNCTION_ID}`, {
-      method: 'POST',
-      body: '{}',
-      redirect: 'manual',
-    });
+    const res = await pexecKeeping302();
     expect(res.status).toBe(302);
     const requestId = res.headers.get('nvcf-reqid')!;
-    const dir = await mkdtemp(join(tmpdir(), 'nvcf-zip-'));
-    await writeFile(
-      join(dir, 'result.zip'),
-      Buffer.from(await (await fetch(res.headers.get('location')!)).arrayBuffer()),
-    );
-    expect((await extractZip(join(dir, 'result.zip'), join(dir, 'out'))).sort()).toEqual(
+    expect((await unpacked(res.headers.get('location')!)).files).toEqual(
       [`${requestId}.response`, 'image1.txt'].sort(),
     );
     const lines = rig.gateway.logs.lines.filter((l) => JSON.stringify(l).includes(requestId));
