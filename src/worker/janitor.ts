@@ -53,7 +53,9 @@ export class Janitor {
         if (!dir.everything && !REQUEST_NAMED.test(name)) continue;
         const path = join(dir.path, name);
         const info = await lstat(path).catch(() => undefined);
-        if (!info || now - info.mtimeMs < STALE_AFTER_MS) continue;
+        // ctime, not mtime: an output directory recycled from a spare keeps the mtime it was
+        // made with, while its rename to the request's name sets its ctime (dir-calls.ts).
+        if (!info || now - info.ctimeMs < STALE_AFTER_MS) continue;
         await rm(path, { recursive: true, force: true }).then(
           () => removed++,
           (err: Error) => this.log.warn({ path, err: err.message }, 'could not remove a stale leftover'),

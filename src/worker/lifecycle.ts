@@ -12,6 +12,7 @@ import { HealthMonitor, waitUntilHealthy } from './container-health.js';
 import { Heartbeat, type WorkerStateName } from './heartbeat.js';
 import { Intake, type GateState } from './intake.js';
 import { janitorFor, type Janitor } from './janitor.js';
+import { releaseSpareDirs } from './outputs/dir-calls.js';
 import type { Logger } from '../shared/log.js';
 import { createWorkerMetrics } from './metrics.js';
 import { connectNats, ensureResults, ensureWorkQueue, frameBodyLimit } from '../shared/nats.js';
@@ -295,6 +296,6 @@ export class Worker {
     if (this.stateNow !== 'failed') this.setState('stopped');
     await this.nc?.drain().catch(() => undefined);
     await this.container.destroy().catch(() => undefined);
-    await Promise.all(this.servers.map(closeServer));
+    await Promise.all([...this.servers.map(closeServer), releaseSpareDirs(this.config.responseDir)]);
   }
 }

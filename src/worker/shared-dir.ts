@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
 
 /**
@@ -25,13 +24,11 @@ export function clearUmask(): void {
 /**
  * Creates a shared directory inside an existing one: one mkdir when the umask is clear. A
  * directory already there (left by a run that crashed), or a missing parent, takes the long way
- * (recursive mkdir and chmod), exactly as every directory did before. `onThisThread`: the one
- * mkdir is made on the main thread instead of libuv's pool (see output-dir.ts for when).
+ * (recursive mkdir and chmod), exactly as every directory did before.
  */
-export async function makeSharedDir(path: string, onThisThread = false): Promise<void> {
+export async function makeSharedDir(path: string): Promise<void> {
   try {
-    if (onThisThread) mkdirSync(path, { mode: 0o777 });
-    else await mkdir(path, { mode: 0o777 });
+    await mkdir(path, { mode: 0o777 });
     if (umaskCleared) return;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;

@@ -1,50 +1,130 @@
-import { rmdirSync } from 'node:fs';
-import { rmdir } from 'node:fs/promises';
+import { lstatSync, readdirSync, renameSync, type Stats } from 'node:fs';
+import { rm, rmdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
 import { makeSharedDir } from '../shared-dir.js';
 
 /**
- * Where the per-request output directory's two calls run: its mkdir before the container call
- * and its rmdir after it. While a request's directory is the only one open in this process, they
- * are made on the main thread, which has nothing else to do: each saves a hand-off to libuv's
- * thread pool and back, so a request answered alone answers sooner (bench scenario 1 at c = 1:
- * a/b 0.57 → 0.63, p50 1.29 → 1.15 ms). With other requests running they go through the pool:
- * on the main thread they would hold every other request up for their time on disk (all on the
- * main thread, c = 64: a/b 0.54 → 0.36; docs/performance.md).
+ * The file-system calls behind a request's output directory, `<base>/<requestId>`: it must be
+ * there, empty and mode 0777, when the container is called, and gone when the request ends.
+ *
+ * On ext4 a mkdir + rmdir pair costs 90–195 µs of system time (an inode and a block allocated
+ * and freed, each journaled), and every request's pair locks the same base directory; a rename
+ * in that directory costs 12–28 µs (docs/performance.md). So a directory found empty when its
+ * request ends is not removed: it is renamed to a spare name in the same base directory, and the
+ * next request renames a spare to its own name. The path a container sees, and when it exists,
+ * are as before; a late write through the old path finds nothing there, as before.
+ *
+ * A spare is checked when it is taken, so nothing left in it (a late write through a descriptor
+ * the container kept, or a planted entry) reaches the next request: it must still be a real
+ * directory (not a link), ours, mode 0777, and unchanged since it was found empty. Its mtime
+ * proves the last: every entry made or removed in a directory sets its mtime to the current
+ * time, so a spare whose mtime was already older than `SETTLED_MS` when it was found empty and
+ * has not changed since holds nothing new; a spare changed more recently is listed again.
+ * Anything else is discarded and the request gets a new directory. All calls here run on the
+ * main thread, from the check to the rename, so no other request can take the same spare.
+ *
+ * The stock holds only directories that requests have given back, so it never holds more than
+ * the most requests that were ever running at once; the worker removes it when it stops, and
+ * the janitor removes what a crashed worker left.
  */
-let open = 0;
+const SETTLED_MS = 1_000;
+/** Spare names are hidden and unique to this process, so workers sharing a base never collide. */
+const SPARE_PREFIX = `.nvcf-spare-${randomBytes(4).toString('hex')}-`;
 
-/** One request's directory, counted as open from `create` until `close`. */
+interface Spare {
+  path: string;
+  /** mtime when it was found empty, and whether it had been settled for SETTLED_MS by then. */
+  mtimeMs: number;
+  settled: boolean;
+}
+
+const stock = new Map<string, Spare[]>();
+let named = 0;
+const uid = process.getuid?.();
+
+/** One request's directory. */
 export class OutputDirCalls {
-  private counted = false;
+  private readonly base: string;
 
-  constructor(private readonly path: string) {}
-
-  async create(): Promise<void> {
-    const alone = open === 0;
-    open++;
-    this.counted = true;
-    try {
-      await makeSharedDir(this.path, alone);
-    } catch (err) {
-      this.close();
-      throw err;
-    }
+  constructor(private readonly path: string) {
+    this.base = dirname(path);
   }
 
-  /** Removes the directory when it is empty; false when it holds anything (or is not there). */
-  async removeIfEmpty(): Promise<boolean> {
+  /** Makes the directory: a spare renamed to this request's name, else a new one. */
+  async create(): Promise<void> {
+    const spares = stock.get(this.base);
+    for (let spare = spares?.pop(); spare; spare = spares?.pop()) {
+      if (takeable(spare)) {
+        try {
+          renameSync(spare.path, this.path);
+          return;
+        } catch {
+          // Gone (the janitor), or the name is taken (a directory left by an earlier delivery of
+          // this request): the new directory below handles both as it always has.
+        }
+      }
+      discard(spare.path);
+    }
+    await makeSharedDir(this.path);
+  }
+
+  /**
+   * Gives the directory back when it is empty (true); false when it holds anything or is no
+   * longer a directory of ours, and it is left where it is.
+   */
+  recycleIfEmpty(): boolean {
+    let entries: string[];
     try {
-      if (open === 1) rmdirSync(this.path);
-      else await rmdir(this.path);
-      return true;
+      entries = readdirSync(this.path);
     } catch {
       return false;
     }
+    if (entries.length > 0) return false;
+    const spare = join(this.base, `${SPARE_PREFIX}${named++}`);
+    try {
+      renameSync(this.path, spare);
+    } catch {
+      return false;
+    }
+    let info: Stats;
+    try {
+      info = lstatSync(spare);
+    } catch {
+      return true; // it went with its name; nothing of it to keep
+    }
+    let spares = stock.get(this.base);
+    if (!spares) stock.set(this.base, (spares = []));
+    spares.push({ path: spare, mtimeMs: info.mtimeMs, settled: Date.now() - info.mtimeMs > SETTLED_MS });
+    return true;
   }
+}
 
-  close(): void {
-    if (!this.counted) return;
-    this.counted = false;
-    open--;
+function takeable(spare: Spare): boolean {
+  let info: Stats;
+  try {
+    info = lstatSync(spare.path);
+  } catch {
+    return false;
   }
+  if (!info.isDirectory() || (info.mode & 0o7777) !== 0o777) return false;
+  if (uid !== undefined && info.uid !== uid) return false;
+  if (spare.settled && info.mtimeMs === spare.mtimeMs) return true;
+  try {
+    return readdirSync(spare.path).length === 0;
+  } catch {
+    return false;
+  }
+}
+
+function discard(path: string): void {
+  // Never follows a link: a planted one is removed, not what it points to.
+  void rm(path, { recursive: true, force: true }).catch(() => undefined);
+}
+
+/** Removes the spare directories of `base`; for a worker that stops. */
+export async function releaseSpareDirs(base: string): Promise<void> {
+  const spares = stock.get(base) ?? [];
+  stock.delete(base);
+  await Promise.all(spares.map((spare) => rmdir(spare.path).catch(() => discard(spare.path))));
 }

@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { rm, rmdir } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { SidecarError, errorCode } from '../../shared/errors.js';
@@ -141,10 +141,9 @@ export class RequestOutputs {
     this.closed = true;
     this.stopWatching();
     await this.progress.close();
-    // Most requests leave the directory empty: one rmdir then proves it and removes it, where a
-    // scan and a removal would take two trips through the thread pool (docs/performance.md).
-    // A directory with anything in it refuses, and is scanned as before.
-    if (!this.large && (await this.calls.removeIfEmpty())) {
+    // Most requests leave the directory empty: it is then given back at once (dir-calls.ts).
+    // A directory with anything in it is scanned.
+    if (!this.large && this.calls.recycleIfEmpty()) {
       this.removed = true;
       return false;
     }
@@ -205,14 +204,13 @@ export class RequestOutputs {
 
   /**
    * The end of the request: anything still running stops, and the directory goes. Most are
-   * empty, and one rmdir removes them; anything else takes the recursive removal (which removes
-   * links, never what they point to).
+   * empty and are given back; anything else takes the recursive removal (which removes links,
+   * never what they point to).
    */
   async remove(): Promise<void> {
     this.abandon();
-    this.calls.close();
-    if (this.removed) return;
-    await rmdir(this.dir).catch(() => rm(this.dir, { recursive: true, force: true }));
+    if (this.removed || this.calls.recycleIfEmpty()) return;
+    await rm(this.dir, { recursive: true, force: true });
   }
 
   /** The one rule for large results: without a slot from the caller there is nowhere to put one. */
