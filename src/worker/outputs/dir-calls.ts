@@ -22,7 +22,9 @@ import { makeSharedDir } from '../shared-dir.js';
  * time, so a spare whose mtime was already older than `SETTLED_MS` when it was found empty and
  * has not changed since holds nothing new; a spare changed more recently is listed again.
  * Anything else is discarded and the request gets a new directory. All calls here run on the
- * main thread, from the check to the rename, so no other request can take the same spare.
+ * main thread, from the check to the rename, so no other request can take the same spare. The
+ * listing that finds a directory empty is made only for one its watch saw nothing in, or whose
+ * request ended before the watch began (20 ms cannot make many entries): never a long one.
  *
  * The stock holds only directories that requests have given back, so it never holds more than
  * the most requests that were ever running at once; the worker removes it when it stops, and

@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { SidecarError, errorCode } from '../../shared/errors.js';
@@ -72,6 +72,8 @@ export class RequestOutputs {
   private shipped = false;
   /** Set once the directory is gone (see `settle`): there is nothing left to remove. */
   private removed = false;
+  /** The watch saw an entry: a directory is given back only when listing it is cheap (dir-calls.ts). */
+  private sawEntries = false;
   private readonly calls: OutputDirCalls;
 
   private constructor(private readonly options: RequestOutputsOptions) {
@@ -123,6 +125,7 @@ export class RequestOutputs {
   }
 
   private seen(path: string): void {
+    this.sawEntries = true;
     if (this.closed) return;
     const name = entryName(this.dir, path);
     if (name === undefined) return; // reported by the final scan
@@ -143,7 +146,7 @@ export class RequestOutputs {
     await this.progress.close();
     // Most requests leave the directory empty: it is then given back at once (dir-calls.ts).
     // A directory with anything in it is scanned.
-    if (!this.large && this.calls.recycleIfEmpty()) {
+    if (!this.large && !this.sawEntries && this.calls.recycleIfEmpty()) {
       this.removed = true;
       return false;
     }
@@ -204,13 +207,15 @@ export class RequestOutputs {
 
   /**
    * The end of the request: anything still running stops, and the directory goes. Most are
-   * empty and are given back; anything else takes the recursive removal (which removes links,
-   * never what they point to).
+   * empty and are given back; anything else takes the rmdir, then the recursive removal (which
+   * removes links, never what they point to).
    */
   async remove(): Promise<void> {
     this.abandon();
-    if (this.removed || this.calls.recycleIfEmpty()) return;
-    await rm(this.dir, { recursive: true, force: true });
+    if (this.removed) return;
+    // Pass-through requests are not watched: nothing bounds what they left, so no listing here.
+    if (this.options.watch && !this.sawEntries && this.calls.recycleIfEmpty()) return;
+    await rmdir(this.dir).catch(() => rm(this.dir, { recursive: true, force: true }));
   }
 
   /** The one rule for large results: without a slot from the caller there is nowhere to put one. */
@@ -287,12 +292,7 @@ async function spool(prefix: Buffer[], rest: AsyncIterator<Buffer>, path: string
   try {
     await pipeline(all, createWriteStream(path, { mode: 0o600 }));
   } catch (err) {
-    throw new SidecarError(
-      'INFERENCE_CONNECTION',
-      `reading the container's response failed: ${(err as Error).message}`,
-      {
-        cause: err,
-      },
-    );
+    const message = `reading the container's response failed: ${(err as Error).message}`;
+    throw new SidecarError('INFERENCE_CONNECTION', message, { cause: err });
   }
 }
