@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { outputDirOf, type Route } from '../support/container.js';
-import { invocationFor } from '../support/env.js';
+import { invocationFor, largeResultInvocation } from '../support/env.js';
 import { startRig, useRig } from '../support/rig.js';
 
 /** A container that answers with what its output directory holds and how it is made. */
@@ -23,7 +23,7 @@ const describesItsDirectory: Route = (req, res) => {
 };
 
 describe('output directories given back for reuse', () => {
-  const rig = useRig({ worker: { env: { MAX_REQUEST_CONCURRENCY: '1' } } });
+  const rig = useRig({ storage: true, worker: { env: { MAX_REQUEST_CONCURRENCY: '1' } } });
   const call = async () => {
     const result = await rig.client.result(await rig.client.invoke(invocationFor(rig.worker.env)), 30_000);
     return { status: result.status, body: JSON.parse(result.body.toString()) as Record<string, unknown> };
@@ -44,6 +44,25 @@ describe('output directories given back for reuse', () => {
     await sleep(800);
     rig.container.route = describesItsDirectory;
     expect(await call()).toEqual({ status: 200, body: { entries: [], directory: true, mode: '777' } });
+  });
+
+  it('ships a file written at once into a directory made from one that had been empty for a while', async () => {
+    // Given back more than a second after it last changed, the directory is trusted by its
+    // mtime alone when the next request ends; the file must still be found.
+    rig.container.route = describesItsDirectory;
+    await call();
+    await sleep(1_200);
+    await call();
+    rig.container.route = async (req, res) => {
+      await writeFile(join(outputDirOf(req), 'out.txt'), 'made');
+      res.writeHead(200).end('{}');
+    };
+    const result = await rig.client.result(
+      await rig.client.invoke(largeResultInvocation(rig.worker.env, rig.storage)),
+      30_000,
+    );
+    expect(result.status).toBe(302);
+    expect(result.manifest!.files.map((f) => f.name)).toEqual(['out.txt']);
   });
 
   it('gives the next request a directory of mode 0777 after a container changed its own', async () => {

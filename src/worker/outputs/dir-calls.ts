@@ -48,6 +48,8 @@ const uid = process.getuid?.();
 /** One request's directory. */
 export class OutputDirCalls {
   private readonly base: string;
+  /** The spare this directory was made from, when it was settled: its mtime still proves it empty. */
+  private settledFrom: Spare | undefined;
 
   constructor(private readonly path: string) {
     this.base = dirname(path);
@@ -60,6 +62,7 @@ export class OutputDirCalls {
       if (takeable(spare)) {
         try {
           renameSync(spare.path, this.path);
+          if (spare.settled) this.settledFrom = spare;
           return;
         } catch {
           // Gone (the janitor), or the name is taken (a directory left by an earlier delivery of
@@ -76,25 +79,22 @@ export class OutputDirCalls {
    * longer a directory of ours, and it is left where it is.
    */
   recycleIfEmpty(): boolean {
-    let entries: string[];
+    let info: Stats;
     try {
-      entries = readdirSync(this.path);
+      info = lstatSync(this.path);
+      // Made from a settled spare and unchanged since: as empty as it was handed out. Else list it.
+      const unchanged = this.settledFrom?.mtimeMs === info.mtimeMs;
+      if (!info.isDirectory() || (!unchanged && readdirSync(this.path).length > 0)) return false;
     } catch {
       return false;
     }
-    if (entries.length > 0) return false;
     const spare = join(this.base, `${SPARE_PREFIX}${named++}`);
     try {
       renameSync(this.path, spare);
     } catch {
       return false;
     }
-    let info: Stats;
-    try {
-      info = lstatSync(spare);
-    } catch {
-      return true; // it went with its name; nothing of it to keep
-    }
+    // A rename within one directory leaves the moved directory's mtime as it was.
     let spares = stock.get(this.base);
     if (!spares) stock.set(this.base, (spares = []));
     spares.push({ path: spare, mtimeMs: info.mtimeMs, settled: Date.now() - info.mtimeMs > SETTLED_MS });
