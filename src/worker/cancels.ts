@@ -1,8 +1,29 @@
+import { EventEmitter } from 'node:events';
 import { SidecarError } from '../shared/errors.js';
 
 /** Cancels that arrive before their request is picked up are remembered this long. */
 const REMEMBER_MS = 10 * 60_000;
 const REMEMBER_MAX = 10_000;
+
+/**
+ * A request's abort handle. It also tells undici, through a plain emitter that undici accepts in
+ * place of an AbortSignal: on Node 20 undici's addEventListener and removeEventListener on a
+ * signal cost about 6 µs per request, an emitter's on and off a few hundredths of that.
+ */
+export class RequestAbort extends AbortController {
+  readonly forUndici: EventEmitter & { aborted: boolean; reason: unknown } = Object.assign(new EventEmitter(), {
+    aborted: false,
+    reason: undefined,
+  });
+
+  override abort(reason?: unknown): void {
+    if (this.signal.aborted) return;
+    super.abort(reason);
+    this.forUndici.aborted = true;
+    this.forUndici.reason = this.signal.reason;
+    this.forUndici.emit('abort');
+  }
+}
 
 /**
  * The abort handles of the requests running here, keyed by request id, so a message on
@@ -11,11 +32,11 @@ const REMEMBER_MAX = 10_000;
  * is answered as cancelled instead of being run.
  */
 export class CancelRegistry {
-  private readonly running = new Map<string, AbortController>();
+  private readonly running = new Map<string, RequestAbort>();
   private readonly early = new Map<string, number>();
 
-  start(requestId: string): AbortController {
-    const controller = new AbortController();
+  start(requestId: string): RequestAbort {
+    const controller = new RequestAbort();
     this.running.set(requestId, controller);
     if (this.early.delete(requestId)) {
       controller.abort(new SidecarError('CANCELLED', 'a cancel for this request arrived before it started'));

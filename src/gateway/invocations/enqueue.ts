@@ -79,7 +79,7 @@ async function republish(
   while (!failure) {
     try {
       await ctx.client.invoke(invocation, body);
-      log.info('the invocation is queued');
+      log.debug('the invocation is queued');
       return;
     } catch (err) {
       if (isStreamFull(err))

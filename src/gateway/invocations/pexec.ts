@@ -171,7 +171,8 @@ export async function invokeFunction(
     await discardParked();
     throw err;
   }
-  log.info(
+  // Debug: each call's one info line is its outcome ("result delivered", or why it was refused).
+  log.debug(
     { pollSeconds, bytes: 'inline' in taken ? taken.inline.length : taken.parked, inline, assets: assets.length },
     'request queued',
   );

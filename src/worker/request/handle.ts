@@ -9,6 +9,7 @@ import { RequestOutputs } from '../outputs/output-dir.js';
 import { DEFAULT_REQUEST_LIFETIME_MS, EXPIRY_GRACE_MS, type Invocation } from '../../shared/protocol.js';
 import { FrameError, decodeInvocation } from '../../shared/frame-codec.js';
 import type { HandledOutcome, HandlerDeps } from './handler-deps.js';
+import type { RequestAbort } from '../cancels.js';
 import { ResponsePublisher, alreadyAnswered } from './publisher.js';
 import { discard, relayCompatible, relayStream, type Relayed } from './relay.js';
 import { RETRY_DELAY_MS, answerMalformed, publisherFor, settleFailure } from './settle.js';
@@ -71,7 +72,7 @@ export async function handleDelivery(msg: JsMsg, deps: HandlerDeps): Promise<Han
   const assetDir = join(deps.config.assetDir, invocation.requestId);
   const stage: Stage = { answered: false };
   try {
-    const relayed = await run(invocation, body, publisher, controller.signal, assetDir, stage, deps, log);
+    const relayed = await run(invocation, body, publisher, controller, assetDir, stage, deps, log);
     msg.ack();
     // Debug, not info: a line per request costs the worker more CPU than its own bookkeeping of
     // the request (docs/performance.md); the metrics count every outcome.
@@ -111,12 +112,13 @@ async function run(
   invocation: Invocation,
   body: Uint8Array,
   publisher: ResponsePublisher,
-  signal: AbortSignal,
+  abort: RequestAbort,
   assetDir: string,
   stage: Stage,
   deps: HandlerDeps,
   log: Logger,
 ): Promise<Relayed> {
+  const { signal } = abort;
   const startedAt = Date.now();
   const windowEnd = invocation.requestTime + invocation.pollSeconds * 1000;
   // Only a first delivery can be "queued too long": a redelivery was already running (its
@@ -174,6 +176,7 @@ async function run(
       headers,
       body: invocation.bodyUrl ? { url: invocation.bodyUrl } : body,
       signal,
+      abortEvents: abort.forUndici,
     });
     stage.answered = true;
     try {
