@@ -1,5 +1,5 @@
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, readdir } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from 'nats';
 import { streams } from '../../src/shared/protocol.js';
@@ -108,7 +108,10 @@ export function judge(cases: FrameCase[], finals: Map<string, Seen>, report: Fuz
   }
 }
 
-/** Request directories must all be gone once their requests ended. */
+/**
+ * Request directories must all be gone once their requests ended. The running worker's spare
+ * output directories (named `.nvcf-spare-…`) may stay, as long as each is an empty directory.
+ */
 export async function leftovers(env: Record<string, string>): Promise<string[]> {
   const found: string[] = [];
   for (const dir of [env.BASE_ASSET_DIR!, env.BASE_RESPONSE_DIR!]) {
@@ -116,6 +119,9 @@ export async function leftovers(env: Record<string, string>): Promise<string[]> 
     // Removal runs after the final is published; 100,000 files take a while to remove.
     for (let i = 0; i < 600; i++) {
       names = await readdir(dir).catch(() => [] as string[]);
+      names = (
+        await Promise.all(names.map(async (name) => ((await isEmptySpare(join(dir, name))) ? [] : [name])))
+      ).flat();
       if (names.length === 0) break;
       await sleep(100);
     }
@@ -135,4 +141,10 @@ export async function zipsWithCanary(dir: string, marker: string): Promise<strin
       if (bytes.includes(marker)) found.push(`zip ${name} entry ${JSON.stringify(entry)} carries the canary`);
   }
   return found;
+}
+
+async function isEmptySpare(path: string): Promise<boolean> {
+  if (!basename(path).startsWith('.nvcf-spare-')) return false;
+  const info = await lstat(path).catch(() => undefined);
+  return info !== undefined && info.isDirectory() && (await readdir(path).catch(() => ['?'])).length === 0;
 }
