@@ -30,11 +30,11 @@ describe('output directories given back for reuse', () => {
   };
 
   it('never hands a request a directory holding what a process of an earlier request wrote after its answer', async () => {
-    // The first request's directory is older than a second when it is given back, so the check
+    // The first request's directory is older than 2.5 s when it is given back, so the check
     // of its mtime, not a listing, is what must notice the late file.
     rig.container.route = describesItsDirectory;
     await call();
-    await sleep(1_200);
+    await sleep(2_700);
     rig.container.route = (req, res) => {
       // A process that keeps the directory as its working directory, and writes after the answer.
       spawn('sh', ['-c', 'sleep 0.3; echo late > late.txt'], { cwd: outputDirOf(req), stdio: 'ignore' });
@@ -47,11 +47,11 @@ describe('output directories given back for reuse', () => {
   });
 
   it('ships a file written at once into a directory made from one that had been empty for a while', async () => {
-    // Given back more than a second after it last changed, the directory is trusted by its
+    // Given back more than 2.5 s after it last changed, the directory is trusted by its
     // mtime alone when the next request ends; the file must still be found.
     rig.container.route = describesItsDirectory;
     await call();
-    await sleep(1_200);
+    await sleep(2_700);
     await call();
     rig.container.route = async (req, res) => {
       await writeFile(join(outputDirOf(req), 'out.txt'), 'made');

@@ -30,7 +30,8 @@ import { makeSharedDir } from '../shared-dir.js';
  * the most requests that were ever running at once; the worker removes it when it stops, and
  * the janitor removes what a crashed worker left.
  */
-const SETTLED_MS = 1_000;
+/** Longer than the coarsest mtime a file system keeps (2 s on FAT), so a later change shows. */
+const SETTLED_MS = 2_500;
 /** Spare names are hidden and unique to this process, so workers sharing a base never collide. */
 const SPARE_PREFIX = `.nvcf-spare-${randomBytes(4).toString('hex')}-`;
 
