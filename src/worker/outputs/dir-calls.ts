@@ -8,17 +8,17 @@ import { makeSharedDir } from '../shared-dir.js';
  * The file-system calls behind a request's output directory, `<base>/<requestId>`: it must be
  * there, empty and mode 0777, when the container is called, and gone when the request ends.
  *
- * On ext4 a mkdir + rmdir pair costs 90–195 µs of system time (an inode and a block allocated
- * and freed, each journaled), and every request's pair locks the same base directory; a rename
- * in that directory costs 12–28 µs (docs/performance.md). So a directory found empty when its
+ * On ext4 a mkdir + rmdir pair costs 90–195 µs (37–138 µs of it system time: an inode and a
+ * block allocated and freed, each journaled), and every request's pair locks the same base
+ * directory; a rename in that directory costs 12–28 µs (docs/performance.md). So a directory found empty when its
  * request ends is not removed: it is renamed to a spare name in the same base directory, and the
  * next request renames a spare to its own name. The path a container sees, and when it exists,
  * are as before; a late write through the old path finds nothing there, as before.
  *
  * A spare is checked when it is taken, so nothing left in it (a late write through a descriptor
  * the container kept, or a planted entry) reaches the next request: it must still be a real
- * directory (not a link), ours, mode 0777, and unchanged since it was found empty. Its mtime
- * proves the last: every entry made or removed in a directory sets its mtime to the current
+ * directory (not a link), ours, mode 0777, and unchanged since it was found empty. Its inode
+ * and mtime prove the last: every entry made or removed in a directory sets its mtime to the current
  * time, so a spare whose mtime was already older than `SETTLED_MS` when it was found empty and
  * has not changed since holds nothing new; a spare changed more recently is listed again.
  * Anything else is discarded and the request gets a new directory. All calls here run on the
@@ -37,7 +37,8 @@ const SPARE_PREFIX = `.nvcf-spare-${randomBytes(4).toString('hex')}-`;
 
 interface Spare {
   path: string;
-  /** mtime when it was found empty, and whether it had been settled for SETTLED_MS by then. */
+  /** Inode and mtime when it was found empty, and whether it had been settled for SETTLED_MS by then. */
+  ino: number;
   mtimeMs: number;
   settled: boolean;
 }
@@ -84,7 +85,7 @@ export class OutputDirCalls {
     try {
       info = lstatSync(this.path);
       // Made from a settled spare and unchanged since: as empty as it was handed out. Else list it.
-      const unchanged = this.settledFrom?.mtimeMs === info.mtimeMs;
+      const unchanged = this.settledFrom !== undefined && sameAs(this.settledFrom, info);
       if (!info.isDirectory() || (!unchanged && readdirSync(this.path).length > 0)) return false;
     } catch {
       return false;
@@ -98,7 +99,8 @@ export class OutputDirCalls {
     // A rename within one directory leaves the moved directory's mtime as it was.
     let spares = stock.get(this.base);
     if (!spares) stock.set(this.base, (spares = []));
-    spares.push({ path: spare, mtimeMs: info.mtimeMs, settled: Date.now() - info.mtimeMs > SETTLED_MS });
+    const { ino, mtimeMs } = info;
+    spares.push({ path: spare, ino, mtimeMs, settled: Date.now() - mtimeMs > SETTLED_MS });
     return true;
   }
 }
@@ -112,12 +114,17 @@ function takeable(spare: Spare): boolean {
   }
   if (!info.isDirectory() || (info.mode & 0o7777) !== 0o777) return false;
   if (uid !== undefined && info.uid !== uid) return false;
-  if (spare.settled && info.mtimeMs === spare.mtimeMs) return true;
+  if (spare.settled && sameAs(spare, info)) return true;
   try {
     return readdirSync(spare.path).length === 0;
   } catch {
     return false;
   }
+}
+
+/** The same directory, with no entry made or removed in it since `spare` was recorded. */
+function sameAs(spare: Spare, info: Stats): boolean {
+  return info.ino === spare.ino && info.mtimeMs === spare.mtimeMs;
 }
 
 function discard(path: string): void {
