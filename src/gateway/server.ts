@@ -1,4 +1,5 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
+import { setMaxListeners } from 'node:events';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Events, type NatsConnection } from 'nats';
@@ -46,7 +47,8 @@ export class Gateway {
   private startedAt = 0;
   private reconnectedAt = 0;
   private stopping: Promise<void> | undefined;
-  private readonly shutdown = new AbortController();
+  /** Every waiting call listens to it, so it has as many listeners as calls wait; no "leak" warning. */
+  private readonly shutdown = maxListenersOff(new AbortController());
   /** Calls not yet answered in full: a stopping gateway answers them before it closes their connections. */
   private readonly inFlight = new Set<ServerResponse>();
   /** Every open client connection, so a stopping gateway can tell idle ones from busy ones. */
@@ -234,4 +236,9 @@ export class Gateway {
     })();
     return this.stopping;
   }
+}
+
+function maxListenersOff(controller: AbortController): AbortController {
+  setMaxListeners(0, controller.signal);
+  return controller;
 }

@@ -61,6 +61,26 @@ describe('the gateway pexec API in front of a real worker', () => {
     expect(again.headers.get('content-type')).toBe('application/problem+json');
   });
 
+  it('keeps quiet with more calls waiting at once than Node counts as a listener leak', async () => {
+    const released = gate();
+    rig.container.route = async (_req, res) => {
+      await released.opened;
+      res.writeHead(200).end('ok');
+    };
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
+    process.on('warning', onWarning);
+    try {
+      const calls = Array.from({ length: 12 }, () => pexec({ body: 'x' }));
+      await expect.poll(() => rig.container.concurrent).toBe(4);
+      released.open();
+      expect((await Promise.all(calls)).map((r) => r.status)).toEqual(Array(12).fill(200));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.filter((w) => w.startsWith('MaxListenersExceeded'))).toEqual([]);
+  });
+
   it("passes the container's error through as problem+json with its status", async () => {
     rig.container.route = (_req, res) =>
       void res.writeHead(422, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'prompt too long' }));
