@@ -129,8 +129,7 @@ export class Worker {
   private async prepareDirectories(): Promise<void> {
     for (const dir of [this.config.assetDir, this.config.responseDir]) {
       await mkdir(dir, { recursive: true, mode: 0o777 });
-      // Shared with the container, which may run as another user.
-      await chmod(dir, 0o777).catch(() => undefined);
+      await chmod(dir, 0o777).catch(() => undefined); // shared with a container of another user
     }
     await mkdir(this.config.spoolDir, { recursive: true, mode: 0o700 });
     this.realResponseDir = await realpath(this.config.responseDir);
